@@ -1,0 +1,218 @@
+"""Question families, mirroring the six public test sets of the method.
+
+- `table_lookup` (WikiTableQuestions / TableVQA-Bench): value of a cell, which of two rows is
+  larger, difference of two rows, which row holds a column's maximum;
+- `table_verify` (TabFact): true/false statements about cells;
+- `chart_value` (ChartQA): value of a bar or point, which of two is larger;
+- `chart_series` (CharXiv reasoning): grouped bars, difference and comparison of two series;
+- `focus` (ReFocus): sums over two rows or two chart values, which need several regions.
+
+Every question records the evidence (content units the answer needs) and the context (row
+starters that must stay in view because the answer names a row).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from iapo.world.glyphs import SERIES_NAMES
+from iapo.world.layouts import Scene
+
+FAMILIES = ("table_lookup", "table_verify", "chart_value", "chart_series", "focus")
+
+
+@dataclass
+class Question:
+    text: str
+    answer: str
+    metric: str  # exact | relaxed | boolean
+    evidence: list[str]
+    template: str
+    context: list[str] = field(default_factory=list)
+
+
+def _two(rng: random.Random, items: list[str]) -> tuple[str, str]:
+    a, b = rng.sample(items, 2)
+    return a, b
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def t_value(s: Scene, rng: random.Random) -> Question:
+    r, c = rng.choice(s.row_names), rng.choice(s.col_names)
+    return Question(
+        f"What is the value in row {r}, column {c}?",
+        str(s.values[f"{r}/{c}"]),
+        "exact",
+        [f"{r}/{c}"],
+        "value",
+    )
+
+
+def _distinct_rows(s: Scene, rng: random.Random, c: str) -> tuple[str, str] | None:
+    for _ in range(20):
+        a, b = _two(rng, s.row_names)
+        if s.values[f"{a}/{c}"] != s.values[f"{b}/{c}"]:
+            return a, b
+    return None
+
+
+def t_compare(s: Scene, rng: random.Random) -> Question | None:
+    c = rng.choice(s.col_names)
+    pair = _distinct_rows(s, rng, c)
+    if pair is None:
+        return None
+    a, b = pair
+    win = a if s.values[f"{a}/{c}"] > s.values[f"{b}/{c}"] else b
+    return Question(
+        f"In column {c}, which row is larger: {a} or {b}?",
+        win,
+        "exact",
+        [f"{a}/{c}", f"{b}/{c}"],
+        "compare",
+        context=[f"{a}/#", f"{b}/#"],
+    )
+
+
+def t_diff(s: Scene, rng: random.Random) -> Question:
+    c = rng.choice(s.col_names)
+    a, b = _two(rng, s.row_names)
+    d = s.values[f"{a}/{c}"] - s.values[f"{b}/{c}"]
+    return Question(
+        f"What is row {a} minus row {b} in column {c}?", str(d), "exact", [f"{a}/{c}", f"{b}/{c}"], "diff"
+    )
+
+
+def t_argmax(s: Scene, rng: random.Random) -> Question | None:
+    c = rng.choice(s.col_names)
+    col = {r: s.values[f"{r}/{c}"] for r in s.row_names}
+    best = max(col.values())
+    if list(col.values()).count(best) != 1:
+        return None
+    r = max(col, key=col.__getitem__)
+    return Question(
+        f"Which row has the largest value in column {c}?",
+        r,
+        "exact",
+        [f"{x}/{c}" for x in s.row_names],
+        "argmax",
+        context=[f"{x}/#" for x in s.row_names],
+    )
+
+
+def t_verify_value(s: Scene, rng: random.Random) -> Question:
+    r, c = rng.choice(s.row_names), rng.choice(s.col_names)
+    v = s.values[f"{r}/{c}"]
+    truth = rng.random() < 0.5
+    claim = v if truth else rng.choice([d for d in range(10) if d != v])
+    return Question(
+        f"True or false: row {r}, column {c} is {claim}.",
+        "true" if truth else "false",
+        "boolean",
+        [f"{r}/{c}"],
+        "verify_value",
+    )
+
+
+def t_verify_compare(s: Scene, rng: random.Random) -> Question | None:
+    c = rng.choice(s.col_names)
+    pair = _distinct_rows(s, rng, c)
+    if pair is None:
+        return None
+    a, b = pair
+    truth = s.values[f"{a}/{c}"] > s.values[f"{b}/{c}"]
+    return Question(
+        f"True or false: in column {c}, row {a} is larger than row {b}.",
+        "true" if truth else "false",
+        "boolean",
+        [f"{a}/{c}", f"{b}/{c}"],
+        "verify_compare",
+    )
+
+
+def t_sum_rows(s: Scene, rng: random.Random) -> Question:
+    c = rng.choice(s.col_names)
+    a, b = _two(rng, s.row_names)
+    total = s.values[f"{a}/{c}"] + s.values[f"{b}/{c}"]
+    return Question(
+        f"What is the sum of rows {a} and {b} in column {c}?",
+        str(total),
+        "exact",
+        [f"{a}/{c}", f"{b}/{c}"],
+        "sum_rows",
+    )
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+
+def c_value(s: Scene, rng: random.Random) -> Question:
+    x = rng.choice(s.categories)
+    return Question(f"What is the value of {x}?", str(s.values[x]), "relaxed", [x], "chart_value")
+
+
+def c_compare(s: Scene, rng: random.Random) -> Question | None:
+    for _ in range(20):
+        a, b = _two(rng, s.categories)
+        if s.values[a] != s.values[b]:
+            win = a if s.values[a] > s.values[b] else b
+            return Question(f"Which is larger, {a} or {b}?", win, "exact", [a, b], "chart_compare")
+    return None
+
+
+def c_sum(s: Scene, rng: random.Random) -> Question:
+    a, b = _two(rng, s.categories)
+    return Question(
+        f"What is the total of {a} and {b}?", str(s.values[a] + s.values[b]), "relaxed", [a, b], "chart_sum"
+    )
+
+
+def g_diff(s: Scene, rng: random.Random) -> Question:
+    x = rng.choice(s.categories)
+    p, q = rng.sample(range(s.n_series), 2)
+    d = s.values[f"{x}:{p}"] - s.values[f"{x}:{q}"]
+    return Question(
+        f"At {x}, what is {SERIES_NAMES[p]} minus {SERIES_NAMES[q]}?", str(d), "relaxed", [x], "series_diff"
+    )
+
+
+def g_compare(s: Scene, rng: random.Random) -> Question | None:
+    x = rng.choice(s.categories)
+    p, q = rng.sample(range(s.n_series), 2)
+    vp, vq = s.values[f"{x}:{p}"], s.values[f"{x}:{q}"]
+    if vp == vq:
+        return None
+    win = SERIES_NAMES[p] if vp > vq else SERIES_NAMES[q]
+    return Question(
+        f"At {x}, which is higher, {SERIES_NAMES[p]} or {SERIES_NAMES[q]}?",
+        win,
+        "exact",
+        [x],
+        "series_compare",
+    )
+
+
+Template = Callable[[Scene, random.Random], "Question | None"]
+
+# family -> [(scene style, template, weight)]
+FAMILY_TEMPLATES: dict[str, list[tuple[str, Template, float]]] = {
+    "table_lookup": [
+        ("table", t_value, 0.4),
+        ("table", t_compare, 0.2),
+        ("table", t_diff, 0.2),
+        ("table", t_argmax, 0.2),
+    ],
+    "table_verify": [("table", t_verify_value, 0.6), ("table", t_verify_compare, 0.4)],
+    "chart_value": [
+        ("v_bar", c_value, 0.25),
+        ("h_bar", c_value, 0.25),
+        ("line", c_value, 0.2),
+        ("v_bar", c_compare, 0.15),
+        ("h_bar", c_compare, 0.15),
+    ],
+    "chart_series": [("grouped", g_diff, 0.5), ("grouped", g_compare, 0.5)],
+    "focus": [("table", t_sum_rows, 0.5), ("v_bar", c_sum, 0.25), ("h_bar", c_sum, 0.25)],
+}

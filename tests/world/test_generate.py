@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from iapo.metrics import score
+from iapo.tools import CallClass, ToolSession, format_tool_call, parse_turn
+from iapo.tools.registry import compile_call, layout_after, validate_arguments
+from iapo.world import FAMILIES, World, WorldConfig, example_image, generate_example, grid_after
+from iapo.world.generate import content_hash
+from iapo.world.glyphs import DIGITS, MASKED, TOKEN
+from iapo.world.scene import TokenGrid
+
+
+def test_examples_are_deterministic_functions_of_seed_split_index():
+    cfg = WorldConfig()
+    a, b = generate_example(cfg, "train", 7), generate_example(cfg, "train", 7)
+    assert a.example.to_json() == b.example.to_json()
+    assert generate_example(cfg, "val", 7).content_hash != a.content_hash
+    assert generate_example(WorldConfig(seed=1), "train", 7).content_hash != a.content_hash
+
+
+def test_splits_exist_and_are_disjoint_by_seed_and_content(small_world: World):
+    assert set(small_world.splits) == {"train", "val", "ood", *(f"test_{f}" for f in FAMILIES)}
+    seen: dict[str, str] = {}
+    for split in small_world.splits:
+        for ex in small_world.load(split):
+            assert ex.split == split and ex.id.startswith(split + "-")  # the split is part of the seed
+            h = hashlib.sha1((json.dumps(ex.grid) + ex.question).encode()).hexdigest()
+            assert h not in seen, f"{ex.id} duplicates {seen[h]}"
+            seen[h] = ex.id
+    for f in FAMILIES:
+        assert {e.family for e in small_world.load(f"test_{f}")} == {f}
+
+
+def test_ood_is_larger_and_uses_unseen_headers(small_world: World):
+    train_headers = {
+        t for e in small_world.load("train") for row in e.grid for t in row if t.isalpha() and len(t) == 1
+    }
+    ood = small_world.load("ood")
+    ood_headers = {t for e in ood for row in e.grid for t in row if t.isalpha() and len(t) == 1}
+    assert not (train_headers & ood_headers)
+    big = max(len(e.grid) * len(e.grid[0]) for e in small_world.load("train"))
+    assert max(len(e.grid) * len(e.grid[0]) for e in ood) > big
+
+
+def test_at_least_30_percent_of_training_questions_have_two_valid_paths(small_world: World):
+    train = small_world.load("train")
+    share = np.mean([len({json.dumps(p, sort_keys=True) for p in e.valid_paths}) >= 2 for e in train])
+    assert share >= 0.30, share
+
+
+def test_gold_path_and_gold_answer_score_100_percent_on_every_split(small_world: World):
+    for split in small_world.splits:
+        for ex in small_world.load(split):
+            s = ToolSession(example_image(ex), ex.layout, frozenset(ex.evidence), frozenset(ex.context))
+            for call in ex.reference_path:
+                r = s.step(parse_turn(format_tool_call(call["name"], call["arguments"])))
+                assert r.cls == CallClass.VALID_USEFUL, (ex.id, call, r)
+            assert s.units.reveals(frozenset(ex.evidence), frozenset(ex.context)), ex.id
+            assert score(ex.answer, ex.gold, ex.metric) == 1.0
+
+
+def _unit_grid(ex) -> TokenGrid:
+    """Token grid whose labels are the unit each token belongs to ('' for none)."""
+    h, w = len(ex.grid), len(ex.grid[0])
+    units = np.full((h, w), "", dtype=object)
+    for name, box in ex.layout.units().items():
+        ys, xs = TokenGrid(units, np.zeros((h, w), np.uint8)).token_slice(box)
+        units[ys, xs] = name
+    return TokenGrid(units, np.zeros((h, w), np.uint8))
+
+
+def _salient_tokens(labels: TokenGrid, units: TokenGrid) -> tuple[set[str], list[str]]:
+    """What a reader of the edited image alone sees as salient: visible content tokens with the
+    most emphasis. Returns (units those tokens belong to, digit glyphs on them)."""
+    visible = (labels.labels != MASKED) & (units.labels != "")
+    emph = np.where(visible, labels.emphasis.astype(int), -1)
+    top = emph[visible].max()
+    mask = visible & (emph == top)
+    return set(units.labels[mask]), [t for t in labels.labels[mask] if t in DIGITS]
+
+
+def test_after_every_valid_path_only_the_evidence_is_salient(small_world: World):
+    """A scripted reader of the edited image only: non-evidence cells left salient = 0, and for
+    value/sum/verify questions the salient digits alone give the answer."""
+    checked = non_evidence = answered = 0
+    for split in ("train", "ood"):
+        for ex in small_world.load(split)[:120]:
+            for path in ex.valid_paths:
+                final = grid_after(ex, path)[-1]
+                # replay the path on a grid of unit names with the same primitives
+                units, lay = _unit_grid(ex), ex.layout
+                for call in path:
+                    ops = compile_call(
+                        call["name"], validate_arguments(call["name"], call["arguments"], lay), lay
+                    )
+                    units = units.apply(ops)
+                    lay = layout_after(ops, lay)
+                salient, digits = _salient_tokens(final, units)
+                non_evidence += len(salient - set(ex.evidence))
+                assert set(ex.evidence) <= salient
+                t = ex.meta["template"]
+                if t in ("value", "chart_value"):
+                    assert digits == [ex.answer], (ex.id, path, digits)
+                    answered += 1
+                elif t in ("sum_rows", "chart_sum"):
+                    assert sum(int(d) for d in digits) == int(ex.answer)
+                    answered += 1
+                checked += 1
+    assert checked > 500 and answered > 100
+    assert non_evidence == 0
+
+
+def test_tool_output_labels_match_pixels(small_world: World):
+    """Tokens the label interpreter calls masked are mask-grey in the tool's pixel output; glyph
+    tokens still show dark ink."""
+    from iapo.tools import run_tool
+
+    for ex in small_world.load("train")[:40]:
+        img, lay = example_image(ex), ex.layout
+        path = ex.valid_paths[-1]
+        for call in path:
+            img, lay = run_tool(img, lay, call["name"], call["arguments"])
+        labels = grid_after(ex, path)[-1]
+        a = np.asarray(img)
+        assert a.shape[:2] == (labels.shape[0] * TOKEN, labels.shape[1] * TOKEN)
+        for (r, c), lab in np.ndenumerate(labels.labels):
+            tile = a[r * TOKEN + 3 : (r + 1) * TOKEN - 3, c * TOKEN + 3 : (c + 1) * TOKEN - 3]
+            if lab == MASKED:
+                assert (tile == (150, 150, 150)).all()
+            elif len(lab) == 1 and lab not in ".#":
+                assert (tile.min(axis=-1) < 60).any()
+
+
+def test_content_hash_depends_on_image_and_question():
+    g = generate_example(WorldConfig(), "train", 0)
+    assert content_hash(g.scene, g.example.question) != content_hash(g.scene, g.example.question + "?")
+
+
+def test_bad_config_values_are_refused():
+    from iapo.config import build
+    from iapo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="family_weights"):
+        build(WorldConfig, {"family_weights": {"nope": 1.0}})
+    with pytest.raises(ConfigError, match="trian: unknown key"):
+        build(WorldConfig, {"trian": 5})

@@ -21,3 +21,35 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture()
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tokenizers(small_world: World):
+    """The main (identifier-split) and alt (word-split, smaller vocabulary) tokenizers."""
+    from iapo.models.corpus import world_texts
+    from iapo.models.tokenizer import SPLIT_WORDS, train_tokenizer
+
+    train = small_world.load("train")
+    return {
+        "main": train_tokenizer(world_texts(train), 600),
+        "alt": train_tokenizer(world_texts(train), 400, SPLIT_WORDS),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tokenizers):
+    """An untrained tiny student and a tiny teacher with the other tokenizer (fast to build)."""
+    from iapo.models.build import ModelSpec, build_model, make_processor
+
+    out = {}
+    for name, tok, spec in [
+        ("student", tokenizers["main"], ModelSpec(hidden=32, heads=2, layers=1, intermediate=64, vision_hidden=32)),
+        (
+            "teacher_alt",
+            tokenizers["alt"],
+            ModelSpec(hidden=64, heads=2, layers=2, intermediate=128, vision_hidden=32, vocab_size=400),
+        ),
+    ]:
+        proc = make_processor(tok, spec)
+        out[name] = (build_model(spec, proc, seed=0), proc)
+    return out

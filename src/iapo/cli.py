@@ -58,9 +58,7 @@ def progress_bar() -> Progress:
 def world(
     ctx: typer.Context,
     out: Annotated[Path | None, typer.Option(help="Directory to write the world into.")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="World config YAML (default: configs/world.yaml values).")
-    ] = None,
+    config: Annotated[Path | None, typer.Option(help="World config YAML (default: configs/world.yaml values).")] = None,
     train: Annotated[int | None, typer.Option(help="Override the number of training examples.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the world seed.")] = None,
     workers: Annotated[int, typer.Option(help="Processes drawing examples.")] = 2,
@@ -70,9 +68,7 @@ def world(
     if ctx.invoked_subcommand is not None:
         return
     if out is None:
-        raise typer.BadParameter(
-            "--out is required to generate a world (or use a subcommand, e.g. `iapo world show`)"
-        )
+        raise typer.BadParameter("--out is required to generate a world (or use a subcommand, e.g. `iapo world show`)")
     from iapo.config import build, load_yaml
     from iapo.world import WorldConfig, write_world
 
@@ -90,9 +86,7 @@ def world(
     n = sum(manifest["splits"].values())
     rate = n / max(manifest["seconds"], 1e-9)
     splits = ", ".join(f"{k}={v}" for k, v in manifest["splits"].items())
-    console.print(
-        f"wrote {n} examples in {manifest['seconds']:.1f}s ({rate:.0f}/s) to {out}: {splits}", soft_wrap=True
-    )
+    console.print(f"wrote {n} examples in {manifest['seconds']:.1f}s ({rate:.0f}/s) to {out}: {splits}", soft_wrap=True)
 
 
 @world_app.command("show")
@@ -115,6 +109,125 @@ def world_show(
     pick = random.Random(seed).sample(exs, min(n, len(exs)))
     write_gallery(pick, out, seed=seed)
     console.print(f"wrote {out}")
+
+
+def _zoo_config(config: Path | None):
+    from iapo.config import build, load_yaml
+    from iapo.train.zoo import ZooConfig
+
+    return load_yaml(config, ZooConfig) if config else build(ZooConfig, {})
+
+
+class _Bars:
+    """One rich progress bar per training stage."""
+
+    def __init__(self, bar: Progress):
+        self.bar, self.tasks = bar, {}
+
+    def __call__(self, stage: str, step: int, total: int, row: dict) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(f"{stage:>22}", total=total)
+        loss = next((v for k, v in row.items() if k.endswith("/loss")), None)
+        extra = f" loss {loss:.3f}" if loss is not None else ""
+        if "val/accuracy" in row:
+            extra += f" val acc {row['val/accuracy']:.2f}"
+        self.bar.update(self.tasks[stage], completed=step, description=f"{stage:>22}{extra}")
+
+
+@app.command()
+@friendly
+def sft(
+    world: Annotated[Path, typer.Option(help="World directory (iapo world --out).")],
+    out: Annotated[Path, typer.Option(help="Where the models go: out/<role>/ are checkpoint directories.")],
+    config: Annotated[Path | None, typer.Option(help="Zoo config YAML (configs/models.yaml).")] = None,
+    roles: Annotated[str | None, typer.Option(help="Comma-separated roles to train (default: all).")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
+) -> None:
+    """Vision pretraining, then the language and multimodal SFT stages of every role.
+
+    Resumable: rerun the same command after an interruption and it continues from the last
+    checkpoint; finished roles are skipped."""
+    import torch
+
+    from iapo.train.zoo import build_zoo
+    from iapo.world import World
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = _zoo_config(config)
+    with progress_bar() as bar:
+        summary = build_zoo(World(world), cfg, out, roles.split(",") if roles else None, _Bars(bar))
+    for role, meta in summary["roles"].items():
+        acc = meta["val_accuracy"]
+        console.print(
+            f"{role:>14}: {meta['params'] / 1e6:.2f}M params, val accuracy {100 * acc['mean']:.1f}% "
+            f"[{100 * acc['ci_low']:.1f}, {100 * acc['ci_high']:.1f}] (n={acc['n']}), {meta['seconds']:.0f}s",
+            soft_wrap=True,
+        )
+
+
+@app.command()
+@friendly
+def pretrain(
+    world: Annotated[Path, typer.Option(help="World directory.")],
+    out: Annotated[Path, typer.Option(help="Run directory; writes vision.pt.")],
+    config: Annotated[Path | None, typer.Option(help="Zoo config YAML (its pretrain: and tokenizer: parts).")] = None,
+    role: Annotated[str, typer.Option(help="Whose model size to pretrain the vision tower for.")] = "student",
+) -> None:
+    """Vision pretraining alone (also the first stage of `iapo sft`)."""
+    from transformers import AutoTokenizer
+
+    from iapo.models.build import make_processor
+    from iapo.train.pretrain import pretrain_vision
+    from iapo.train.zoo import train_tokenizers
+    from iapo.world import World
+
+    cfg = _zoo_config(config)
+    w = World(world)
+    train, val = w.load("train"), w.load("val")
+    spec = cfg.roles[role].spec
+    tok = AutoTokenizer.from_pretrained(train_tokenizers(train, cfg, out)["main"])
+    with progress_bar() as bar:
+        bars = _Bars(bar)
+        res = pretrain_vision(
+            train,
+            val,
+            spec,
+            make_processor(tok, spec),
+            cfg.pretrain,
+            out,
+            lambda s, n, r: bars("vision", s, n, r),
+        )
+    console.print(" ".join(f"{k}={v:.3f}" for k, v in res.items()), soft_wrap=True)
+
+
+@app.command("eval")
+@friendly
+def eval_(
+    model: Annotated[Path, typer.Option(help="Model directory (tiny or a real Qwen2.5-VL checkpoint).")],
+    world: Annotated[Path | None, typer.Option(help="World directory (for --split).")] = None,
+    split: Annotated[str, typer.Option(help="World split, e.g. val, test_table_lookup, ood.")] = "val",
+    no_tools: Annotated[bool, typer.Option("--no-tools", help="Offer no tools: answer directly.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N examples only.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON result here.")] = None,
+    max_calls: Annotated[int, typer.Option(help="Tool calls allowed per episode.")] = 3,
+) -> None:
+    """Accuracy with a 95% CI per family, and tool-call statistics."""
+    from iapo.eval.evaluate import evaluate, write_result
+    from iapo.eval.report_table import print_eval
+    from iapo.models.build import load
+    from iapo.rollout.loop import RolloutConfig
+    from iapo.world import World
+
+    if world is None:
+        raise typer.BadParameter("--world is required to evaluate on a world split")
+    exs = World(world).load(split, limit)
+    m, proc = load(model)
+    res = evaluate(m, proc, exs, RolloutConfig(greedy=True, tools=not no_tools, max_calls=max_calls))
+    print_eval(res.summary, f"{model} on {split}{' (no tools)' if no_tools else ''}")
+    if out:
+        write_result(res, out)
+        console.print(f"wrote {out}")
 
 
 def main() -> None:

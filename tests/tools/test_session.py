@@ -27,12 +27,8 @@ def test_classes_of_calls():
     assert s.step(parse_turn(call("focus_on_columns_with_mask", columns=["b"]))).cls == CallClass.VALID_USEFUL
     assert s.units.reveals(frozenset({"B/b"}))
     s = session()
-    assert (
-        s.step(parse_turn(call("focus_on_columns_with_mask", columns=["a"]))).cls == CallClass.VALID_USELESS
-    )
-    assert (
-        session().step(parse_turn(call("draw_box", rows=["A"], columns=["a"]))).cls == CallClass.VALID_USELESS
-    )
+    assert s.step(parse_turn(call("focus_on_columns_with_mask", columns=["a"]))).cls == CallClass.VALID_USELESS
+    assert session().step(parse_turn(call("draw_box", rows=["A"], columns=["a"]))).cls == CallClass.VALID_USELESS
     assert session().step(parse_turn(call("zoom"))).cls == CallClass.UNKNOWN_TOOL
     assert session().step(parse_turn(call("crop", rows=["Z"]))).cls == CallClass.INVALID_ARGUMENTS
     assert session().step(parse_turn("<tool_call>{</tool_call>")).cls == CallClass.UNPARSEABLE

@@ -37,9 +37,7 @@ def test_splits_exist_and_are_disjoint_by_seed_and_content(small_world: World):
 
 
 def test_ood_is_larger_and_uses_unseen_headers(small_world: World):
-    train_headers = {
-        t for e in small_world.load("train") for row in e.grid for t in row if t.isalpha() and len(t) == 1
-    }
+    train_headers = {t for e in small_world.load("train") for row in e.grid for t in row if t.isalpha() and len(t) == 1}
     ood = small_world.load("ood")
     ood_headers = {t for e in ood for row in e.grid for t in row if t.isalpha() and len(t) == 1}
     assert not (train_headers & ood_headers)
@@ -95,9 +93,7 @@ def test_after_every_valid_path_only_the_evidence_is_salient(small_world: World)
                 # replay the path on a grid of unit names with the same primitives
                 units, lay = _unit_grid(ex), ex.layout
                 for call in path:
-                    ops = compile_call(
-                        call["name"], validate_arguments(call["name"], call["arguments"], lay), lay
-                    )
+                    ops = compile_call(call["name"], validate_arguments(call["name"], call["arguments"], lay), lay)
                     units = units.apply(ops)
                     lay = layout_after(ops, lay)
                 salient, digits = _salient_tokens(final, units)

@@ -77,9 +77,7 @@ def parse_turn(text: str) -> Turn:
 def _parse_call(body: str, well_formed: bool) -> Turn:
     body = body.strip()
     if len(body) > MAX_CALL_CHARS:
-        return Turn(
-            "unparseable", error=f"tool call longer than {MAX_CALL_CHARS} characters", well_formed=False
-        )
+        return Turn("unparseable", error=f"tool call longer than {MAX_CALL_CHARS} characters", well_formed=False)
     try:
         obj = json.loads(body)
     except (ValueError, RecursionError) as e:  # ValueError covers JSONDecodeError and huge ints
@@ -87,9 +85,7 @@ def _parse_call(body: str, well_formed: bool) -> Turn:
     if _depth(obj) > MAX_JSON_DEPTH:
         return Turn("unparseable", error="tool call JSON nested too deeply", well_formed=False)
     if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        return Turn(
-            "unparseable", error='a tool call must be {"name": str, "arguments": {...}}', well_formed=False
-        )
+        return Turn("unparseable", error='a tool call must be {"name": str, "arguments": {...}}', well_formed=False)
     args = obj.get("arguments", {})
     if isinstance(args, str):  # OpenAI style: arguments as a JSON string
         try:

@@ -34,10 +34,7 @@ class Tool:
 
     def schema(self) -> dict:
         """OpenAI / Qwen function-calling schema of this tool."""
-        props = {
-            p: {"type": "array", "items": {"type": "string"}, "description": d}
-            for p, d in self.params.items()
-        }
+        props = {p: {"type": "array", "items": {"type": "string"}, "description": d} for p, d in self.params.items()}
         return {
             "type": "function",
             "function": {
@@ -126,8 +123,7 @@ def _focus_tools() -> list[Tool]:
 TOOLS: dict[str, Tool] = {t.name: t for t in _focus_tools()}
 TOOLS["draw_box"] = Tool(
     name="draw_box",
-    description="Draw a red box around cells (table: rows x columns, a missing list means all) or around "
-    "chart values.",
+    description="Draw a red box around cells (table: rows x columns, a missing list means all) or around chart values.",
     kinds=("table", "chart"),
     params={
         "rows": "table row starters (optional)",
@@ -247,9 +243,7 @@ def _check_names(name: str, args: dict[str, list[str]], layout: Layout) -> None:
         for n in names:
             if n not in region:
                 known = ", ".join(list(region)[:12])
-                raise ToolError(
-                    f"{name}: {n[:MAX_STRING_CHARS]!r} is not one of the {key} in the image ({known})"
-                )
+                raise ToolError(f"{name}: {n[:MAX_STRING_CHARS]!r} is not one of the {key} in the image ({known})")
 
 
 def compile_call(name: str, arguments: dict[str, list[str]], layout: Layout) -> list[Op]:

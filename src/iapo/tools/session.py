@@ -155,9 +155,7 @@ class ToolSession:
                 CallClass.INVALID_ARGUMENTS, None, f"error: call limit of {self.max_calls} reached", turn.name
             )
         if turn.name not in TOOLS:
-            return CallResult(
-                CallClass.UNKNOWN_TOOL, None, f"error: unknown tool {turn.name[:64]!r}", turn.name
-            )
+            return CallResult(CallClass.UNKNOWN_TOOL, None, f"error: unknown tool {turn.name[:64]!r}", turn.name)
         try:
             args = validate_arguments(turn.name, turn.arguments, self.layout)
         except ToolError as e:
@@ -165,11 +163,7 @@ class ToolSession:
         ops = compile_call(turn.name, args, self.layout)
         after = self.units.apply(ops)
         key = (turn.name, repr(sorted((k, sorted(v)) for k, v in args.items())))
-        cls = (
-            CallClass.REDUNDANT
-            if key in self.history
-            else judge(self.units, after, self.evidence, self.context)
-        )
+        cls = CallClass.REDUNDANT if key in self.history else judge(self.units, after, self.evidence, self.context)
         self.history.append(key)
         self.image = apply_ops(self.image, ops, self.style)
         self.layout = layout_after(ops, self.layout)

@@ -108,9 +108,7 @@ def _draw_split(cfg, split, n, root, seen, pool, workers, progress) -> list[dict
         stop = next_index + need + max(1, need // 50)
         if pool is not None and need > 200:
             step = -(-(stop - next_index) // (workers * 4))
-            jobs = [
-                _Job(cfg, split, s, min(s + step, stop), str(root)) for s in range(next_index, stop, step)
-            ]
+            jobs = [_Job(cfg, split, s, min(s + step, stop), str(root)) for s in range(next_index, stop, step)]
             batches = pool.map(_draw, jobs)
         else:
             batches = [_draw(_Job(cfg, split, next_index, stop, str(root)))]

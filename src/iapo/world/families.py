@@ -44,7 +44,7 @@ def _two(rng: random.Random, items: list[str]) -> tuple[str, str]:
 def t_value(s: Scene, rng: random.Random) -> Question:
     r, c = rng.choice(s.row_names), rng.choice(s.col_names)
     return Question(
-        f"What is the value in row {r}, column {c}?",
+        f'What is the value in row "{r}", column "{c}"?',
         str(s.values[f"{r}/{c}"]),
         "exact",
         [f"{r}/{c}"],
@@ -68,7 +68,7 @@ def t_compare(s: Scene, rng: random.Random) -> Question | None:
     a, b = pair
     win = a if s.values[f"{a}/{c}"] > s.values[f"{b}/{c}"] else b
     return Question(
-        f"In column {c}, which row is larger: {a} or {b}?",
+        f'In column "{c}", which row is larger: "{a}" or "{b}"?',
         win,
         "exact",
         [f"{a}/{c}", f"{b}/{c}"],
@@ -82,7 +82,11 @@ def t_diff(s: Scene, rng: random.Random) -> Question:
     a, b = _two(rng, s.row_names)
     d = s.values[f"{a}/{c}"] - s.values[f"{b}/{c}"]
     return Question(
-        f"What is row {a} minus row {b} in column {c}?", str(d), "exact", [f"{a}/{c}", f"{b}/{c}"], "diff"
+        f'What is row "{a}" minus row "{b}" in column "{c}"?',
+        str(d),
+        "exact",
+        [f"{a}/{c}", f"{b}/{c}"],
+        "diff",
     )
 
 
@@ -94,7 +98,7 @@ def t_argmax(s: Scene, rng: random.Random) -> Question | None:
         return None
     r = max(col, key=col.__getitem__)
     return Question(
-        f"Which row has the largest value in column {c}?",
+        f'Which row has the largest value in column "{c}"?',
         r,
         "exact",
         [f"{x}/{c}" for x in s.row_names],
@@ -109,7 +113,7 @@ def t_verify_value(s: Scene, rng: random.Random) -> Question:
     truth = rng.random() < 0.5
     claim = v if truth else rng.choice([d for d in range(10) if d != v])
     return Question(
-        f"True or false: row {r}, column {c} is {claim}.",
+        f'True or false: row "{r}", column "{c}" is {claim}.',
         "true" if truth else "false",
         "boolean",
         [f"{r}/{c}"],
@@ -125,7 +129,7 @@ def t_verify_compare(s: Scene, rng: random.Random) -> Question | None:
     a, b = pair
     truth = s.values[f"{a}/{c}"] > s.values[f"{b}/{c}"]
     return Question(
-        f"True or false: in column {c}, row {a} is larger than row {b}.",
+        f'True or false: in column "{c}", row "{a}" is larger than row "{b}".',
         "true" if truth else "false",
         "boolean",
         [f"{a}/{c}", f"{b}/{c}"],
@@ -138,7 +142,7 @@ def t_sum_rows(s: Scene, rng: random.Random) -> Question:
     a, b = _two(rng, s.row_names)
     total = s.values[f"{a}/{c}"] + s.values[f"{b}/{c}"]
     return Question(
-        f"What is the sum of rows {a} and {b} in column {c}?",
+        f'What is the sum of rows "{a}" and "{b}" in column "{c}"?',
         str(total),
         "exact",
         [f"{a}/{c}", f"{b}/{c}"],
@@ -151,7 +155,7 @@ def t_sum_rows(s: Scene, rng: random.Random) -> Question:
 
 def c_value(s: Scene, rng: random.Random) -> Question:
     x = rng.choice(s.categories)
-    return Question(f"What is the value of {x}?", str(s.values[x]), "relaxed", [x], "chart_value")
+    return Question(f'What is the value of "{x}"?', str(s.values[x]), "relaxed", [x], "chart_value")
 
 
 def c_compare(s: Scene, rng: random.Random) -> Question | None:
@@ -159,14 +163,18 @@ def c_compare(s: Scene, rng: random.Random) -> Question | None:
         a, b = _two(rng, s.categories)
         if s.values[a] != s.values[b]:
             win = a if s.values[a] > s.values[b] else b
-            return Question(f"Which is larger, {a} or {b}?", win, "exact", [a, b], "chart_compare")
+            return Question(f'Which is larger, "{a}" or "{b}"?', win, "exact", [a, b], "chart_compare")
     return None
 
 
 def c_sum(s: Scene, rng: random.Random) -> Question:
     a, b = _two(rng, s.categories)
     return Question(
-        f"What is the total of {a} and {b}?", str(s.values[a] + s.values[b]), "relaxed", [a, b], "chart_sum"
+        f'What is the total of "{a}" and "{b}"?',
+        str(s.values[a] + s.values[b]),
+        "relaxed",
+        [a, b],
+        "chart_sum",
     )
 
 
@@ -175,7 +183,7 @@ def g_diff(s: Scene, rng: random.Random) -> Question:
     p, q = rng.sample(range(s.n_series), 2)
     d = s.values[f"{x}:{p}"] - s.values[f"{x}:{q}"]
     return Question(
-        f"At {x}, what is {SERIES_NAMES[p]} minus {SERIES_NAMES[q]}?", str(d), "relaxed", [x], "series_diff"
+        f'At "{x}", what is {SERIES_NAMES[p]} minus {SERIES_NAMES[q]}?', str(d), "relaxed", [x], "series_diff"
     )
 
 
@@ -187,7 +195,7 @@ def g_compare(s: Scene, rng: random.Random) -> Question | None:
         return None
     win = SERIES_NAMES[p] if vp > vq else SERIES_NAMES[q]
     return Question(
-        f"At {x}, which is higher, {SERIES_NAMES[p]} or {SERIES_NAMES[q]}?",
+        f'At "{x}", which is higher, {SERIES_NAMES[p]} or {SERIES_NAMES[q]}?',
         win,
         "exact",
         [x],

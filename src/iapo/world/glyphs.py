@@ -26,9 +26,7 @@ SERIES_RGB = [(31, 78, 160), (235, 140, 30), (40, 150, 70)]
 SERIES_NAMES = ["blue", "orange", "green"]
 
 # Every label a token can carry: empty, masked, a glyph, a bar segment or a dot of a series.
-LABELS: list[str] = (
-    [EMPTY, MASKED, *GLYPHS] + [f"b{s}" for s in range(N_SERIES)] + [f"d{s}" for s in range(N_SERIES)]
-)
+LABELS: list[str] = [EMPTY, MASKED, *GLYPHS] + [f"b{s}" for s in range(N_SERIES)] + [f"d{s}" for s in range(N_SERIES)]
 LABEL_ID: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
 # Emphasis level of a token: how many highlights / drawn boxes cover it (0, 1, 2, 3+).
 EMPHASIS_CLASSES = 4

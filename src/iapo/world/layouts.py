@@ -104,7 +104,5 @@ def _h_bar(cats: list[str], values: dict[str, int]) -> Scene:
         for c in range(1, n + 1):
             rows[i][c] = "b0"
         rows[i][n + 1] = str(v)
-    layout = Layout(
-        kind="chart", y_values_bbox={y: token_box(i, 0, i + 1, w, h, w) for i, y in enumerate(cats)}
-    )
+    layout = Layout(kind="chart", y_values_bbox={y: token_box(i, 0, i + 1, w, h, w) for i, y in enumerate(cats)})
     return Scene("h_bar", rows, layout, "h", None, values, categories=cats)

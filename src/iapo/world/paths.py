@@ -17,13 +17,13 @@ STYLES = ("mask", "draw", "highlight")
 
 def candidate_calls(layout: Layout, evidence: list[str]) -> list[dict]:
     """Calls that target exactly the evidence, in a fixed preference order (mask, draw, highlight;
-    rows before columns), which also fixes the one reference path."""
+    rows before columns), which also fixes the one reference path. Names are listed in the order
+    the evidence lists them (the question's order), so a reader of the question alone can write
+    the call."""
     calls: list[dict] = []
     if layout.kind == "table":
         rows = list(dict.fromkeys(e.split("/")[0] for e in evidence))
         cols = list(dict.fromkeys(e.split("/")[1] for e in evidence))
-        rows = [r for r in layout.rows_bbox if r in rows]  # table order
-        cols = [c for c in layout.columns_bbox if c in cols]
         for style in STYLES:
             calls.append({"name": f"focus_on_rows_with_{style}", "arguments": {"rows": rows}})
             calls.append({"name": f"focus_on_columns_with_{style}", "arguments": {"columns": cols}})
@@ -36,8 +36,7 @@ def candidate_calls(layout: Layout, evidence: list[str]) -> list[dict]:
         calls.append({"name": "crop", "arguments": box_args})
     else:
         axis = "x_values" if layout.x_values_bbox else "y_values"
-        order = list(getattr(layout, f"{axis}_bbox"))
-        values = [v for v in order if v in evidence]
+        values = list(dict.fromkeys(evidence))
         for style in STYLES:
             calls.append({"name": f"focus_on_{axis}_with_{style}", "arguments": {axis: values}})
         calls.append({"name": "draw_box", "arguments": {"values": values}})

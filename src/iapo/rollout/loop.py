@@ -1,0 +1,171 @@
+"""The multi-turn episode loop: prompt -> generate -> parse -> run tool -> append its image as a
+new user turn -> ... -> answer or turn limit.
+
+Generation is batched over all live episodes with `model.generate` (KV cache within a turn).
+Every turn is recorded with its exact token ids, its parse, and the class of its tool call, so
+rewards, the loss mask and the attribution all read the same record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import Field
+
+from iapo.config import StrictModel
+from iapo.data.example import Example
+from iapo.metrics import score
+from iapo.models.processor import VLProcessor, pad_left
+from iapo.rollout.episode import Segment, assistant_segment, encode, prompt_segments, tool_output_segment
+from iapo.tools.protocol import Turn, parse_turn
+from iapo.tools.session import CallClass, ToolSession
+
+
+class RolloutConfig(StrictModel):
+    max_calls: int = Field(3, ge=0, description="tool calls allowed per episode")
+    max_new_tokens: int = Field(48, ge=1, description="tokens per model turn")
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    greedy: bool = Field(False, description="argmax decoding (evaluation)")
+    tools: bool = Field(True, description="offer the tools; False = answer directly (no-tools baseline)")
+    spec_style: str = Field("compact", pattern="^(compact|json)$")
+    batch_size: int = Field(64, ge=1, description="episodes generated together")
+
+
+@dataclass
+class TurnRecord:
+    text: str  # decoded, special tokens stripped
+    ids: list[int]  # exact generated ids, ending in <|im_end|> unless truncated
+    turn: Turn
+    call_class: CallClass | None = None
+    truncated: bool = False
+
+
+@dataclass
+class Episode:
+    example: Example
+    segments: list[Segment]
+    turns: list[TurnRecord] = field(default_factory=list)
+    answer: str | None = None
+    done: bool = False
+    tools: bool = True
+
+    @property
+    def correct(self) -> float:
+        return score(self.answer, self.example.gold, self.example.metric)
+
+    @property
+    def calls(self) -> list[TurnRecord]:
+        return [t for t in self.turns if t.call_class is not None]
+
+    @property
+    def well_formed(self) -> bool:
+        return (
+            bool(self.turns)
+            and all(t.turn.well_formed and not t.truncated for t in self.turns)
+            and self.answer is not None
+        )
+
+    def calls_as_dicts(self) -> list[dict]:
+        return [{"name": t.turn.name, "arguments": t.turn.arguments} for t in self.turns if t.turn.kind == "tool_call"]
+
+
+def new_episode(ex: Example, cfg: RolloutConfig) -> tuple[Episode, ToolSession]:
+    segs = prompt_segments(ex, tools=cfg.tools, spec_style=cfg.spec_style)
+    ev = frozenset(ex.evidence) if ex.evidence is not None else None
+    session = ToolSession(segs[2].images[0], ex.layout, ev, frozenset(ex.context), cfg.max_calls)
+    return Episode(ex, segs, tools=cfg.tools), session
+
+
+@torch.no_grad()
+def generate_turn(
+    model, processor: VLProcessor, episodes: list[Episode], cfg: RolloutConfig
+) -> list[tuple[list[int], bool]]:
+    """One model turn for each episode: (generated ids, truncated)."""
+    encs = [encode(e.segments, processor) for e in episodes]
+    batch = pad_left([e.input_ids.tolist() for e in encs], processor.pad_token_id)
+    mm = torch.zeros_like(batch["input_ids"])
+    n = batch["input_ids"].shape[1]
+    for i, e in enumerate(encs):
+        mm[i, n - len(e) :] = e.mm_token_type_ids
+    pv = [e.pixel_values for e in encs if e.pixel_values is not None]
+    grid = [e.image_grid_thw for e in encs if e.image_grid_thw is not None]
+    kwargs = {
+        "max_new_tokens": cfg.max_new_tokens,
+        "eos_token_id": processor.eos_token_id,
+        "pad_token_id": processor.pad_token_id,
+    }
+    if cfg.greedy or cfg.temperature == 0:
+        kwargs.update(do_sample=False)
+    else:
+        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    out = model.generate(
+        **batch,
+        mm_token_type_ids=mm,
+        pixel_values=torch.cat(pv) if pv else None,
+        image_grid_thw=torch.cat(grid) if grid else None,
+        **kwargs,
+    )
+    results = []
+    for row in out[:, n:].tolist():
+        if processor.eos_token_id in row:
+            results.append((row[: row.index(processor.eos_token_id) + 1], False))
+        else:
+            results.append(([t for t in row if t != processor.pad_token_id], True))
+    return results
+
+
+def rollout(model, processor: VLProcessor, examples: list[Example], cfg: RolloutConfig) -> list[Episode]:
+    """Run one episode per example (repeat examples for a GRPO group)."""
+    was_training = model.training
+    model.eval()
+    episodes = []
+    for start in range(0, len(examples), cfg.batch_size):
+        chunk = [new_episode(ex, cfg) for ex in examples[start : start + cfg.batch_size]]
+        for _turn in range(cfg.max_calls + 1):
+            live = [(e, s) for e, s in chunk if not e.done]
+            if not live:
+                break
+            gens = generate_turn(model, processor, [e for e, _ in live], cfg)
+            for (ep, sess), (ids, truncated) in zip(live, gens, strict=True):
+                step_episode(ep, sess, ids, truncated, processor, cfg)
+        for ep, _ in chunk:
+            ep.done = True
+        episodes.extend(ep for ep, _ in chunk)
+    model.train(was_training)
+    return episodes
+
+
+def step_episode(
+    ep: Episode,
+    sess: ToolSession,
+    ids: list[int],
+    truncated: bool,
+    processor: VLProcessor,
+    cfg: RolloutConfig,
+) -> None:
+    """Append one generated turn, then run its tool call or record its answer."""
+    text = processor.tokenizer.decode(ids, skip_special_tokens=False)
+    text = text.removesuffix(processor.tokenizer.eos_token)
+    turn = parse_turn(text)
+    rec = TurnRecord(text, ids, turn, truncated=truncated)
+    ep.turns.append(rec)
+    seg = assistant_segment(text, ids if not truncated else [*ids, processor.eos_token_id])
+    ep.segments.append(seg)
+    if truncated:  # ran out of tokens mid-turn: the episode ends without an answer
+        ep.done = True
+        return
+    if turn.kind == "answer":
+        ep.answer, ep.done = turn.answer, True
+        return
+    if not cfg.tools:
+        result_cls, image, message = CallClass.UNKNOWN_TOOL, None, "error: no tools are available"
+    else:
+        r = sess.step(turn)
+        result_cls, image, message = r.cls, r.image, r.message
+    rec.call_class = result_cls
+    if len(ep.turns) > cfg.max_calls:  # the turn budget is spent: no answer
+        ep.done = True
+        return
+    ep.segments.append(tool_output_segment(image, message))

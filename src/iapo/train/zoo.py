@@ -1,0 +1,165 @@
+"""The model zoo of the embedded default: tokenizers, a shared vision tower, and the SFT'd
+teacher, student, weaker teacher and different-tokenizer teacher, each saved as an ordinary
+checkpoint directory.
+
+    out/tokenizers/{main,alt}/      BPE tokenizers trained on the world's text
+    out/vision/<key>/vision.pt      pretrained vision tower + merger (one per vision/text width)
+    out/runs/<role>/                SFT checkpoints and metrics (resumable)
+    out/<role>/                     the final model: `iapo.models.load(out/<role>)`
+    out/zoo.json                    sizes, budgets and validation accuracy of every role
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from transformers import AutoTokenizer
+
+from iapo.config import StrictModel
+from iapo.data.example import Example
+from iapo.eval.evaluate import summarize
+from iapo.models.build import ModelSpec, build_model, load, make_processor, n_params, save
+from iapo.models.corpus import world_texts
+from iapo.models.tokenizer import SPLIT_IDENTIFIERS, SPLIT_WORDS, train_tokenizer
+from iapo.rollout.loop import RolloutConfig, rollout
+from iapo.train.common import seed_everything
+from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
+from iapo.train.sft import SFTConfig, train_sft
+from iapo.world.dataset import World
+
+log = logging.getLogger(__name__)
+
+
+class TokenizerConfig(StrictModel):
+    vocab_size: int = Field(600, ge=300)
+    split: Literal["identifiers", "words"] = "identifiers"
+
+
+class RoleConfig(StrictModel):
+    spec: ModelSpec = Field(default_factory=ModelSpec)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    tokenizer: Literal["main", "alt"] = "main"
+    vision_pretraining: bool = Field(True, description="start from the pretrained vision tower")
+
+
+def _default_roles() -> dict[str, RoleConfig]:
+    return {
+        "teacher": RoleConfig(spec=ModelSpec(layers=4, intermediate=512), sft=SFTConfig(steps=1500)),
+        "student": RoleConfig(spec=ModelSpec(layers=2), sft=SFTConfig(steps=300)),
+        "weak_teacher": RoleConfig(spec=ModelSpec(layers=1), sft=SFTConfig(text_steps=600, steps=300)),
+        "teacher_alt": RoleConfig(
+            spec=ModelSpec(layers=4, intermediate=512, tokenizer="words", vocab_size=400),
+            sft=SFTConfig(steps=1500),
+            tokenizer="alt",
+        ),
+    }
+
+
+class ZooConfig(StrictModel):
+    seed: int = 0
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    alt_tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=400, split="words"))
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    roles: dict[str, RoleConfig] = Field(default_factory=_default_roles)
+    eval_examples: int = Field(200, ge=1, description="val examples for the accuracy printed during SFT")
+    eval_every: int = Field(250, ge=0, description="greedy val evaluation every N multimodal steps (0 = end only)")
+    threads: int | None = None
+
+    @model_validator(mode="after")
+    def _roles(self) -> ZooConfig:
+        if not self.roles:
+            raise ValueError("define at least one role")
+        return self
+
+
+def vision_key(spec: ModelSpec) -> str:
+    return f"v{spec.vision_hidden}x{spec.vision_depth}h{spec.vision_heads}-out{spec.hidden}"
+
+
+def train_tokenizers(train: list[Example], cfg: ZooConfig, out: Path) -> dict[str, Path]:
+    paths = {}
+    for name, tc in (("main", cfg.tokenizer), ("alt", cfg.alt_tokenizer)):
+        p = out / "tokenizers" / name
+        if not (p / "tokenizer.json").exists():
+            split = SPLIT_IDENTIFIERS if tc.split == "identifiers" else SPLIT_WORDS
+            train_tokenizer(world_texts(train), tc.vocab_size, split).save_pretrained(p)
+        paths[name] = p
+    return paths
+
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+def build_zoo(
+    world: World,
+    cfg: ZooConfig,
+    out: Path,
+    roles: list[str] | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Train (or resume) every requested role; returns the zoo summary written to zoo.json."""
+    seed_everything(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    train, val = world.load("train"), world.load("val")
+    val_eval = val[: cfg.eval_examples]
+    tok_paths = train_tokenizers(train, cfg, out)
+    summary_path = out / "zoo.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"roles": {}}
+    for role in roles or list(cfg.roles):
+        if role not in cfg.roles:
+            raise ValueError(f"unknown role {role!r}; roles: {', '.join(cfg.roles)}")
+        rc = cfg.roles[role]
+        final = out / role
+        if (final / "config.json").exists():
+            log.info("%s: already trained, skipping", role)
+            continue
+        t0 = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(tok_paths[rc.tokenizer])
+        processor = make_processor(tokenizer, rc.spec)
+        vision = None
+        if rc.vision_pretraining:
+            vdir = out / "vision" / vision_key(rc.spec)
+            if not (vdir / VISION_WEIGHTS).exists():
+                pretrain_vision(
+                    train, val, rc.spec, processor, cfg.pretrain, vdir,
+                    (lambda s, n, row: progress("vision", s, n, row)) if progress else None,
+                )  # fmt: skip
+            vision = vdir / VISION_WEIGHTS
+        model = build_model(rc.spec, processor, seed=cfg.seed)
+        if vision is not None:
+            load_vision(model, vision)
+
+        def on_eval(step: int, model=model, processor=processor) -> dict:
+            eps = rollout(model, processor, val_eval, RolloutConfig(greedy=True))
+            return {"val/accuracy": summarize(eps)["accuracy"]["mean"]}
+
+        train_sft(
+            model, processor, train, rc.sft, out / "runs" / role,
+            (lambda stage, s, n, row, r=role: progress(f"{r}:{stage}", s, n, row)) if progress else None,
+            on_eval, cfg.eval_every,
+        )  # fmt: skip
+        final_eval = summarize(rollout(model, processor, val_eval, RolloutConfig(greedy=True)))
+        meta = {
+            "role": role,
+            "spec": rc.spec.model_dump(),
+            "sft": rc.sft.model_dump(),
+            "tokenizer": rc.tokenizer,
+            "vision_pretraining": rc.vision_pretraining,
+            "params": n_params(model),
+            "val_accuracy": final_eval["accuracy"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        save(model, processor, final, meta)
+        summary["roles"][role] = meta
+        summary_path.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load_role(out: Path, role: str):
+    return load(out / role)

@@ -40,3 +40,53 @@ def test_wrong_config_key_is_one_clear_line(tmp_path):
 def test_missing_world_dir(tmp_path):
     r = iapo("world", "show", "--data", str(tmp_path / "nope"))
     assert r.returncode == 2 and "not a world directory" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_on_benchmark_fixtures_with_a_tiny_saved_model(tiny_models, tmp_path):
+    import json
+    from pathlib import Path
+
+    from iapo.models.build import save
+
+    model, proc = tiny_models["student"]
+    mdir = save(model, proc, tmp_path / "m")
+    shared = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    for bench in ("wtq", "tabfact"):
+        out = tmp_path / f"{bench}.json"
+        r = iapo("eval", "--model", str(mdir), "--bench", bench, "--data", str(shared / bench),
+                 "--cache", str(tmp_path / "cache"), "--limit", "4", "--max-calls", "1", "--out", str(out))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        res = json.loads(out.read_text())
+        assert res["summary"]["benchmark"] == bench and res["summary"]["n"] == 4
+        assert res["summary"]["skipped"] == 0 and len(res["episodes"]) == 4
+        assert "accuracy" in r.stdout
+
+
+def test_attribute_cli_writes_a_heat_map(tiny_models, small_world, tmp_path):
+    import json
+
+    from iapo.models.build import save
+
+    model, proc = tiny_models["student"]
+    mdir = save(model, proc, tmp_path / "m")
+    ex = next(e for e in small_world.load("val") if e.valid_paths)
+    call = ex.valid_paths[0][0]
+    from iapo.tools.protocol import format_answer, format_tool_call
+
+    ep = {
+        "id": ex.id,
+        "split": "val",
+        "turns": [format_tool_call(call["name"], call["arguments"]), format_answer(ex.answer)],
+    }
+    (tmp_path / "ep.json").write_text(json.dumps(ep))
+    png = tmp_path / "a.png"
+    r = iapo("attribute", "--model", str(mdir), "--episode", str(tmp_path / "ep.json"),
+             "--world", str(small_world.root), "--out", str(png), "--n-steps", "4")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    for comp in ("system", "tool_spec", "question", "image", "tool_output"):
+        assert comp in r.stdout
+    r = iapo(
+        "attribute", "--model", str(mdir), "--episode", str(tmp_path / "nope.json"), "--world", str(small_world.root)
+    )
+    assert r.returncode == 2 and "not found" in r.stderr

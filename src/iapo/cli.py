@@ -129,6 +129,8 @@ class _Bars:
             self.tasks[stage] = self.bar.add_task(f"{stage:>22}", total=total)
         loss = next((v for k, v in row.items() if k.endswith("/loss")), None)
         extra = f" loss {loss:.3f}" if loss is not None else ""
+        if "reward/total" in row:
+            extra += f" reward {row['reward/total']:.2f} acc {row.get('accuracy', float('nan')):.2f}"
         if "val/accuracy" in row:
             extra += f" val acc {row['val/accuracy']:.2f}"
         self.bar.update(self.tasks[stage], completed=step, description=f"{stage:>22}{extra}")
@@ -207,27 +209,211 @@ def eval_(
     model: Annotated[Path, typer.Option(help="Model directory (tiny or a real Qwen2.5-VL checkpoint).")],
     world: Annotated[Path | None, typer.Option(help="World directory (for --split).")] = None,
     split: Annotated[str, typer.Option(help="World split, e.g. val, test_table_lookup, ood.")] = "val",
+    bench: Annotated[str | None, typer.Option(help="A public benchmark instead: wtq, tabfact, chartqa.")] = None,
+    data: Annotated[Path | None, typer.Option(help="The benchmark's directory (official layout).")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Where rendered table images go (default DATA/../iapo_cache).")
+    ] = None,
     no_tools: Annotated[bool, typer.Option("--no-tools", help="Offer no tools: answer directly.")] = False,
     limit: Annotated[int | None, typer.Option(help="Evaluate the first N examples only.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON result here.")] = None,
     max_calls: Annotated[int, typer.Option(help="Tool calls allowed per episode.")] = 3,
 ) -> None:
-    """Accuracy with a 95% CI per family, and tool-call statistics."""
+    """Multi-turn agent accuracy with a 95% CI per family, and tool-call statistics, on a world
+    split or a public benchmark."""
     from iapo.eval.evaluate import evaluate, write_result
     from iapo.eval.report_table import print_eval
     from iapo.models.build import load
-    from iapo.rollout.loop import RolloutConfig
-    from iapo.world import World
+    from iapo.rollout.loop import RolloutConfig, tools_apply
 
-    if world is None:
-        raise typer.BadParameter("--world is required to evaluate on a world split")
-    exs = World(world).load(split, limit)
+    if bench is not None:
+        from iapo.data.benchmarks import load_benchmark
+
+        if data is None:
+            raise typer.BadParameter("--data DIR is required with --bench")
+        loaded = load_benchmark(bench, data, cache or data.parent / "iapo_cache" / bench, limit)
+        for msg in loaded.skipped:
+            console.print(f"[yellow]skipped:[/] {escape(msg)}", soft_wrap=True)
+        exs, title = loaded.examples, f"{model} on {bench}"
+    else:
+        from iapo.world import World
+
+        if world is None:
+            raise typer.BadParameter("--world (or --bench and --data) is required")
+        exs, title = World(world).load(split, limit), f"{model} on {split}"
+    if not exs:
+        raise IapoError("no examples to evaluate")
     m, proc = load(model)
     res = evaluate(m, proc, exs, RolloutConfig(greedy=True, tools=not no_tools, max_calls=max_calls))
-    print_eval(res.summary, f"{model} on {split}{' (no tools)' if no_tools else ''}")
+    if bench is not None:
+        res.summary.update(
+            benchmark=bench, skipped=len(loaded.skipped), skipped_rows=loaded.skipped,
+            tools_unavailable=sum(not tools_apply(e) for e in exs),
+        )  # fmt: skip
+    print_eval(res.summary, f"{title}{' (no tools)' if no_tools else ''}")
+    if bench is not None:
+        console.print(f"skipped rows: {len(loaded.skipped)}; episodes without applicable tools: "
+                      f"{res.summary['tools_unavailable']}")  # fmt: skip
     if out:
         write_result(res, out)
         console.print(f"wrote {out}")
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _config_path(name: str) -> Path:
+    p = CONFIGS / name
+    if not p.exists():
+        raise IapoError(f"{p}: default config not found (installed without the source tree?); pass --config")
+    return p
+
+
+def _experiment(config: Path, out: Path, overrides: dict | None = None) -> Path:
+    import yaml
+
+    from iapo.config import load_yaml
+    from iapo.experiment import ExperimentConfig, run_experiment
+    from iapo.report import write_report
+
+    cfg = load_yaml(config, ExperimentConfig, overrides)
+    raw = yaml.safe_load(config.read_text())
+    with progress_bar() as bar:
+        run_experiment(cfg, out, _Bars(bar), raw_config={"file": str(config), "overrides": overrides or {}, **raw})
+    return write_report(out)
+
+
+def _print_summary(out: Path) -> None:
+    from rich.table import Table
+
+    from iapo.report import accuracy_table, load_results
+
+    header, rows, _ = accuracy_table(load_results(out))
+    t = Table(title="test accuracy %, mean [95% CI] over seeds")
+    for h in header:
+        t.add_column(h, overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)
+
+
+@app.command()
+@friendly
+def experiment(
+    config: Annotated[Path, typer.Option(help="Experiment YAML (configs/experiment.yaml: the full grid).")],
+    out: Annotated[Path, typer.Option(help="Run directory (resumable: rerun to continue).")],
+) -> None:
+    """Methods x seeds from one SFT student, then the report. Finished runs are never redone."""
+    html = _experiment(config, out)
+    _print_summary(out)
+    console.print(f"report: {html}")
+
+
+@app.command()
+@friendly
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/quickstart"),
+    full: Annotated[bool, typer.Option("--full", help="Run the whole grid (configs/experiment.yaml), hours.")] = False,
+    seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
+) -> None:
+    """The embedded default end to end on CPU: world -> teacher and student SFT -> outcome GRPO
+    and IAPO over 3 seeds -> evaluation -> report."""
+    import time
+
+    t0 = time.perf_counter()
+    overrides = {"seeds": list(range(seeds))} if seeds else None
+    html = _experiment(_config_path("experiment.yaml" if full else "quickstart.yaml"), out, overrides)
+    _print_summary(out)
+    console.print(f"done in {time.perf_counter() - t0:.0f}s; report: {html}")
+
+
+@app.command()
+@friendly
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Directory of `iapo experiment` / `iapo quickstart`.")],
+) -> None:
+    """Write report.html / report.md / fig_*.png from a run directory."""
+    from iapo.report import write_report
+
+    try:
+        html = write_report(run_dir)
+    except FileNotFoundError as e:
+        raise IapoError(str(e)) from None
+    _print_summary(run_dir)
+    console.print(f"report: {html}")
+
+
+@app.command()
+@friendly
+def train(
+    config: Annotated[Path, typer.Option(help="Method YAML: configs/{outcome,exact_match,trm,iapo}.yaml.")],
+    world: Annotated[Path, typer.Option(help="World directory.")],
+    zoo: Annotated[Path, typer.Option(help="Model zoo directory (iapo sft --out).")],
+    out: Annotated[Path, typer.Option(help="Run directory (checkpoints, metrics.jsonl, tb/, result.json).")],
+    student: Annotated[str, typer.Option(help="Zoo role or model directory of the policy.")] = "student",
+    trm: Annotated[Path | None, typer.Option(help="Tool-call reward model directory (iapo trm train).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+) -> None:
+    """GRPO with one method's rewards; resumes from its last checkpoint when rerun."""
+    from iapo.config import load_yaml
+    from iapo.eval.report_table import print_eval
+    from iapo.experiment import TrainConfig, run_one
+    from iapo.world import World
+
+    cfg = load_yaml(config, TrainConfig, {"seed": seed} if seed is not None else None)
+    sdir = zoo / student if (zoo / student).exists() else Path(student)
+    with progress_bar() as bar:
+        bars = _Bars(bar)
+        res = run_one(config.stem, cfg, sdir, zoo, trm, World(world), out, lambda st, s, n, r: bars(st, s, n, r))
+    for split, summary in res["splits"].items():
+        print_eval(summary, f"{config.stem} seed {cfg.seed} on {split}")
+    console.print(f"wrote {out / 'result.json'}")
+
+
+trm_app = typer.Typer(help="The tool-call reward model of the TRM baseline.", no_args_is_help=True)
+app.add_typer(trm_app, name="trm")
+
+
+@trm_app.command("train")
+@friendly
+def trm_train(
+    world: Annotated[Path, typer.Option(help="World directory.")],
+    out: Annotated[Path, typer.Option(help="Where trm.pt and trm.json go.")],
+    steps: Annotated[int, typer.Option(help="Full-batch optimisation steps.")] = 600,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train on labelled good/bad calls of the world's train split; report val accuracy."""
+    from iapo.rewards.trm import save_trm, train_trm
+    from iapo.world import World
+
+    w = World(world)
+    model, rep = train_trm(w.load("train"), w.load("val"), steps, seed)
+    save_trm(model, rep, out)
+    console.print(
+        f"TRM: train accuracy {100 * rep.train_accuracy:.1f}% (n={rep.n_train}), held-out (val) accuracy "
+        f"{100 * rep.heldout_accuracy:.1f}% (n={rep.n_heldout}, {100 * rep.heldout_positive_rate:.0f}% good calls)"
+    )
+
+
+@app.command()
+@friendly
+def attribute(
+    model: Annotated[Path, typer.Option(help="Model directory.")],
+    episode: Annotated[
+        Path, typer.Option(help="Episode JSON: an eval record (`iapo eval --out`) or {world, split, id}.")
+    ],
+    world: Annotated[Path | None, typer.Option(help="World directory (to rebuild the episode's images).")] = None,
+    out: Annotated[Path, typer.Option(help="PNG heat map to write.")] = Path("attribution.png"),
+    n_steps: Annotated[int, typer.Option(help="IG interpolation steps.")] = 32,
+    turn: Annotated[int, typer.Option(help="Which model turn to explain (-1 = final).")] = -1,
+) -> None:
+    """Per-component attribution of one episode, printed and plotted (image heat map + text)."""
+    from iapo.viz import attribute_episode_file
+
+    shares = attribute_episode_file(model, episode, world, out, n_steps, turn)
+    for comp, p in shares.items():
+        Console().print(f"{comp:>12}: {100 * p:5.1f}%  " + "#" * round(40 * p))
+    console.print(f"wrote {out}")
 
 
 def main() -> None:

@@ -1,13 +1,12 @@
 """Agent evaluation: accuracy with a 95% CI per split and family, and tool-use statistics.
 
-Tool statistics use the world's call classifier: calls per episode, share of episodes that call
-a tool, and the rate of every call class (the misuse ground truth of the paper's Fig. 3).
+Tool statistics come from `iapo.rollout.stats`.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from iapo.data.example import Example
 from iapo.eval.stats import wilson
 from iapo.models.processor import VLProcessor
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
-from iapo.tools.session import MISUSE_CLASSES, CallClass
+from iapo.rollout.stats import tool_stats
 
 
 @dataclass
@@ -30,6 +29,7 @@ class EvalResult:
 def episode_record(ep: Episode) -> dict:
     return {
         "id": ep.example.id,
+        "split": ep.example.split,
         "family": ep.example.family,
         "question": ep.example.question,
         "gold": ep.example.answer,
@@ -39,25 +39,6 @@ def episode_record(ep: Episode) -> dict:
         "calls": [t.call_class.value for t in ep.calls if t.call_class is not None],
         "well_formed": ep.well_formed,
     }
-
-
-def tool_stats(episodes: list[Episode]) -> dict[str, float]:
-    """calls per episode, share with a call, rate of each call class and overall misuse."""
-    n = max(1, len(episodes))
-    calls = [t.call_class for e in episodes for t in e.calls]
-    counts = Counter(calls)
-    n_calls = max(1, len(calls))
-    out = {
-        "tools/calls_per_episode": len(calls) / n,
-        "tools/episodes_with_call": sum(bool(e.calls) for e in episodes) / n,
-        "tools/misuse_rate": sum(counts[c] for c in MISUSE_CLASSES) / n_calls if calls else 0.0,
-        "tools/useful_rate": counts[CallClass.VALID_USEFUL] / n_calls if calls else 0.0,
-        "format/well_formed": sum(e.well_formed for e in episodes) / n,
-        "format/answered": sum(e.answer is not None for e in episodes) / n,
-    }
-    for c in CallClass:
-        out[f"tools/class/{c.value}"] = counts[c] / n_calls if calls else 0.0
-    return out
 
 
 def summarize(episodes: list[Episode]) -> dict:

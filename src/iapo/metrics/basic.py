@@ -96,6 +96,8 @@ def score(pred: str | None, gold: str | list[str], metric: str) -> float:
         fn = relaxed_match
     elif metric == "boolean":
         fn = boolean_match
+    elif metric == "wtq":
+        from iapo.metrics.wtq import denotation_match as fn
     else:
         raise ValueError(f"unknown metric {metric!r}")
     return float(any(fn(pred, g) for g in golds))

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from iapo.errors import DataError
-from iapo.models.tokenizer import IMAGE_PAD
+from iapo.models.tokenizer import IM_START, IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START
 
 
 class VLProcessor:
@@ -27,6 +27,14 @@ class VLProcessor:
         self.image_processor = image_processor
         self.merge = int(image_processor.merge_size)
         self.image_token_id = int(tokenizer.convert_tokens_to_ids(IMAGE_PAD))
+        # tokens a model turn must never emit: they would open an image or a new message
+        self.suppressed_ids = sorted(
+            {
+                int(tokenizer.convert_tokens_to_ids(t))
+                for t in (IMAGE_PAD, VIDEO_PAD, VISION_START, VISION_END, IM_START)
+            }
+            | {int(tokenizer.pad_token_id)}
+        )
         self.pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.eos_token_id = int(tokenizer.eos_token_id)
 

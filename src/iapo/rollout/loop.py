@@ -71,11 +71,19 @@ class Episode:
         return [{"name": t.turn.name, "arguments": t.turn.arguments} for t in self.turns if t.turn.kind == "tool_call"]
 
 
+def tools_apply(ex: Example) -> bool:
+    """Tools need boxes from the data; without any (e.g. ChartQA without annotations) the
+    episode offers no tools and the model answers directly."""
+    lay = ex.layout
+    return bool(lay.columns_bbox or lay.rows_bbox or lay.x_values_bbox or lay.y_values_bbox)
+
+
 def new_episode(ex: Example, cfg: RolloutConfig) -> tuple[Episode, ToolSession]:
-    segs = prompt_segments(ex, tools=cfg.tools, spec_style=cfg.spec_style)
+    tools = cfg.tools and tools_apply(ex)
+    segs = prompt_segments(ex, tools=tools, spec_style=cfg.spec_style)
     ev = frozenset(ex.evidence) if ex.evidence is not None else None
     session = ToolSession(segs[2].images[0], ex.layout, ev, frozenset(ex.context), cfg.max_calls)
-    return Episode(ex, segs, tools=cfg.tools), session
+    return Episode(ex, segs, tools=tools), session
 
 
 @torch.no_grad()
@@ -95,6 +103,7 @@ def generate_turn(
         "max_new_tokens": cfg.max_new_tokens,
         "eos_token_id": processor.eos_token_id,
         "pad_token_id": processor.pad_token_id,
+        "suppress_tokens": processor.suppressed_ids,
     }
     if cfg.greedy or cfg.temperature == 0:
         kwargs.update(do_sample=False)
@@ -159,7 +168,7 @@ def step_episode(
     if turn.kind == "answer":
         ep.answer, ep.done = turn.answer, True
         return
-    if not cfg.tools:
+    if not ep.tools:
         result_cls, image, message = CallClass.UNKNOWN_TOOL, None, "error: no tools are available"
     else:
         r = sess.step(turn)

@@ -128,10 +128,11 @@ class ToolSession:
     """The tool state of one episode: current image, layout, unit salience and call budget.
 
     Calls act on the latest image (ReFocus / VTool-R1 edit sequentially); several calls are
-    allowed up to `max_calls`.
+    allowed up to `max_calls`. With `image=None` only the layout and classes are tracked (fast
+    labelling of calls, e.g. the tool-call reward model's data).
     """
 
-    image: Image.Image
+    image: Image.Image | None
     layout: Layout
     evidence: frozenset[str] | None = None
     context: frozenset[str] = frozenset()
@@ -165,7 +166,8 @@ class ToolSession:
         key = (turn.name, repr(sorted((k, sorted(v)) for k, v in args.items())))
         cls = CallClass.REDUNDANT if key in self.history else judge(self.units, after, self.evidence, self.context)
         self.history.append(key)
-        self.image = apply_ops(self.image, ops, self.style)
+        if self.image is not None:
+            self.image = apply_ops(self.image, ops, self.style)
         self.layout = layout_after(ops, self.layout)
         self.units = after
         return CallResult(cls, self.image, "ok", turn.name, args)

@@ -64,6 +64,9 @@ class SFTConfig(StrictModel):
         description="demonstrations that take one of the shortest valid paths (else any valid path)",
     )
     no_tools_share: float = Field(0.2, ge=0, le=1, description="episodes that offer no tools and answer directly")
+    content_weight: float = Field(
+        5.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
+    )
     train_vision: bool = Field(False, description="also update the (pretrained) vision tower")
     checkpoint_every: int = Field(200, ge=1)
     seed: int = 0
@@ -103,11 +106,24 @@ def text_segments(ex: Example, rng: random.Random, shortest_share: float = 0.0) 
     return segs
 
 
-def completion_loss(model, batch) -> torch.Tensor:
-    """Mean next-token cross-entropy over assistant tokens. logits (B, T, V) predict ids[:, 1:]."""
+def content_ids(tokenizer) -> torch.Tensor:
+    """Ids of tokens that spell one letter or digit: the names copied into tool arguments and
+    the values read off the image."""
+    ids = [i for i in range(len(tokenizer)) if len(t := tokenizer.decode([i]).strip()) == 1 and t.isalnum()]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def completion_loss(model, batch, content: torch.Tensor | None = None, content_weight: float = 1.0) -> torch.Tensor:
+    """Weighted mean next-token cross-entropy over assistant tokens; logits (B, T, V) predict
+    ids[:, 1:]. Content tokens weigh `content_weight`: measured here, a 2-layer model from
+    scratch copied column names from the question into calls after ~750-2500 steps (some runs
+    never in 2,500) with uniform weights, and after ~250 with weight 5, because the JSON
+    scaffolding around them dominated the loss."""
     logits = model(**batch.model_inputs()).logits[:, :-1]
     targets = batch.input_ids[:, 1:]
     mask = batch.completion_mask[:, 1:].float()
+    if content is not None and content_weight != 1.0:
+        mask = mask * torch.where(torch.isin(targets, content), content_weight, 1.0)
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     return (nll.view_as(mask) * mask).sum() / mask.sum().clamp(min=1)
 
@@ -152,6 +168,7 @@ def _train_stage(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=peak_lr, weight_decay=cfg.weight_decay)
     rng = random.Random(f"{cfg.seed}:{stage}")
+    content = content_ids(processor.tokenizer)
     start = 0
     if (state := load_checkpoint(run_dir)) is not None:
         model.load_state_dict(state["model"])
@@ -173,7 +190,7 @@ def _train_stage(
             segs = [sft_segments(ex, rng, rng.random() >= cfg.no_tools_share, cfg.shortest_path_share) for ex in exs]
         batch = collate([encode(s, processor) for s in segs], processor.pad_token_id)
         t1 = time.perf_counter()
-        loss = completion_loss(model, batch)
+        loss = completion_loss(model, batch, content, cfg.content_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -46,6 +46,11 @@ class RoleConfig(StrictModel):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     tokenizer: Literal["main", "alt"] = "main"
     vision_pretraining: bool = Field(True, description="start from the pretrained vision tower")
+    init_from: str | None = Field(
+        None,
+        description="start from another role's final weights (same spec and tokenizer): a teacher that is the "
+        "student trained longer costs only its extra steps",
+    )
 
 
 def _default_roles() -> dict[str, RoleConfig]:
@@ -75,6 +80,12 @@ class ZooConfig(StrictModel):
     def _roles(self) -> ZooConfig:
         if not self.roles:
             raise ValueError("define at least one role")
+        for name, rc in self.roles.items():
+            src = self.roles.get(rc.init_from) if rc.init_from else None
+            if rc.init_from and src is None:
+                raise ValueError(f"roles.{name}.init_from: unknown role {rc.init_from!r}")
+            if src is not None and (src.spec != rc.spec or src.tokenizer != rc.tokenizer):
+                raise ValueError(f"roles.{name}.init_from: {rc.init_from!r} has another spec or tokenizer")
         return self
 
 
@@ -111,9 +122,17 @@ def build_zoo(
     tok_paths = train_tokenizers(train, cfg, out)
     summary_path = out / "zoo.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"roles": {}}
-    for role in roles or list(cfg.roles):
+    wanted = roles or list(cfg.roles)
+    for role in wanted:
         if role not in cfg.roles:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(cfg.roles)}")
+    order: list[str] = []  # a role's init_from source is trained before it
+    for role in wanted:
+        chain = [role]
+        while (src := cfg.roles[chain[-1]].init_from) is not None and src not in chain:
+            chain.append(src)
+        order.extend(r for r in reversed(chain) if r not in order)
+    for role in order:
         rc = cfg.roles[role]
         final = out / role
         if (final / "config.json").exists():
@@ -134,6 +153,8 @@ def build_zoo(
         model = build_model(rc.spec, processor, seed=cfg.seed)
         if vision is not None:
             load_vision(model, vision)
+        if rc.init_from is not None:
+            model.load_state_dict(load(out / rc.init_from)[0].state_dict())
 
         def on_eval(step: int, model=model, processor=processor) -> dict:
             eps = rollout(model, processor, val_eval, RolloutConfig(greedy=True))
@@ -151,6 +172,7 @@ def build_zoo(
             "sft": rc.sft.model_dump(),
             "tokenizer": rc.tokenizer,
             "vision_pretraining": rc.vision_pretraining,
+            "init_from": rc.init_from,
             "params": n_params(model),
             "val_accuracy": final_eval["accuracy"],
             "seconds": round(time.perf_counter() - t0, 1),

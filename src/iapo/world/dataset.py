@@ -164,7 +164,7 @@ class World:
 
 def example_image(ex: Example):  # -> PIL.Image.Image
     """Image of a world example: from disk if present, else re-rendered from its token grid."""
-    if ex.root is not None and ex.image_file().exists():
+    if (ex.root is not None or Path(ex.image_path).is_absolute()) and ex.image_file().exists():
         return ex.load_image()
     if ex.grid is None:
         raise DataError(f"example {ex.id!r}: no image file and no token grid to render")

@@ -1,0 +1,304 @@
+"""Methods x seeds from one SFT student, same budget, same data: the comparison runner.
+
+    out/world/                   the generated world (skipped if present)
+    out/zoo/                     tokenizers, vision tower, SFT'd teacher(s) and student
+    out/trm/                     the tool-call reward model (when a method uses it)
+    out/runs/sft/result.json     the SFT student itself, evaluated once
+    out/runs/<method>/seed<k>/   GRPO checkpoints, metrics.jsonl, tb/, result.json
+    out/results.csv              one tidy row per (method, seed, split)
+    out/experiment.json          the resolved config, versions, wall times
+
+A run with `result.json` is never recomputed; a killed grid continues from checkpoints.
+Test splits are read only after a run's training is finished (`SplitGuard`); training-time
+evaluation and any selection use val.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from pydantic import Field, model_validator
+
+from iapo.attribution import attribute_episodes, mean_shares
+from iapo.config import StrictModel
+from iapo.data.example import Example
+from iapo.errors import ConfigError
+from iapo.eval.evaluate import episode_record, summarize
+from iapo.models.build import load, save
+from iapo.rewards import exact_match, format_reward, outcome
+from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+from iapo.rewards.trm import TRMReward, load_trm, save_trm, train_trm
+from iapo.rl.grpo import GRPOConfig, WeightedReward, train_grpo
+from iapo.rollout.episode import COMPONENTS
+from iapo.rollout.loop import Episode, RolloutConfig, rollout
+from iapo.train.zoo import ZooConfig, build_zoo
+from iapo.world import World, WorldConfig, write_world
+
+log = logging.getLogger(__name__)
+
+
+class MethodConfig(StrictModel):
+    """One method = reward weights (+ the attribution term); everything else is shared."""
+
+    outcome: float = 1.0
+    format: float = 0.2
+    exact_match: float = 0.0
+    trm: float = 0.0
+    attribution: AttributionRewardConfig | None = None
+    teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
+
+
+class EvalConfig(StrictModel):
+    val_examples: int = Field(96, ge=1, description="val examples for the curve during training")
+    eval_every: int = Field(10, ge=0, description="val evaluation every N GRPO steps (0 = never)")
+    test_limit: int | None = Field(None, ge=1, description="examples per test split (None = all)")
+    splits: list[str] | None = Field(None, description="test splits (default: every test_* split and ood)")
+    attribution_episodes: int = Field(48, ge=0, description="test episodes whose attribution shares are recorded")
+
+
+class ExperimentConfig(StrictModel):
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    zoo: ZooConfig = Field(default_factory=ZooConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    methods: dict[str, MethodConfig]
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    student: str = "student"
+    trm_steps: int = 600
+    threads: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if not self.methods:
+            raise ValueError("methods: define at least one method")
+        if "sft" in self.methods:
+            raise ValueError("methods: 'sft' is reserved for the SFT student baseline")
+        for name, m in self.methods.items():
+            needs = m.attribution is not None and m.attribution.target == "teacher"
+            if needs and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
+                raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")
+        return self
+
+
+class SplitGuard:
+    """Refuses test/ood splits until training is over: tuning and curves use val only."""
+
+    def __init__(self, world: World):
+        self.world, self.training = world, True
+
+    def load(self, split: str) -> list[Example]:
+        if self.training and (split.startswith("test") or split == "ood"):
+            raise RuntimeError(f"split {split!r} requested during training: test splits are for the final evaluation")
+        return self.world.load(split)
+
+
+Progress = Callable[[str, int, int, dict], None]
+
+
+def test_splits(world: World, cfg: EvalConfig) -> list[str]:
+    return cfg.splits or sorted(s for s in world.splits if s.startswith("test") or s == "ood")
+
+
+def evaluate_policy(model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: RolloutConfig) -> dict:
+    """Greedy multi-turn eval on every test split; attribution shares of a few episodes."""
+    out: dict = {"splits": {}, "episodes": {}}
+    all_eps: list[Episode] = []
+    for split in test_splits(guard.world, cfg):
+        exs = guard.load(split)[: cfg.test_limit]
+        eps = rollout(model, processor, exs, rcfg.model_copy(update={"greedy": True}))
+        out["splits"][split] = summarize(eps)
+        out["episodes"][split] = [episode_record(e) for e in eps]
+        all_eps.extend(eps)
+    out["attribution"] = attribution_profile(
+        model,
+        processor,
+        all_eps[:: max(1, len(all_eps) // max(1, cfg.attribution_episodes))][: cfg.attribution_episodes],
+    )
+    return out
+
+
+def attribution_profile(model, processor, episodes: list[Episode]) -> dict:
+    """Mean component shares of the final turn, for correct and for incorrect episodes."""
+    if not episodes:
+        return {}
+    turns = attribute_episodes(model, processor, [e.segments for e in episodes], "final", 8)
+    groups: dict[str, list[torch.Tensor]] = {"correct": [], "incorrect": []}
+    for ep, ts in zip(episodes, turns, strict=True):
+        p = mean_shares(ts)
+        if p is not None:
+            groups["correct" if ep.correct else "incorrect"].append(p)
+    return {
+        k: {
+            "n": len(v),
+            **({c: float(x) for c, x in zip(COMPONENTS, torch.stack(v).mean(0), strict=True)} if v else {}),
+        }
+        for k, v in groups.items()
+    }
+
+
+def make_rewards(method: MethodConfig, zoo_dir: Path, trm_dir: Path | None, seed: int) -> list[WeightedReward]:
+    rewards = [
+        WeightedReward("outcome", outcome, method.outcome),
+        WeightedReward("format", format_reward, method.format),
+    ]
+    if method.exact_match:
+        rewards.append(WeightedReward("exact_match", exact_match, method.exact_match))
+    if method.trm:
+        if trm_dir is None:
+            raise ConfigError("method uses trm but no tool-call reward model directory was given (--trm)")
+        rewards.append(WeightedReward("trm", TRMReward(load_trm(trm_dir)), method.trm))
+    if method.attribution is not None:
+        teacher = None
+        if method.attribution.target == "teacher":
+            tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
+            tm, tp = load(tdir)
+            teacher = (tm.requires_grad_(False), tp)
+        # lambda is applied inside the term; its weight here is 1
+        rewards.append(WeightedReward("attribution", AttributionReward(method.attribution, teacher, seed), 1.0))
+    return rewards
+
+
+class TrainConfig(StrictModel):
+    """`iapo train --config`: one method, one seed."""
+
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = 0
+
+
+def run_one(
+    name: str, cfg: TrainConfig, student: Path, zoo_dir: Path, trm_dir: Path | None, world: World, run_dir: Path,
+    progress: Progress | None = None,
+) -> dict:  # fmt: skip
+    """GRPO from the SFT student with `cfg.method`'s rewards, then the final test evaluation.
+    A run with result.json is returned as is; an interrupted one resumes from its checkpoint."""
+    done = run_dir / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    guard = SplitGuard(world)
+    model, processor = load(student)
+    ref = copy.deepcopy(model)
+    train = guard.load("train")
+    val = guard.load("val")[: cfg.eval.val_examples]
+    rcfg = cfg.grpo.rollout
+
+    def on_eval(step: int) -> dict:
+        s = summarize(rollout(model, processor, val, rcfg.model_copy(update={"greedy": True})))
+        return {"val/accuracy": s["accuracy"]["mean"], "val/calls_per_episode": s["tools/calls_per_episode"]}
+
+    gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
+    t0 = time.perf_counter()
+    train_grpo(
+        model, ref, processor, train, make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed), gcfg, run_dir,
+        (lambda s, n, row: progress(f"{name}/seed{cfg.seed}", s, n, row)) if progress else None,
+        on_eval, cfg.eval.eval_every,
+    )  # fmt: skip
+    train_s = time.perf_counter() - t0
+    save(model, processor, run_dir / "policy", {"method": name, "seed": cfg.seed, "grpo": gcfg.model_dump()})
+    guard.training = False
+    result = {"method": name, "seed": cfg.seed, "train_seconds": round(train_s, 1)}
+    result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg))
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(done)
+    return result
+
+
+def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path) -> dict:
+    done = out / "runs" / "sft" / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    model, processor = load(out / "zoo" / cfg.student)
+    guard = SplitGuard(world)
+    guard.training = False  # no training happens here
+    result = {"method": "sft", "seed": None, "train_seconds": 0.0}
+    result.update(evaluate_policy(model, processor, guard, cfg.eval, cfg.grpo.rollout))
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(result))
+    return result
+
+
+RESULT_FIELDS = [
+    "method", "seed", "split", "n", "accuracy", "calls_per_episode", "episodes_with_call",
+    "useful_rate", "misuse_rate", "well_formed", "train_seconds",
+]  # fmt: skip
+
+
+def tidy_rows(results: list[dict]) -> list[dict]:
+    rows = []
+    for r in results:
+        for split, s in r["splits"].items():
+            rows.append({
+                "method": r["method"], "seed": r["seed"], "split": split, "n": s["n"],
+                "accuracy": s["accuracy"]["mean"], "calls_per_episode": s["tools/calls_per_episode"],
+                "episodes_with_call": s["tools/episodes_with_call"], "useful_rate": s["tools/useful_rate"],
+                "misuse_rate": s["tools/misuse_rate"], "well_formed": s["format/well_formed"],
+                "train_seconds": r["train_seconds"],
+            })  # fmt: skip
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def versions() -> dict:
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def run_experiment(
+    cfg: ExperimentConfig, out: Path, progress: Progress | None = None, raw_config: dict | None = None
+) -> list[dict]:
+    """World -> zoo -> (TRM) -> SFT baseline -> every method x seed. Resumable at every level."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    if not (out / "world" / "world.json").exists():
+        write_world(
+            cfg.world,
+            out / "world",
+            progress=(lambda sp, s, n: progress(f"world:{sp}", s, n, {})) if progress else None,
+        )
+    world = World(out / "world")
+    timings["world_s"] = time.perf_counter() - t_start
+    t = time.perf_counter()
+    roles = sorted(
+        {cfg.student} | {m.teacher for m in cfg.methods.values() if m.attribution and m.teacher in cfg.zoo.roles}
+    )
+    build_zoo(world, cfg.zoo, out / "zoo", roles, progress)
+    timings["zoo_s"] = time.perf_counter() - t
+    if any(m.trm for m in cfg.methods.values()) and not (out / "trm" / "trm.pt").exists():
+        model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)
+        save_trm(model, report, out / "trm")
+    t = time.perf_counter()
+    results = [run_sft_baseline(cfg, world, out)]
+    trm_dir = out / "trm" if (out / "trm" / "trm.pt").exists() else None
+    for name, method in cfg.methods.items():
+        for seed in cfg.seeds:
+            tc = TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed)
+            run_dir = out / "runs" / name / f"seed{seed}"
+            results.append(run_one(name, tc, out / "zoo" / cfg.student, out / "zoo", trm_dir, world, run_dir, progress))
+    timings["rl_and_eval_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+    write_csv(tidy_rows(results), out / "results.csv")
+    meta = {"config": raw_config or cfg.model_dump(), "versions": versions(), "timings": timings}
+    (out / "experiment.json").write_text(json.dumps(meta, indent=1))
+    return results

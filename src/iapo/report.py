@@ -1,0 +1,345 @@
+"""`iapo report RUN_DIR`: the experiment's tables and figures as HTML + Markdown + PNGs.
+
+Reads only what `iapo.experiment` wrote (results, metric logs, the resolved config), so a
+report can be regenerated at any time. Every number carries its n; intervals are 95%:
+t-intervals over seeds for methods, Wilson intervals for the single SFT evaluation.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from iapo.eval.stats import mean_ci, paired_test
+from iapo.rollout.episode import COMPONENTS
+from iapo.tools.session import CallClass
+
+BASELINE = "outcome"
+
+
+def load_results(run_dir: Path) -> list[dict]:
+    paths = sorted((run_dir / "runs").glob("*/result.json")) + sorted((run_dir / "runs").glob("*/seed*/result.json"))
+    if not paths:
+        raise FileNotFoundError(f"{run_dir}: no runs/*/result.json (run `iapo experiment` first)")
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def load_curves(run_dir: Path) -> dict[str, list[list[dict]]]:
+    """method -> one metrics.jsonl (list of rows) per seed."""
+    out: dict[str, list[list[dict]]] = defaultdict(list)
+    for p in sorted((run_dir / "runs").glob("*/seed*/metrics.jsonl")):
+        out[p.parent.parent.name].append([json.loads(x) for x in p.read_text().splitlines() if x.strip()])
+    return out
+
+
+def _fmt(c) -> str:
+    if c.n == 0 or math.isnan(c.mean):
+        return "n/a"
+    if math.isnan(c.low):
+        return f"{100 * c.mean:.1f} (n={c.n})"
+    return f"{100 * c.mean:.1f} [{100 * c.low:.1f}, {100 * c.high:.1f}]"
+
+
+def _p(x: float) -> str:
+    return "n/a" if math.isnan(x) else (f"{x:.3f}" if x >= 0.001 else "<0.001")
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def _per_question(r: dict, splits: list[str]) -> dict[str, float]:
+    return {f"{s}:{e['id']}": float(e["correct"]) for s in splits for e in r["episodes"][s]}
+
+
+def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dict]:
+    """Rows: method; columns: each test split, the average, paired tests vs the outcome baseline."""
+    splits = sorted(results[0]["splits"])
+    by_m: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_m[r["method"]].append(r)
+    avg = {
+        m: [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in rs] for m, rs in by_m.items()
+    }
+    header = ["method", "seeds", *splits, "average", f"diff vs {BASELINE}", "p (seeds, t)", "p (questions, t)"]
+    rows, stats = [], {}
+    base = {r["seed"]: r for r in by_m.get(BASELINE, [])}
+    for m, rs in by_m.items():
+        cells = [m, str(len(rs))]
+        for s in splits:
+            cells.append(_fmt(mean_ci([r["splits"][s]["accuracy"]["mean"] for r in rs])))
+        a = mean_ci(avg[m])
+        cells.append(_fmt(a))
+        stats[m] = {"average": a}
+        paired = [r for r in rs if r["seed"] in base]
+        if m != BASELINE and paired:
+            pt = paired_test(
+                [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
+                [float(np.mean([base[r["seed"]]["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
+            )
+            # question level: each question's correctness averaged over the shared seeds
+            qa, qb = defaultdict(list), defaultdict(list)
+            for r in paired:
+                for k, v in _per_question(r, splits).items():
+                    qa[k].append(v)
+                for k, v in _per_question(base[r["seed"]], splits).items():
+                    qb[k].append(v)
+            keys = sorted(set(qa) & set(qb))
+            pq = paired_test([float(np.mean(qa[k])) for k in keys], [float(np.mean(qb[k])) for k in keys])
+            sign = "+" if pt.diff.mean >= 0 else ""
+            cells += [f"{sign}{100 * pt.diff.mean:.1f}", _p(pt.p_t), _p(pq.p_t)]
+            stats[m].update(diff=pt.diff.mean, p_seeds=pt.p_t, p_questions=pq.p_t)
+        else:
+            cells += ["", "", ""]
+        rows.append(cells)
+    return header, rows, stats
+
+
+def final_val(curves: list[list[dict]]) -> list[float]:
+    return [next((r["val/accuracy"] for r in reversed(rows) if "val/accuracy" in r), math.nan) for rows in curves]
+
+
+def sample_efficiency(curves: dict[str, list[list[dict]]]) -> tuple[list[str], list[list[str]]]:
+    """Steps until val accuracy first reaches the outcome baseline's final (mean) val accuracy."""
+    if BASELINE not in curves:
+        return [], []
+    target = float(np.nanmean(final_val(curves[BASELINE])))
+    rows = []
+    for m, runs in curves.items():
+        steps = []
+        for rows_ in runs:
+            hit = [r["step"] for r in rows_ if r.get("val/accuracy", -1) >= target - 1e-9]
+            steps.append(hit[0] if hit else None)
+        reached = [s for s in steps if s is not None]
+        ci = mean_ci([float(s) for s in reached])
+        cell = f"{ci.mean:.0f}" + ("" if math.isnan(ci.low) else f" [{ci.low:.0f}, {ci.high:.0f}]") if reached else "-"
+        rows.append([m, f"{len(reached)}/{len(steps)}", cell])
+    return ["method", f"seeds reaching {100 * target:.1f}% val", "steps (mean [95% CI])"], rows
+
+
+def tool_collapse(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Share of test episodes with a tool call: SFT start vs final, per method."""
+    sft = next((r for r in results if r["method"] == "sft"), None)
+
+    def rate(r: dict) -> float:
+        sp = r["splits"]
+        return float(np.mean([s["tools/episodes_with_call"] for s in sp.values()]))
+
+    start = rate(sft) if sft else math.nan
+    by_m: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        if r["method"] != "sft":
+            by_m[r["method"]].append(rate(r))
+    rows = []
+    for m, v in by_m.items():
+        c = mean_ci(v)
+        collapsed = not math.isnan(start) and c.mean < 0.5 * start
+        rows.append([m, f"{100 * start:.1f}", _fmt(c), "yes" if collapsed else "no"])
+    return ["method", "SFT start: episodes with a call %", "final % [95% CI]", "collapsed (< half of start)"], rows
+
+
+ABLATIONS = {
+    "iapo_random": "Is it the attribution term, or any target? (random Dirichlet target)",
+    "iapo_weak": "Does a weaker teacher still help?",
+    "iapo_alt": "Does a teacher with another tokenizer work?",
+}
+
+
+def ablation_table(stats: dict) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    ref = stats.get("iapo", {}).get("average")
+    for m, s in stats.items():
+        if not m.startswith("iapo"):
+            continue
+        q = ABLATIONS.get(m, "lambda / divergence sweep" if m != "iapo" else "the method")
+        d_iapo = "" if ref is None or m == "iapo" else f"{100 * (s['average'].mean - ref.mean):+.1f}"
+        rows.append(
+            [
+                m,
+                q,
+                _fmt(s["average"]),
+                f"{100 * s.get('diff', math.nan):+.1f}",
+                _p(s.get("p_questions", math.nan)),
+                d_iapo,
+            ]
+        )
+    return ["run", "question", "average acc % [95% CI]", f"vs {BASELINE}", "p (questions)", "vs iapo"], rows
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def _curve(runs: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    pts = defaultdict(list)
+    for rows in runs:
+        for r in rows:
+            if key in r and r[key] is not None and math.isfinite(r[key]):
+                pts[r["step"]].append(r[key])
+    if not pts:
+        return None
+    steps = np.array(sorted(pts))
+    return steps, np.array([np.mean(pts[s]) for s in steps])
+
+
+def fig_training(curves: dict[str, list[list[dict]]], path: Path) -> None:
+    """Fig. 4 analog: tool calls, useful-call rate, accuracy over training (mean over seeds)."""
+    keys = [
+        ("tools/calls_per_episode", "tool calls / episode"),
+        ("tools/useful_rate", "useful-call rate"),
+        ("accuracy", "train accuracy (rollouts)"),
+        ("val/accuracy", "val accuracy (greedy)"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    for ax, (k, title) in zip(axes, keys, strict=True):
+        for m, runs in curves.items():
+            c = _curve(runs, k)
+            if c is not None:
+                ax.plot(*c, label=m, marker="." if k.startswith("val") else None)
+        ax.set_title(title)
+        ax.set_xlabel("GRPO step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_misuse(results: list[dict], path: Path) -> None:
+    """Fig. 3 analog (a): share of each call class over all test calls, per method."""
+    classes = [c.value for c in CallClass if c != CallClass.VALID]
+    by_m: dict[str, list[list[float]]] = defaultdict(list)
+    for r in results:
+        sp = r["splits"].values()
+        by_m[r["method"]].append([float(np.mean([s[f"tools/class/{c}"] for s in sp])) for c in classes])
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    w = 0.8 / max(1, len(by_m))
+    for i, (m, v) in enumerate(by_m.items()):
+        ax.bar(np.arange(len(classes)) + i * w, np.mean(v, 0), w, label=m)
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - w / 2, [c.replace("_", "\n") for c in classes], fontsize=8)
+    ax.set_ylabel("share of calls")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_attribution(results: list[dict], path: Path) -> None:
+    """Fig. 3 analog (b): mean component share of the final turn, correct vs incorrect."""
+    by_m: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        for k, d in (r.get("attribution") or {}).items():
+            if d.get("n"):
+                by_m[r["method"]][k].append([d[c] for c in COMPONENTS])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4), sharey=True)
+    for ax, k in zip(axes, ("correct", "incorrect"), strict=True):
+        ms = [m for m in by_m if by_m[m][k]]
+        w = 0.8 / max(1, len(ms))
+        for i, m in enumerate(ms):
+            ax.bar(np.arange(len(COMPONENTS)) + i * w, np.mean(by_m[m][k], 0), w, label=m)
+        ax.set_xticks(np.arange(len(COMPONENTS)) + 0.4 - w / 2, COMPONENTS, fontsize=8)
+        ax.set_title(f"{k} episodes")
+    axes[0].set_ylabel("attribution share p_c")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_no rows_\n"
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}pre{background:#f6f6f6;"
+    "padding:1em;overflow-x:auto;font-size:12px}"
+)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write report.html, report.md and fig_*.png into `run_dir`; returns the HTML path."""
+    results = load_results(run_dir)
+    curves = load_curves(run_dir)
+    meta = json.loads((run_dir / "experiment.json").read_text()) if (run_dir / "experiment.json").exists() else {}
+    acc_h, acc_r, stats = accuracy_table(results)
+    eff_h, eff_r = sample_efficiency(curves)
+    col_h, col_r = tool_collapse(results)
+    abl_h, abl_r = ablation_table(stats)
+    figs = {
+        "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
+        "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", fig_misuse, results),
+        "fig_attribution.png": (
+            "Attribution share per input component, final turn (paper's Fig. 3 analog)",
+            fig_attribution,
+            results,
+        ),
+    }
+    for name, (_, fn, data) in figs.items():
+        fn(data, run_dir / name)
+    seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
+    verdict = _verdict(stats)
+    sections = [
+        ("Accuracy on the test splits (%, mean [95% CI] over seeds)", acc_h, acc_r),
+        ("Sample efficiency", eff_h, eff_r),
+        ("Does tool use collapse?", col_h, col_r),
+        ("Ablations: the three open questions", abl_h, abl_r),
+    ]
+    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; seeds {seeds}; {len(results)} runs.\n\n**{verdict}**\n"]
+    body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; seeds {seeds}; "
+            f"{len(results)} runs.</p><p><b>{html.escape(verdict)}</b></p>"]  # fmt: skip
+    for title, h, r in sections:
+        md.append(f"## {title}\n\n{_md_table(h, r)}")
+        body.append(f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}")
+    for name, (title, _, _) in figs.items():
+        md.append(f"## {title}\n\n![{title}]({name})\n")
+        body.append(f"<h2>{html.escape(title)}</h2><img src='{name}' alt='{html.escape(title)}'>")
+    notes = (
+        "SFT is the student before RL, evaluated once (greedy decoding, so seed-independent). p (seeds): paired "
+        "t-test on per-seed average accuracy; p (questions): paired t-test on each test question's correctness "
+        "averaged over the shared seeds. Test splits were evaluated once, after training; val was used for curves."
+    )
+    md.append(f"## Notes\n\n{notes}\n")
+    body.append(f"<h2>Notes</h2><p>{html.escape(notes)}</p>")
+    if meta:
+        dump = json.dumps(meta, indent=1)
+        md.append(f"## Config, versions, wall time\n\n```json\n{dump}\n```\n")
+        body.append(f"<h2>Config, versions, wall time</h2><pre>{html.escape(dump)}</pre>")
+    (run_dir / "report.md").write_text("\n".join(md))
+    out = run_dir / "report.html"
+    out.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>IAPO report</title>"
+                   f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
+    return out
+
+
+def _verdict(stats: dict) -> str:
+    if "iapo" not in stats or BASELINE not in stats:
+        return "IAPO vs outcome: not both in this run."
+    s = stats["iapo"]
+    d, p = 100 * s.get("diff", math.nan), s.get("p_questions", math.nan)
+    if math.isnan(d):
+        return "IAPO vs outcome: no paired seeds."
+    better = d > 0 and not math.isnan(p) and p < 0.05
+    word = "beats" if better else ("does not significantly beat" if d >= 0 else "is below")
+    return f"IAPO {word} the outcome baseline here: {d:+.1f} points average accuracy (p = {_p(p)}, question-level)."

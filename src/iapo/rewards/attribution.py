@@ -1,0 +1,127 @@
+"""The IAPO term: -lambda * D(p_student, p_target) on the student's own rollout.
+
+p_student is the policy's component attribution (Integrated Gradients, `iapo.attribution`);
+p_target is a frozen teacher's attribution of the same rollout, teacher-forced with the
+teacher's own tokenizer and processor, or, as a control, a random Dirichlet draw over the
+components the episode has. No gradient flows through the term: it is a reward.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from iapo.attribution import attribute_episodes, mean_shares
+from iapo.config import StrictModel
+from iapo.rollout.loop import Episode
+
+
+class AttributionRewardConfig(StrictModel):
+    lam: float = Field(0.5, ge=0, description="lambda: weight of the divergence penalty")
+    divergence: Literal["l1", "js"] = "l1"
+    turns: Literal["final", "all"] = Field("final", description="scored turns (METHOD.md: the final answer turn)")
+    n_steps: int = Field(8, ge=2, description="IG interpolation steps m")
+    method: Literal["riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"] = "riemann_trapezoid"
+    baseline: Literal["zero", "pad"] = "zero"
+    target: Literal["teacher", "random"] = Field("teacher", description="random = Dirichlet control")
+    chunk: int = Field(64, ge=1, description="rows per IG forward pass (memory)")
+    max_relative_error: float | None = Field(
+        None, gt=0, description="also drop the term when the completeness error exceeds this (default: only NaN/inf)"
+    )
+
+
+def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
+    """L1 in [0, 2], or Jensen-Shannon in nats, in [0, ln 2]."""
+    if kind == "l1":
+        return float((p - q).abs().sum())
+    m = (p + q) / 2
+
+    def kl(a: torch.Tensor, b: torch.Tensor) -> float:
+        nz = a > 0
+        return float((a[nz] * (a[nz] / b[nz]).log()).sum())
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+class AttributionReward:
+    """Reward function (TRL convention) returning -lambda * D per episode, 0 where dropped.
+
+    `bind_policy` gives it the live policy; `last` holds per-episode shares and counters of
+    the latest call for logging and the report."""
+
+    __name__ = "attribution"
+
+    def __init__(self, cfg: AttributionRewardConfig, teacher=None, seed: int = 0):
+        if cfg.target == "teacher" and teacher is None:
+            raise ValueError("target 'teacher' needs a teacher (model, processor)")
+        self.cfg, self.teacher = cfg, teacher
+        self.policy = None
+        self.gen = torch.Generator().manual_seed(seed)
+        self.last: dict = {}
+
+    def bind_policy(self, model, processor) -> None:
+        self.policy = (model, processor)
+
+    def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
+        c = self.cfg
+        turns = attribute_episodes(
+            model,
+            processor,
+            [e.segments for e in episodes],
+            c.turns,
+            c.n_steps,
+            c.method,
+            c.baseline,
+            keep_ids,
+            c.chunk,
+        )
+        rel = [max((t.relative_error for t in ts), default=math.nan) for ts in turns]
+        return [mean_shares(ts) for ts in turns], rel
+
+    def _random_target(self, p_student: torch.Tensor) -> torch.Tensor:
+        present = p_student > 0
+        draw = -torch.log(torch.rand(int(present.sum()), generator=self.gen))  # normalised: Dirichlet(1)
+        q = torch.zeros_like(p_student)
+        q[present] = draw / draw.sum()
+        return q
+
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
+        if self.policy is None:
+            raise RuntimeError("AttributionReward.bind_policy(model, processor) was not called")
+        p_s, err_s = self._shares(*self.policy, episodes, keep_ids=True)
+        if self.cfg.target == "teacher":
+            p_t, err_t = self._shares(*self.teacher, episodes, keep_ids=False)
+        else:
+            p_t = [self._random_target(p) if p is not None else None for p in p_s]
+            err_t = [0.0] * len(episodes)
+        out, dropped, dists = [], 0, []
+        for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True):
+            ok = (
+                ps is not None
+                and pt is not None
+                and all(math.isfinite(e) and e <= (self.cfg.max_relative_error or math.inf) for e in (es, et))
+            )
+            if not ok:
+                dropped += 1
+                out.append(0.0)
+                continue
+            d = divergence(ps, pt, self.cfg.divergence)
+            dists.append(d)
+            out.append(-self.cfg.lam * d)
+        self.last = {
+            "p_student": p_s,
+            "p_target": p_t,
+            "attr/divergence": sum(dists) / len(dists) if dists else math.nan,
+            "attr/dropped": float(dropped),
+            "attr/rel_error_student": _nanmean(err_s),
+            "attr/rel_error_target": _nanmean(err_t),
+        }
+        return out
+
+
+def _nanmean(xs: list[float]) -> float:
+    v = [x for x in xs if math.isfinite(x)]
+    return sum(v) / len(v) if v else math.nan

@@ -1,0 +1,281 @@
+"""GRPO for multi-turn image-tool agents, CleanRL style: one file, the math in small functions.
+
+Per step: Q questions x G rollouts (`iapo.rollout`) -> weighted rewards (TRL reward-function
+convention) -> group-relative advantages -> clipped policy-ratio loss on the policy's own tokens
+only (never prompt, image or tool-output tokens) + k3 KL to the frozen reference (SFT) policy.
+
+Why not `trl.GRPOTrainer`: see docs/grpo.md. In short, its generation path drives a transformers
+processor that cannot be built here without torchvision, and a multi-turn episode whose tool
+responses are images must be re-encoded with new pixel values every turn, which its
+`rollout_func` contract (token ids and log-probs only) does not carry. The reward functions are
+TRL-compatible, so the scale-out path plugs them in unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from iapo.config import StrictModel
+from iapo.data.example import Example
+from iapo.models.processor import VLProcessor
+from iapo.rollout.episode import Batch, collate, encode
+from iapo.rollout.loop import Episode, RolloutConfig, rollout
+from iapo.rollout.stats import tool_stats
+from iapo.train.common import MetricLog, load_checkpoint, save_checkpoint, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+class GRPOConfig(StrictModel):
+    steps: int = Field(30, ge=1)
+    questions_per_step: int = Field(8, ge=1, description="Q distinct questions per step")
+    group_size: int = Field(8, ge=2, description="G rollouts per question")
+    lr: float = Field(5e-4, gt=0)
+    beta: float = Field(0.02, ge=0, description="KL coefficient to the reference (SFT) policy; 0 = no reference")
+    clip_eps: float = Field(0.2, gt=0)
+    epochs: int = Field(1, ge=1, description="policy updates per rollout batch (mu)")
+    loss_type: Literal["grpo", "dapo"] = Field(
+        "dapo", description="grpo: mean over each sequence, then over sequences; dapo: mean over all tokens"
+    )
+    scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
+    max_grad_norm: float = Field(1.0, gt=0)
+    micro_batch: int = Field(32, ge=1, description="episodes per forward/backward (memory)")
+    checkpoint_every: int = Field(10, ge=1)
+    seed: int = 0
+    rollout: RolloutConfig = Field(default_factory=lambda: RolloutConfig(temperature=1.0))
+
+
+# --- the math --------------------------------------------------------------------------------------
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """(Q*G,) rewards, grouped consecutively -> (Q*G,) advantages r - mean_g [/ (std_g + eps)].
+    A group whose rewards are all equal gets zero advantage (no division by zero)."""
+    r = rewards.view(-1, group_size)
+    adv = r - r.mean(1, keepdim=True)
+    if scale:
+        adv = adv / (r.std(1, keepdim=True) + eps)  # unbiased std, as TRL
+    return adv.flatten()
+
+
+def token_logprobs(model, batch: Batch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position."""
+    logits = model(**batch.model_inputs()).logits[:, :-1].float()  # (B, T-1, V)
+    logp_all = torch.log_softmax(logits, -1)
+    lp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    ent = None
+    if with_entropy:
+        with torch.no_grad():
+            ent = -(logp_all.exp() * logp_all).sum(-1)
+    return lp, ent
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token unbiased, non-negative KL(pi || ref) estimate: exp(ref - lp) - (ref - lp) - 1."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    loss_type: str = "dapo",
+    n_tokens: float | None = None,
+    n_seqs: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped surrogate + beta * KL, averaged over masked tokens.
+
+    logp, old_logp, ref_logp, mask: (B, T); adv: (B,). `n_tokens` / `n_seqs` normalise over
+    the whole batch when it is split into micro-batches (default: this micro-batch)."""
+    mask = mask.to(logp.dtype)
+    ratio = torch.exp(logp - old_logp)
+    a = adv.unsqueeze(1)
+    per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
+    kl = torch.zeros_like(logp)
+    if beta > 0 and ref_logp is not None:
+        kl = kl_k3(logp, ref_logp)
+        per_token = per_token + beta * kl
+    if loss_type == "dapo":
+        loss = (per_token * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
+    else:
+        per_seq = (per_token * mask).sum(1) / mask.sum(1).clamp(min=1)
+        loss = per_seq.sum() / (n_seqs or logp.shape[0])
+    with torch.no_grad():
+        m = mask.sum().clamp(min=1)
+        clipped = ((ratio - 1).abs() > clip_eps).to(logp.dtype)
+        stats = {"kl": float((kl * mask).sum() / m), "clip_frac": float((clipped * mask).sum() / m)}
+    return loss, stats
+
+
+# --- rewards ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class WeightedReward:
+    name: str
+    fn: Callable[..., list[float]]
+    weight: float = 1.0
+
+
+def compute_rewards(rewards: list[WeightedReward], episodes: list[Episode]) -> tuple[torch.Tensor, dict[str, float]]:
+    """(N,) total reward and the mean of each component, calling every reward TRL-style."""
+    prompts = [e.example.question for e in episodes]
+    completions = ["".join(t.text for t in e.turns) for e in episodes]
+    total = torch.zeros(len(episodes), dtype=torch.float64)
+    row: dict[str, float] = {}
+    for r in rewards:
+        vals = torch.tensor(r.fn(prompts=prompts, completions=completions, episodes=episodes), dtype=torch.float64)
+        total += r.weight * vals
+        row[f"reward/{r.name}"] = float(vals.mean())
+        row.update({k: v for k, v in getattr(r.fn, "last", {}).items() if isinstance(v, float)})
+    row["reward/total"] = float(total.mean())
+    return total, row
+
+
+# --- the loop ---------------------------------------------------------------------------------------
+
+
+def policy_batches(episodes: list[Episode], processor: VLProcessor, size: int) -> list[Batch]:
+    """Teacher-forced batches of whole episodes; completion_mask = the policy's generated turns."""
+    encs = [encode(e.segments, processor) for e in episodes]
+    return [collate(encs[i : i + size], processor.pad_token_id) for i in range(0, len(encs), size)]
+
+
+def grpo_step(
+    model, ref_model, processor, opt, examples: list[Example], rewards: list[WeightedReward], cfg: GRPOConfig
+) -> tuple[dict[str, float], bool]:
+    """One rollout + update. Returns the log row and whether the update was applied."""
+    t0 = time.perf_counter()
+    group = [ex for ex in examples for _ in range(cfg.group_size)]
+    episodes = rollout(model, processor, group, cfg.rollout)
+    t1 = time.perf_counter()
+    total, row = compute_rewards(rewards, episodes)
+    adv = group_advantages(total, cfg.group_size, cfg.scale_rewards).float()
+    t2 = time.perf_counter()
+    row.update(tool_stats(episodes))
+    row["accuracy"] = sum(e.correct for e in episodes) / len(episodes)
+    row["reward/group_std"] = float(total.view(-1, cfg.group_size).std(1).mean())
+    row["adv/abs_mean"] = float(adv.abs().mean())
+    row["episode/tokens"] = sum(sum(len(t.ids) for t in e.turns) for e in episodes) / len(episodes)
+    ok = bool(torch.isfinite(adv).all())
+    if ok:
+        ok = _update(model, ref_model, processor, opt, episodes, adv, cfg, row)
+    t3 = time.perf_counter()
+    row.update({"time/rollout_s": t1 - t0, "time/reward_s": t2 - t1, "time/update_s": t3 - t2, "time/step_s": t3 - t0})
+    return row, ok
+
+
+def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, row: dict) -> bool:
+    model.train()
+    batches = policy_batches(episodes, processor, cfg.micro_batch)
+    advs = adv.split(cfg.micro_batch)
+    n_tokens = float(sum(b.completion_mask[:, 1:].sum() for b in batches))
+    old, ref = [], []
+    with torch.no_grad():
+        for b in batches:
+            old.append(token_logprobs(model, b)[0] if cfg.epochs > 1 else None)
+            ref.append(token_logprobs(ref_model, b)[0] if cfg.beta > 0 and ref_model is not None else None)
+    params = [p for p in model.parameters() if p.requires_grad]
+    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    for _ in range(cfg.epochs):
+        opt.zero_grad(set_to_none=True)
+        for b, a, o, r in zip(batches, advs, old, ref, strict=True):
+            lp, ent = token_logprobs(model, b, with_entropy=True)
+            mask = b.completion_mask[:, 1:]
+            loss, st = grpo_loss(
+                lp, lp.detach() if o is None else o, a, mask, cfg.clip_eps, cfg.beta, r,
+                cfg.loss_type, n_tokens, float(len(episodes)),
+            )  # fmt: skip
+            if not torch.isfinite(loss):
+                opt.zero_grad(set_to_none=True)
+                return False
+            loss.backward()
+            w = float(mask.sum()) / n_tokens
+            stats["loss"] += loss.item() / cfg.epochs
+            stats["kl"] += st["kl"] * w / cfg.epochs
+            stats["clip_frac"] += st["clip_frac"] * w / cfg.epochs
+            stats["entropy"] += float((ent * mask).sum()) / n_tokens / cfg.epochs
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        if not torch.isfinite(gnorm):
+            opt.zero_grad(set_to_none=True)
+            return False
+        opt.step()
+        stats["grad_norm"] += float(gnorm) / cfg.epochs
+    row.update(stats)
+    return True
+
+
+def train_grpo(
+    model,
+    ref_model,
+    processor: VLProcessor,
+    train: list[Example],
+    rewards: list[WeightedReward],
+    cfg: GRPOConfig,
+    run_dir: Path,
+    progress: Callable[[int, int, dict], None] | None = None,
+    on_eval: Callable[[int], dict] | None = None,
+    eval_every: int = 0,
+) -> None:
+    """Train in place; checkpoints every `checkpoint_every` steps under `run_dir` and resumes
+    from there with the same subsequent rollouts and metrics (RNG states are saved too)."""
+    seed_everything(cfg.seed)
+    for r in rewards:
+        if hasattr(r.fn, "bind_policy"):
+            r.fn.bind_policy(model, processor)
+    if ref_model is not None:
+        ref_model.eval().requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    rng = random.Random(f"grpo:{cfg.seed}")
+    start, skipped = 0, 0
+    if (state := load_checkpoint(run_dir)) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        rng.setstate(state["data_rng"])
+        start, skipped = state["step"], state["skipped"]
+        for r, s in zip(rewards, state.get("reward_rng", []), strict=False):
+            if s is not None:
+                r.fn.gen.set_state(s)
+        log.info("resumed GRPO at step %d", start)
+    mlog = MetricLog(run_dir, resume_step=start + 1 if start else 0)  # rows are logged at step + 1
+    if on_eval is not None and eval_every and start == 0:
+        mlog.log(0, on_eval(0))
+    for step in range(start, cfg.steps):
+        examples = rng.sample(train, cfg.questions_per_step)
+        row, applied = grpo_step(model, ref_model, processor, opt, examples, rewards, cfg)
+        skipped += not applied
+        row["guard/skipped_steps"] = float(skipped)
+        if on_eval is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == cfg.steps):
+            row.update(on_eval(step + 1))
+        mlog.log(step + 1, {k: (v if math.isfinite(v) else float("nan")) for k, v in row.items()})
+        if progress:
+            progress(step + 1, cfg.steps, row)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            save_checkpoint(
+                run_dir,
+                {
+                    "step": step + 1,
+                    "skipped": skipped,
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "data_rng": rng.getstate(),
+                    "reward_rng": [r.fn.gen.get_state() if hasattr(r.fn, "gen") else None for r in rewards],
+                },
+            )
+    mlog.close()

@@ -1,0 +1,121 @@
+"""The whole chain on a tiny budget: world -> zoo -> GRPO (outcome, IAPO, controls) -> eval ->
+report; resumability, the test-split guard, and a report whose figures and tables exist."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from iapo.experiment import ExperimentConfig, SplitGuard, run_experiment
+from iapo.report import write_report
+from iapo.world import World
+
+TINY = {
+    "world": {"train": 120, "val": 24, "test_per_family": 6, "ood": 6},
+    "zoo": {
+        "pretrain": {"steps": 4, "batch_images": 8, "eval_every": 2},
+        "eval_examples": 8,
+        "eval_every": 0,
+        "roles": {
+            "teacher": {
+                "spec": {"hidden": 32, "heads": 2, "layers": 1, "intermediate": 64, "vision_hidden": 32},
+                "sft": {"text_steps": 2, "steps": 2, "batch_size": 4},
+            },
+            "student": {
+                "spec": {"hidden": 32, "heads": 2, "layers": 1, "intermediate": 64, "vision_hidden": 32},
+                "sft": {"text_steps": 2, "steps": 2, "batch_size": 4},
+            },
+        },
+    },
+    "grpo": {
+        "steps": 2,
+        "questions_per_step": 2,
+        "group_size": 2,
+        "rollout": {"max_calls": 1, "max_new_tokens": 6, "batch_size": 8},
+    },
+    "methods": {
+        "outcome": {},
+        "iapo": {"attribution": {"n_steps": 2}},
+        "iapo_random": {"attribution": {"n_steps": 2, "target": "random"}},
+        "exact_match": {"exact_match": 1.0},
+    },
+    "seeds": [0, 1],
+    "eval": {"val_examples": 4, "eval_every": 1, "test_limit": 3, "attribution_episodes": 2},
+}
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.tables, self.rows = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.imgs.append(dict(attrs)["src"])
+        if tag == "table":
+            self.tables += 1
+            self.rows.append(0)
+        if tag == "tr" and self.rows:
+            self.rows[-1] += 1
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp")
+    cfg = ExperimentConfig.model_validate(TINY)
+    results = run_experiment(cfg, out)
+    return out, cfg, results
+
+
+def test_grid_runs_and_writes_tidy_results(run):
+    out, cfg, results = run
+    assert len(results) == 1 + len(cfg.methods) * len(cfg.seeds)  # + the SFT baseline
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    splits = {r["split"] for r in rows}
+    assert "ood" in splits and all(s == "ood" or s.startswith("test_") for s in splits)
+    assert {r["method"] for r in rows} == {"sft", *cfg.methods}
+    for m in cfg.methods:
+        log = (out / "runs" / m / "seed0" / "metrics.jsonl").read_text().splitlines()
+        steps = [json.loads(x) for x in log]
+        assert [r["step"] for r in steps] == [0, 1, 2]  # val eval at 0, then each step
+        assert "reward/outcome" in steps[1]
+    iapo = [json.loads(x) for x in (out / "runs" / "iapo" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert "reward/attribution" in iapo[1] and "attr/rel_error_student" in iapo[1]
+    em = [json.loads(x) for x in (out / "runs" / "exact_match" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert "reward/exact_match" in em[1]
+
+
+def test_finished_runs_are_not_recomputed(run):
+    out, cfg, _ = run
+    marker = out / "runs" / "outcome" / "seed0" / "result.json"
+    before = marker.stat().st_mtime_ns
+    run_experiment(cfg, out)
+    assert marker.stat().st_mtime_ns == before
+
+
+def test_test_splits_are_refused_during_training(run):
+    out, _, _ = run
+    guard = SplitGuard(World(out / "world"))
+    guard.load("val")
+    with pytest.raises(RuntimeError, match="test splits"):
+        guard.load("test_table_lookup")
+    with pytest.raises(RuntimeError):
+        guard.load("ood")
+
+
+def test_report_renders_with_figures_and_tables(run):
+    out, _, _ = run
+    html = write_report(out)
+    p = _Refs()
+    p.feed(html.read_text())
+    assert len(p.imgs) >= 3
+    for src in p.imgs:
+        assert (out / src).exists() and (out / src).stat().st_size > 1000
+    assert p.tables >= 4
+    assert all(n >= 2 for n in p.rows)  # a header row and at least one data row
+    md = (out / "report.md").read_text()
+    assert re.search(r"\| iapo \| 2 \|", md)

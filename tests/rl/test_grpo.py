@@ -1,0 +1,127 @@
+"""GRPO math against hand-computed values, the loss mask, NaN guard and exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from iapo.rewards import format_reward, outcome
+from iapo.rl.grpo import GRPOConfig, WeightedReward, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
+from iapo.rollout.loop import RolloutConfig, rollout
+
+
+def test_group_advantages_by_hand():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+    adv = group_advantages(r, 4)
+    std = math.sqrt(4 * 0.25 / 3)  # unbiased std of (1, 0, 0, 1)
+    expect = [0.5 / (std + 1e-4), -0.5 / (std + 1e-4)] * 2
+    assert torch.allclose(adv[:4], torch.tensor([expect[0], expect[1], expect[1], expect[0]]), atol=1e-6)
+    assert torch.equal(adv[4:], torch.zeros(4))  # all-equal group: zero, no NaN
+    assert torch.allclose(group_advantages(r, 4, scale=False)[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]))
+
+
+def test_clipped_objective_by_hand():
+    logp = torch.tensor([[-1.0, -2.0], [-0.5, -0.7]])
+    old = torch.tensor([[-1.1, -2.0], [-0.5 - math.log(1.3), -0.7]])
+    adv = torch.tensor([2.0, -1.0])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    loss, st = grpo_loss(logp, old, adv, mask, clip_eps=0.2)
+    # row 0: ratios e^0.1 and 1 (inside the clip) -> -2 e^0.1, -2
+    # row 1: ratio 1.3, A < 0 -> min(-1.3, -1.2) = -1.3 -> +1.3; second token masked
+    expect = (-2 * math.exp(0.1) - 2 + 1.3) / 3
+    assert loss.item() == pytest.approx(expect, abs=1e-6)
+    assert st["clip_frac"] == pytest.approx(1 / 3)
+    # grpo loss type: per-sequence means, then the mean over sequences
+    loss_g, _ = grpo_loss(logp, old, adv, mask, clip_eps=0.2, loss_type="grpo")
+    assert loss_g.item() == pytest.approx(((-2 * math.exp(0.1) - 2) / 2 + 1.3) / 2, abs=1e-6)
+
+
+def test_kl_k3_by_hand():
+    assert kl_k3(torch.tensor(-1.0), torch.tensor(-1.5)).item() == pytest.approx(math.exp(-0.5) + 0.5 - 1, abs=1e-7)
+    assert kl_k3(torch.tensor(-1.0), torch.tensor(-1.0)).item() == 0.0
+    logp, ref = torch.tensor([[-1.0]]), torch.tensor([[-1.5]])
+    loss, _st = grpo_loss(logp, logp, torch.tensor([0.0]), torch.ones(1, 1), 0.2, beta=0.5, ref_logp=ref)
+    assert loss.item() == pytest.approx(0.5 * (math.exp(-0.5) - 0.5), abs=1e-7)
+
+
+RCFG = RolloutConfig(max_calls=1, max_new_tokens=6, temperature=1.0, batch_size=16)
+
+
+def test_loss_mask_is_the_policy_tokens_only(tiny_models, small_world):
+    model, proc = tiny_models["student"]
+    exs = small_world.load("train")[:2]
+    eps = rollout(model, proc, exs, RCFG)
+    (batch,) = policy_batches(eps, proc, 8)
+    for i, ep in enumerate(eps):
+        gen = [tok for t in ep.turns for tok in (t.ids if not t.truncated else [*t.ids, proc.eos_token_id])]
+        masked = batch.input_ids[i][batch.completion_mask[i].bool()].tolist()
+        assert masked == gen  # exactly the generated ids, nothing from prompt, image or tool output
+    # the loss has no gradient on any other position
+    logp = torch.zeros(batch.input_ids[:, 1:].shape, requires_grad=True)
+    loss, _ = grpo_loss(logp, logp.detach(), torch.ones(len(eps)), batch.completion_mask[:, 1:], 0.2)
+    loss.backward()
+    assert (logp.grad[batch.completion_mask[:, 1:] == 0] == 0).all()
+    assert (logp.grad[batch.completion_mask[:, 1:] == 1] != 0).all()
+
+
+def _cfg(**kw) -> GRPOConfig:
+    return GRPOConfig(steps=4, questions_per_step=2, group_size=2, checkpoint_every=2, rollout=RCFG, beta=0.1, **kw)
+
+
+def _rows(run_dir):
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def test_resume_gives_the_same_metrics(tiny_models, small_world, tmp_path):
+    import copy
+
+    base, proc = tiny_models["student"]
+    train = small_world.load("train")[:20]
+    rewards = [WeightedReward("outcome", outcome), WeightedReward("format", format_reward, 0.5)]
+    # the random policy rarely gets reward; give every episode a varied reward so updates happen
+    rewards.append(WeightedReward("ids", lambda episodes, **_: [sum(e.turns[0].ids) % 7 / 7 for e in episodes]))
+
+    straight = copy.deepcopy(base)
+    train_grpo(straight, copy.deepcopy(base), proc, train, rewards, _cfg(), tmp_path / "a")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_3(step, total, row):
+        if step == 3:
+            raise Killed
+
+    resumed = copy.deepcopy(base)
+    with pytest.raises(Killed):
+        train_grpo(resumed, copy.deepcopy(base), proc, train, rewards, _cfg(), tmp_path / "b", progress=kill_at_3)
+    resumed = copy.deepcopy(base)  # a fresh process: weights come from the checkpoint
+    train_grpo(resumed, copy.deepcopy(base), proc, train, rewards, _cfg(), tmp_path / "b")
+    a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert a == b
+    assert any(r["grad_norm"] > 0 for r in a)
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_nan_reward_skips_the_step(tiny_models, small_world, tmp_path):
+    import copy
+
+    base, proc = tiny_models["student"]
+    model = copy.deepcopy(base)
+    calls = {"n": 0}
+
+    def flaky(episodes, **_):
+        calls["n"] += 1
+        return [math.nan if calls["n"] == 1 else sum(e.turns[0].ids) % 7 / 7 for e in episodes]
+
+    cfg = GRPOConfig(steps=2, questions_per_step=2, group_size=2, rollout=RCFG, beta=0.0)
+    train_grpo(model, None, proc, small_world.load("train")[:10], [WeightedReward("flaky", flaky)], cfg, tmp_path)
+    rows = _rows(tmp_path)
+    assert rows[0]["guard/skipped_steps"] == 1.0 and "loss" not in rows[0]
+    assert rows[1]["guard/skipped_steps"] == 1.0 and math.isfinite(rows[1]["loss"])
+    assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), base.parameters(), strict=True))

@@ -4,7 +4,8 @@
 
 1. Our batched IG vs captum's IntegratedGradients on the same model, inputs, steps and rule
    (goal: ours >= 2x faster).
-2. One IAPO GRPO step vs one outcome GRPO step with the same rollouts budget, m = 8, student
+2. Completeness error of IG for m = 4 ... 64.
+3. One IAPO GRPO step vs one outcome GRPO step with the same rollouts budget, m = 8, student
    and teacher IG included (goal: ratio <= 1.5), with where the time goes.
 
 Without --zoo, untrained tiny models of the default student / teacher sizes are used (timing
@@ -99,6 +100,14 @@ def main() -> None:
     print(f"  captum (default)                       {t_captum * 1e3:8.1f} ms   ratio {t_captum / t_ours:.2f}x")
     print(f"  captum (internal_batch_size=episodes)  {t_captum_b * 1e3:8.1f} ms   ratio {t_captum_b / t_ours:.2f}x")
     print(f"  goal ours >= 2x faster than captum default: {'met' if t_captum / t_ours >= 2 else 'MISSED'}")
+    print("\ncompleteness |sum IG - (f(x) - f(x'))| / |f(x) - f(x')|, median over episodes:")
+    pad = student.get_input_embeddings().weight[sproc.pad_token_id].detach().view(1, 1, -1)
+    for name, base in (("pad", pad.expand_as(eb.inputs_embeds)), ("zero", None)):
+        errs = [attribute(student, eb, base, m, chunk=8 * a.episodes).relative_error for m in (4, 8, 16, 32, 64)]
+        print(
+            f"  baseline {name:4s}: "
+            + "  ".join(f"m={m}: {e.median().item():.3f}" for m, e in zip((4, 8, 16, 32, 64), errs, strict=True))
+        )
 
     # GRPO step: outcome vs IAPO, same seed, same rollouts budget
     cfg = GRPOConfig(
@@ -111,7 +120,7 @@ def main() -> None:
         model = copy.deepcopy(student)
         rewards = list(base)
         if name == "iapo":
-            r = AttributionReward(AttributionRewardConfig(n_steps=a.steps), (teacher, tproc))
+            r = AttributionReward(AttributionRewardConfig(n_steps=a.steps), (teacher, tproc))  # pad baseline
             r.bind_policy(model, sproc)
             rewards.append(WeightedReward("attribution", r))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -289,12 +289,13 @@ def _print_summary(out: Path) -> None:
     from iapo.report import accuracy_table, load_results
 
     header, rows, _ = accuracy_table(load_results(out))
-    t = Table(title="test accuracy %, mean [95% CI] over seeds")
-    for h in header:
-        t.add_column(h, overflow="fold")
+    keep = [0, 1, *range(header.index("average"), len(header))]  # per-split columns are in the report
+    t = Table(title="test accuracy %, mean [95% CI] over seeds (all test splits + ood averaged)")
+    for i in keep:
+        t.add_column(header[i], no_wrap=True)
     for r in rows:
-        t.add_row(*r)
-    Console().print(t)
+        t.add_row(*[r[i] for i in keep])
+    Console(width=max(120, Console().width)).print(t)
 
 
 @app.command()

@@ -63,12 +63,18 @@ def test_riemann_weights_match_captum():
         assert torch.allclose(a, torch.tensor(alphas(m), dtype=torch.float64))
 
 
-def test_completeness_improves_with_steps(tiny_models, episodes):
+@pytest.mark.parametrize("baseline", ["zero", "pad"])
+def test_completeness_improves_with_steps(tiny_models, episodes, baseline):
     model, proc = tiny_models["student"]
     model.eval()
     batch = _final_turn_batch(episodes, proc)
     eb = embed(model, batch, batch.completion_mask)
-    errs = [attribute(model, eb, n_steps=m).relative_error.mean().item() for m in (4, 16, 64)]
+    base = None
+    if baseline == "pad":
+        base = (
+            model.get_input_embeddings().weight[proc.pad_token_id].detach().view(1, 1, -1).expand_as(eb.inputs_embeds)
+        )
+    errs = [attribute(model, eb, base, n_steps=m).relative_error.mean().item() for m in (4, 16, 64)]
     assert errs[0] > errs[1] > errs[2]
     assert errs[2] < 0.05
 

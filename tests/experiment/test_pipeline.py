@@ -74,7 +74,7 @@ def run(tmp_path_factory):
 def test_grid_runs_and_writes_tidy_results(run):
     out, cfg, results = run
     assert len(results) == 1 + len(cfg.methods) * len(cfg.seeds)  # + the SFT baseline
-    rows = list(csv.DictReader(open(out / "results.csv")))
+    rows = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
     splits = {r["split"] for r in rows}
     assert "ood" in splits and all(s == "ood" or s.startswith("test_") for s in splits)
     assert {r["method"] for r in rows} == {"sft", *cfg.methods}

@@ -16,6 +16,7 @@ import torch
 from pydantic import Field, model_validator
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+from transformers.utils import logging as hf_logging
 
 from iapo.config import StrictModel
 from iapo.errors import DataError
@@ -23,6 +24,9 @@ from iapo.models.processor import VLProcessor
 from iapo.models.tokenizer import IM_END, IMAGE_PAD, PAD, VIDEO_PAD, VISION_END, VISION_START
 
 log = logging.getLogger(__name__)
+# tiny checkpoints load in milliseconds: transformers' per-load progress bars would only flood
+# the toolkit's own progress display
+hf_logging.disable_progress_bar()
 META = "iapo.json"  # what the toolkit knows about a model it built (spec, training stage)
 
 

@@ -81,6 +81,16 @@ class Layout:
             }
         return {**self.x_values_bbox, **self.y_values_bbox}
 
+    def named_regions(self) -> dict[str, dict[str, Box]]:
+        """Argument name -> the boxes its names address (`values`: x or y values of a chart)."""
+        return {
+            "columns": self.columns_bbox,
+            "rows": self.rows_bbox,
+            "x_values": self.x_values_bbox,
+            "y_values": self.y_values_bbox,
+            "values": {**self.x_values_bbox, **self.y_values_bbox},
+        }
+
     def context_units(self) -> dict[str, Box]:
         """Row-starter cells `"row/#"`: not evidence themselves, but an answer that names a row
         needs them visible next to its values."""

@@ -120,16 +120,17 @@ def _focus_tools() -> list[Tool]:
     return tools
 
 
+CELL_PARAMS = {
+    "rows": "table row starters (optional)",
+    "columns": "table column headers (optional)",
+    "values": "chart x or y values",
+}
 TOOLS: dict[str, Tool] = {t.name: t for t in _focus_tools()}
 TOOLS["draw_box"] = Tool(
     name="draw_box",
     description="Draw a red box around cells (table: rows x columns, a missing list means all) or around chart values.",
     kinds=("table", "chart"),
-    params={
-        "rows": "table row starters (optional)",
-        "columns": "table column headers (optional)",
-        "values": "chart x or y values",
-    },
+    params=CELL_PARAMS,
     required=(),
     compile=_draw_box,
 )
@@ -138,11 +139,7 @@ TOOLS["crop"] = Tool(
     description="Crop the image to the smallest rectangle holding the given cells (table: rows x columns, a "
     "missing list means all) or chart values.",
     kinds=("table", "chart"),
-    params={
-        "rows": "table row starters (optional)",
-        "columns": "table column headers (optional)",
-        "values": "chart x or y values",
-    },
+    params=CELL_PARAMS,
     required=(),
     compile=_crop,
 )
@@ -229,13 +226,7 @@ def validate_arguments(name: str, arguments: object, layout: Layout) -> dict[str
 
 
 def _check_names(name: str, args: dict[str, list[str]], layout: Layout) -> None:
-    regions = {
-        "columns": layout.columns_bbox,
-        "rows": layout.rows_bbox,
-        "x_values": layout.x_values_bbox,
-        "y_values": layout.y_values_bbox,
-        "values": {**layout.x_values_bbox, **layout.y_values_bbox},
-    }
+    regions = layout.named_regions()
     for key, names in args.items():
         region = regions[key]
         if not region:

@@ -79,11 +79,5 @@ def valid_paths(
 
 
 def _applies(call: dict, layout: Layout) -> bool:
-    regions = {
-        "rows": layout.rows_bbox,
-        "columns": layout.columns_bbox,
-        "x_values": layout.x_values_bbox,
-        "y_values": layout.y_values_bbox,
-        "values": {**layout.x_values_bbox, **layout.y_values_bbox},
-    }
+    regions = layout.named_regions()
     return all(all(n in regions[k] for n in v) for k, v in call["arguments"].items())

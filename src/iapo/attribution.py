@@ -9,11 +9,12 @@ the tokens of each component gives A_c; p_c = |A_c| / sum |A_c| is what IAPO ali
 All m interpolation steps of all rows run in one forward + backward (chunked by `chunk` rows),
 which is where the speed over captum's generic loop comes from.
 
-Baseline: the pad token's embedding in every row by default. The all-zero baseline of METHOD.md
-is available but unreliable here: every decoder layer starts with RMSNorm, whose gradient at a
+Baselines: `pad` (the pad token's embedding in every row; the default), `blank` (pad on text
+rows, the vision features of a blank white image on image rows) and `zero` (METHOD.md's
+default). Zero is unreliable here: every decoder layer starts with RMSNorm, whose gradient at a
 zero input is ~1/sqrt(eps), so f changes almost entirely in a sliver near alpha = 0 and the
-Riemann sum misses it (median completeness error on the trained quickstart teacher, m = 4/8/16/64:
-zero 86/43/21/6.0, pad 0.23/0.15/0.09/0.006).
+Riemann sum misses it. Median completeness error on the trained quickstart teacher,
+m = 4/8/16/64: zero 86/43/21/6.0, pad 0.23/0.15/0.09/0.006, blank 0.40/0.25/0.07/0.015.
 
 Step sizes and alphas follow
 captum's Riemann rules exactly, so `attribute` agrees with `captum.attr.IntegratedGradients`
@@ -32,7 +33,7 @@ import torch
 from iapo.rollout.episode import COMPONENTS, Batch, Encoded, Segment, collate, encode
 
 Rule = Literal["riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
-Baseline = Literal["zero", "pad"]
+Baseline = Literal["blank", "pad", "zero"]
 
 
 def riemann(n_steps: int, rule: Rule = "riemann_trapezoid") -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,6 +106,33 @@ def sequence_logprob(model, eb: EmbeddedBatch, inputs_embeds: torch.Tensor) -> t
 
 
 # --- Integrated Gradients -------------------------------------------------------------------------
+
+
+def baseline_embeddings(model, processor, batch: Batch, eb: EmbeddedBatch, kind: Baseline) -> torch.Tensor | None:
+    """x' for every row: `zero` (None), `pad` (the pad token's embedding everywhere), or `blank`
+    (pad on text rows, the vision features of a blank white image of the same size on image rows)."""
+    if kind == "zero":
+        return None
+    pad = model.get_input_embeddings().weight[processor.pad_token_id].detach()
+    base = pad.view(1, 1, -1).expand_as(eb.inputs_embeds).clone()
+    if kind == "blank" and batch.pixel_values is not None:
+        white = blank_pixels(processor, batch.image_grid_thw)
+        with torch.no_grad():
+            feats = torch.cat(model.model.get_image_features(white, batch.image_grid_thw).pooler_output)
+        mask = (batch.mm_token_type_ids == 1).unsqueeze(-1).expand_as(base)
+        base = base.masked_scatter(mask, feats.to(base.dtype))
+    return base
+
+
+def blank_pixels(processor, grid_thw: torch.Tensor) -> torch.Tensor:
+    """Processed pixel values of all-white images with the given patch grids."""
+    from PIL import Image
+
+    patch = processor.image_processor.patch_size
+    images = [Image.new("RGB", (int(w) * patch, int(h) * patch), (255, 255, 255)) for _, h, w in grid_thw.tolist()]
+    pv, grid = processor.images(images)
+    assert torch.equal(grid, grid_thw), "blank images must keep the patch grid"
+    return pv
 
 
 @dataclass
@@ -224,10 +252,7 @@ def attribute_episodes(
         masks = [e.assistant_mask(only=t) for _, t, e in part]
         batch = collate(encs, processor.pad_token_id, masks)
         eb = embed(model, batch, batch.completion_mask)
-        base = None
-        if baseline == "pad":
-            pad = model.get_input_embeddings().weight[processor.pad_token_id].detach()
-            base = pad.view(1, 1, -1).expand_as(eb.inputs_embeds)
+        base = baseline_embeddings(model, processor, batch, eb, baseline)
         res = attribute(model, eb, base, n_steps, method, chunk)
         tok = res.attributions.sum(-1)  # (B, T)
         comp = torch.full_like(batch.input_ids, -1)

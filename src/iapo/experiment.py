@@ -39,6 +39,7 @@ from iapo.rewards.trm import TRMReward, load_trm, save_trm, train_trm
 from iapo.rl.grpo import GRPOConfig, WeightedReward, train_grpo
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
+from iapo.train.common import CKPT
 from iapo.train.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
@@ -210,6 +211,7 @@ def run_one(
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(done)
+    (run_dir / CKPT).unlink(missing_ok=True)  # finished: the policy/ directory is what remains
     return result
 
 

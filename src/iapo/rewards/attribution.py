@@ -25,7 +25,7 @@ class AttributionRewardConfig(StrictModel):
     turns: Literal["final", "all"] = Field("final", description="scored turns (METHOD.md: the final answer turn)")
     n_steps: int = Field(8, ge=2, description="IG interpolation steps m")
     method: Literal["riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"] = "riemann_trapezoid"
-    baseline: Literal["zero", "pad"] = Field(
+    baseline: Literal["pad", "blank", "zero"] = Field(
         "pad",
         description="IG baseline embeddings. METHOD.md's default is zero; measured on our trained models, "
         "zero gives a completeness error of 43x at m=8 (RMSNorm's gradient at 0 is ~1/sqrt(eps)), pad 0.15",

@@ -18,6 +18,15 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(root)
 
 
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """`shared/fixtures/` (real benchmark rows), which lives beside the project root."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "fixtures").is_dir():
+            return parent / "shared" / "fixtures"
+    pytest.fail("shared/fixtures/ not found beside the project root (or above it)")
+
+
 @pytest.fixture()
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]

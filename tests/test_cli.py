@@ -42,15 +42,14 @@ def test_missing_world_dir(tmp_path):
     assert r.returncode == 2 and "not a world directory" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_eval_on_benchmark_fixtures_with_a_tiny_saved_model(tiny_models, tmp_path):
+def test_eval_on_benchmark_fixtures_with_a_tiny_saved_model(tiny_models, tmp_path, shared_fixtures):
     import json
-    from pathlib import Path
 
     from iapo.models.build import save
 
     model, proc = tiny_models["student"]
     mdir = save(model, proc, tmp_path / "m")
-    shared = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    shared = shared_fixtures
     for bench in ("wtq", "tabfact"):
         out = tmp_path / f"{bench}.json"
         r = iapo("eval", "--model", str(mdir), "--bench", bench, "--data", str(shared / bench),

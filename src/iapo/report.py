@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iapo.eval.stats import mean_ci, paired_test
+from iapo.eval.stats import CI, mean_ci, paired_test, wilson
 from iapo.rollout.episode import COMPONENTS
 from iapo.tools.session import CallClass
 
@@ -69,16 +69,39 @@ def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dic
     avg = {
         m: [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in rs] for m, rs in by_m.items()
     }
-    header = ["method", "seeds", *splits, "average", f"diff vs {BASELINE}", "p (seeds, t)", "p (questions, t)"]
+    header = [
+        "method", "seeds", *splits, "average", "p vs sft (questions, t)",
+        f"diff vs {BASELINE}", "p (seeds, t)", "p (questions, t)",
+    ]  # fmt: skip
     rows, stats = [], {}
     base = {r["seed"]: r for r in by_m.get(BASELINE, [])}
+    sft_q = _per_question(by_m["sft"][0], splits) if "sft" in by_m else {}
     for m, rs in by_m.items():
         cells = [m, str(len(rs))]
-        for s in splits:
-            cells.append(_fmt(mean_ci([r["splits"][s]["accuracy"]["mean"] for r in rs])))
-        a = mean_ci(avg[m])
-        cells.append(_fmt(a))
+        if len(rs) == 1:  # one run (the SFT student): Wilson intervals over its questions
+            for s in splits:
+                acc = rs[0]["splits"][s]["accuracy"]
+                cells.append(_fmt(CI(acc["mean"], acc["ci_low"], acc["ci_high"], acc["n"])))
+            q = _per_question(rs[0], splits)
+            a = wilson(sum(q.values()), len(q))
+            cells.append(_fmt(a) + " (questions)")
+        else:
+            for s in splits:
+                cells.append(_fmt(mean_ci([r["splits"][s]["accuracy"]["mean"] for r in rs])))
+            a = mean_ci(avg[m])
+            cells.append(_fmt(a))
         stats[m] = {"average": a}
+        if m != "sft" and sft_q:
+            qm = defaultdict(list)
+            for r in rs:
+                for k, v in _per_question(r, splits).items():
+                    qm[k].append(v)
+            keys = sorted(set(qm) & set(sft_q))
+            p_sft = paired_test([float(np.mean(qm[k])) for k in keys], [sft_q[k] for k in keys]).p_t
+            cells.append(_p(p_sft))
+            stats[m]["p_vs_sft"] = p_sft
+        else:
+            cells.append("")
         paired = [r for r in rs if r["seed"] in base]
         if m != BASELINE and paired:
             pt = paired_test(
@@ -316,7 +339,8 @@ def write_report(run_dir: Path) -> Path:
         md.append(f"## {title}\n\n![{title}]({name})\n")
         body.append(f"<h2>{html.escape(title)}</h2><img src='{name}' alt='{html.escape(title)}'>")
     notes = (
-        "SFT is the student before RL, evaluated once (greedy decoding, so seed-independent). p (seeds): paired "
+        "SFT is the student before RL, evaluated once (greedy decoding, so seed-independent); its intervals are "
+        "Wilson intervals over questions, the methods' are t-intervals over seeds. p (seeds): paired "
         "t-test on per-seed average accuracy; p (questions): paired t-test on each test question's correctness "
         "averaged over the shared seeds. Test splits were evaluated once, after training; val was used for curves."
     )

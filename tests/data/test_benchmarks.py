@@ -11,12 +11,11 @@ from iapo.errors import DataError
 from iapo.metrics import score
 from iapo.metrics.wtq import denotation_match, normalize
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 LOCAL = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def test_wtq_fixture_and_denotation_accuracy(tmp_path):
-    got = load_benchmark("wtq", SHARED / "wtq", tmp_path)
+def test_wtq_fixture_and_denotation_accuracy(tmp_path, shared_fixtures):
+    got = load_benchmark("wtq", shared_fixtures / "wtq", tmp_path)
     assert len(got.examples) == 24 and not got.skipped
     ex = {e.id: e for e in got.examples}
     zee = ex["nt-4997"]
@@ -61,8 +60,8 @@ def test_wtq_normalize_dashes_and_spaces():
     assert normalize("  A   b ") == "a b"
 
 
-def test_tabfact_fixture_and_accuracy(tmp_path):
-    got = load_benchmark("tabfact", SHARED / "tabfact", tmp_path)
+def test_tabfact_fixture_and_accuracy(tmp_path, shared_fixtures):
+    got = load_benchmark("tabfact", shared_fixtures / "tabfact", tmp_path)
     assert len(got.examples) == 24 and not got.skipped
     first = got.examples[0]
     assert first.question.startswith("True or false: ") and first.answer in ("true", "false")

@@ -104,7 +104,7 @@ class SplitGuard:
 Progress = Callable[[str, int, int, dict], None]
 
 
-def test_splits(world: World, cfg: EvalConfig) -> list[str]:
+def final_splits(world: World, cfg: EvalConfig) -> list[str]:
     return cfg.splits or sorted(s for s in world.splits if s.startswith("test") or s == "ood")
 
 
@@ -112,18 +112,19 @@ def evaluate_policy(model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: 
     """Greedy multi-turn eval on every test split; attribution shares of a few episodes."""
     out: dict = {"splits": {}, "episodes": {}}
     all_eps: list[Episode] = []
-    for split in test_splits(guard.world, cfg):
+    for split in final_splits(guard.world, cfg):
         exs = guard.load(split)[: cfg.test_limit]
         eps = rollout(model, processor, exs, rcfg.model_copy(update={"greedy": True}))
         out["splits"][split] = summarize(eps)
         out["episodes"][split] = [episode_record(e) for e in eps]
         all_eps.extend(eps)
-    out["attribution"] = attribution_profile(
-        model,
-        processor,
-        all_eps[:: max(1, len(all_eps) // max(1, cfg.attribution_episodes))][: cfg.attribution_episodes],
-    )
+    out["attribution"] = attribution_profile(model, processor, spread(all_eps, cfg.attribution_episodes))
     return out
+
+
+def spread(items: list, n: int) -> list:
+    """Up to n items evenly spaced over the list (every split gets its share)."""
+    return items[:: max(1, len(items) // max(1, n))][:n] if n else []
 
 
 def attribution_profile(model, processor, episodes: list[Episode]) -> dict:

@@ -89,3 +89,24 @@ def test_attribute_cli_writes_a_heat_map(tiny_models, small_world, tmp_path):
         "attribute", "--model", str(mdir), "--episode", str(tmp_path / "nope.json"), "--world", str(small_world.root)
     )
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_eval_charxiv_with_rule_grader_and_a_local_judge(tiny_models, tmp_path):
+    import json
+    from pathlib import Path
+
+    from iapo.models.build import save
+
+    model, proc = tiny_models["student"]
+    mdir = save(model, proc, tmp_path / "m")
+    data = Path(__file__).resolve().parent / "fixtures" / "charxiv"
+    for extra, grader in (([], "rule-based"), (["--judge", str(mdir)], f"judge {mdir}")):
+        out = tmp_path / f"cx{len(extra)}.json"
+        r = iapo("eval", "--model", str(mdir), "--bench", "charxiv", "--data", str(data),
+                 "--max-calls", "1", "--out", str(out), *extra)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        s = json.loads(out.read_text())["summary"]
+        assert s["grader"] == grader and s["n"] == 9 and s["tools_unavailable"] == 9
+        assert s["skipped"] == 3 and s["withheld"] == 1  # missing image, bad category, withheld test file
+        if extra:
+            assert 0 <= s["judge_unparsed"] <= 9

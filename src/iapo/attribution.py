@@ -116,7 +116,7 @@ def baseline_embeddings(model, processor, batch: Batch, eb: EmbeddedBatch, kind:
     pad = model.get_input_embeddings().weight[processor.pad_token_id].detach()
     base = pad.view(1, 1, -1).expand_as(eb.inputs_embeds).clone()
     if kind == "blank" and batch.pixel_values is not None:
-        white = blank_pixels(processor, batch.image_grid_thw)
+        white = blank_pixels(processor, batch.image_grid_thw.cpu()).to(base.device)
         with torch.no_grad():
             feats = torch.cat(model.model.get_image_features(white, batch.image_grid_thw).pooler_output)
         mask = (batch.mm_token_type_ids == 1).unsqueeze(-1).expand_as(base)
@@ -168,13 +168,13 @@ def attribute(
     per_chunk = max(1, chunk // B)  # interpolation steps per forward pass
     for k0 in range(0, n_steps, per_chunk):
         ks = range(k0, min(n_steps, k0 + per_chunk))
-        a = torch.tensor([alphas[k] for k in ks], dtype=x.dtype).view(-1, 1, 1, 1)
+        a = torch.tensor([alphas[k] for k in ks], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
         path = (base.unsqueeze(0) + a * (x - base).unsqueeze(0)).reshape(-1, *x.shape[1:])  # (k*B, T, D)
         path.requires_grad_(True)
         with torch.enable_grad():
             f = sequence_logprob(model, inputs, path)
             (g,) = torch.autograd.grad(f.sum(), path)
-        wk = torch.tensor([w[k] for k in ks], dtype=x.dtype).view(-1, 1, 1, 1)
+        wk = torch.tensor([w[k] for k in ks], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
         grad_sum += (g.view(len(ks), *x.shape) * wk).sum(0)
     attributions = (x - base) * grad_sum
     with torch.no_grad():
@@ -250,17 +250,17 @@ def attribute_episodes(
         part = rows[r0 : r0 + per_call]
         encs = [e for _, _, e in part]
         masks = [e.assistant_mask(only=t) for _, t, e in part]
-        batch = collate(encs, processor.pad_token_id, masks)
+        batch = collate(encs, processor.pad_token_id, masks).to(model.device)
         eb = embed(model, batch, batch.completion_mask)
         base = baseline_embeddings(model, processor, batch, eb, baseline)
         res = attribute(model, eb, base, n_steps, method, chunk)
-        tok = res.attributions.sum(-1)  # (B, T)
-        comp = torch.full_like(batch.input_ids, -1)
+        tok = res.attributions.sum(-1).cpu()  # (B, T)
+        comp = torch.full_like(tok, -1, dtype=torch.long)
         for j, (_, t, e) in enumerate(part):
             comp[j, : len(e)] = e.component_ids(t)
         sc = component_scores(tok.double(), comp)
         p = shares(sc)
-        rel = res.relative_error
+        rel = res.relative_error.cpu()
         for j, (i, t, e) in enumerate(part):
             finite = bool(torch.isfinite(sc[j]).all() and torch.isfinite(rel[j]))
             out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), tok[j, : len(e)], e, t, finite))

@@ -209,7 +209,12 @@ def eval_(
     model: Annotated[Path, typer.Option(help="Model directory (tiny or a real Qwen2.5-VL checkpoint).")],
     world: Annotated[Path | None, typer.Option(help="World directory (for --split).")] = None,
     split: Annotated[str, typer.Option(help="World split, e.g. val, test_table_lookup, ood.")] = "val",
-    bench: Annotated[str | None, typer.Option(help="A public benchmark instead: wtq, tabfact, chartqa.")] = None,
+    bench: Annotated[
+        str | None,
+        typer.Option(
+            help="A public benchmark instead: wtq, tabfact, chartqa, charxiv, tablevqa, refocus, chartqa_vcot."
+        ),
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="The benchmark's directory (official layout).")] = None,
     cache: Annotated[
         Path | None, typer.Option(help="Where rendered table images go (default DATA/../iapo_cache).")
@@ -218,6 +223,10 @@ def eval_(
     limit: Annotated[int | None, typer.Option(help="Evaluate the first N examples only.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON result here.")] = None,
     max_calls: Annotated[int, typer.Option(help="Tool calls allowed per episode.")] = 3,
+    judge: Annotated[
+        Path | None,
+        typer.Option(help="CharXiv: a local chat model directory that grades answers (default: rule-based)."),
+    ] = None,
 ) -> None:
     """Multi-turn agent accuracy with a 95% CI per family, and tool-call statistics, on a world
     split or a public benchmark."""
@@ -243,13 +252,28 @@ def eval_(
         exs, title = World(world).load(split, limit), f"{model} on {split}"
     if not exs:
         raise IapoError("no examples to evaluate")
+    grader, grader_name = None, "rule-based"
+    if judge is not None:
+        from iapo.metrics.charxiv import ChatModelJudge
+
+        if bench != "charxiv":
+            raise typer.BadParameter("--judge applies to --bench charxiv only")
+        jm = ChatModelJudge(judge)
+
+        def grader(ep) -> float:
+            ex = ep.example
+            return jm(ex.question, ex.answer, ep.answer or "", ex.meta["rubric"])
+
+        grader_name = f"judge {judge}"
     m, proc = load(model)
-    res = evaluate(m, proc, exs, RolloutConfig(greedy=True, tools=not no_tools, max_calls=max_calls))
+    res = evaluate(m, proc, exs, RolloutConfig(greedy=True, tools=not no_tools, max_calls=max_calls), grader)
     if bench is not None:
         res.summary.update(
             benchmark=bench, skipped=len(loaded.skipped), skipped_rows=loaded.skipped,
-            tools_unavailable=sum(not tools_apply(e) for e in exs),
+            tools_unavailable=sum(not tools_apply(e) for e in exs), withheld=loaded.withheld, grader=grader_name,
         )  # fmt: skip
+        if judge is not None:
+            res.summary["judge_unparsed"] = jm.unparsed
     print_eval(res.summary, f"{title}{' (no tools)' if no_tools else ''}")
     if bench is not None:
         console.print(f"skipped rows: {len(loaded.skipped)}; episodes without applicable tools: "
@@ -348,9 +372,9 @@ def report(
 @friendly
 def train(
     config: Annotated[Path, typer.Option(help="Method YAML: configs/{outcome,exact_match,trm,iapo}.yaml.")],
-    world: Annotated[Path, typer.Option(help="World directory.")],
-    zoo: Annotated[Path, typer.Option(help="Model zoo directory (iapo sft --out).")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoints, metrics.jsonl, tb/, result.json).")],
+    world: Annotated[Path | None, typer.Option(help="World directory (unless the config has a data: section).")] = None,
+    zoo: Annotated[Path, typer.Option(help="Model zoo directory (iapo sft --out); roles resolve here.")] = Path("zoo"),
     student: Annotated[str, typer.Option(help="Zoo role or model directory of the policy.")] = "student",
     trm: Annotated[Path | None, typer.Option(help="Tool-call reward model directory (iapo trm train).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
@@ -362,10 +386,21 @@ def train(
     from iapo.world import World
 
     cfg = load_yaml(config, TrainConfig, {"seed": seed} if seed is not None else None)
+    student = cfg.model.student or student
     sdir = zoo / student if (zoo / student).exists() else Path(student)
+    if cfg.data is not None:
+        from iapo.data.benchmarks import BenchmarkSource
+
+        source = BenchmarkSource(cfg.data)
+    elif world is None:
+        raise typer.BadParameter("--world is required (or a data: section in the config)")
+    else:
+        source = World(world)
     with progress_bar() as bar:
         bars = _Bars(bar)
-        res = run_one(config.stem, cfg, sdir, zoo, trm, World(world), out, lambda st, s, n, r: bars(st, s, n, r))
+        res = run_one(config.stem, cfg, sdir, zoo, trm, source, out, lambda st, s, n, r: bars(st, s, n, r))
+    if not res:
+        return  # not the main process of a distributed run
     for split, summary in res["splits"].items():
         print_eval(summary, f"{config.stem} seed {cfg.seed} on {split}")
     console.print(f"wrote {out / 'result.json'}")

@@ -23,12 +23,14 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
 from iapo.attribution import attribute_episodes, mean_shares
 from iapo.config import StrictModel
+from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
 from iapo.errors import ConfigError
 from iapo.eval.evaluate import episode_record, summarize
@@ -92,7 +94,7 @@ class ExperimentConfig(StrictModel):
 class SplitGuard:
     """Refuses test/ood splits until training is over: tuning and curves use val only."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World | BenchmarkSource):
         self.world, self.training = world, True
 
     def load(self, split: str) -> list[Example]:
@@ -104,7 +106,7 @@ class SplitGuard:
 Progress = Callable[[str, int, int, dict], None]
 
 
-def final_splits(world: World, cfg: EvalConfig) -> list[str]:
+def final_splits(world: World | BenchmarkSource, cfg: EvalConfig) -> list[str]:
     return cfg.splits or sorted(s for s in world.splits if s.startswith("test") or s == "ood")
 
 
@@ -116,7 +118,7 @@ def evaluate_policy(model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: 
         exs = guard.load(split)[: cfg.test_limit]
         eps = rollout(model, processor, exs, rcfg.model_copy(update={"greedy": True}))
         out["splits"][split] = summarize(eps)
-        out["episodes"][split] = [episode_record(e) for e in eps]
+        out["episodes"][split] = [episode_record(e, e.correct) for e in eps]
         all_eps.extend(eps)
     out["attribution"] = attribution_profile(model, processor, spread(all_eps, cfg.attribution_episodes))
     return out
@@ -146,7 +148,9 @@ def attribution_profile(model, processor, episodes: list[Episode]) -> dict:
     }
 
 
-def make_rewards(method: MethodConfig, zoo_dir: Path, trm_dir: Path | None, seed: int) -> list[WeightedReward]:
+def make_rewards(
+    method: MethodConfig, zoo_dir: Path, trm_dir: Path | None, seed: int, dtype: torch.dtype = torch.float32
+) -> list[WeightedReward]:
     rewards = [
         WeightedReward("outcome", outcome, method.outcome),
         WeightedReward("format", format_reward, method.format),
@@ -161,11 +165,19 @@ def make_rewards(method: MethodConfig, zoo_dir: Path, trm_dir: Path | None, seed
         teacher = None
         if method.attribution.target == "teacher":
             tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
-            tm, tp = load(tdir)
+            tm, tp = load(tdir, dtype=dtype)
             teacher = (tm.requires_grad_(False), tp)
         # lambda is applied inside the term; its weight here is 1
         rewards.append(WeightedReward("attribution", AttributionReward(method.attribution, teacher, seed), 1.0))
     return rewards
+
+
+class ModelConfig(StrictModel):
+    """Where the policy comes from and where it runs (a real checkpoint directory works as is)."""
+
+    student: str | None = Field(None, description="zoo role or checkpoint directory (default: --student)")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available")
 
 
 class TrainConfig(StrictModel):
@@ -174,7 +186,22 @@ class TrainConfig(StrictModel):
     method: MethodConfig = Field(default_factory=MethodConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig | None = Field(None, description="benchmark files instead of the world")
     seed: int = 0
+
+
+def make_accelerator(cfg: ModelConfig):
+    """An `accelerate.Accelerator` when launched on several processes (`accelerate launch`) or
+    asked to run on a GPU; None for the plain single-process CPU run (no wrapping at all)."""
+    import os
+
+    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and not want_cuda:
+        return None
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not want_cuda)
 
 
 def run_one(
@@ -186,8 +213,11 @@ def run_one(
     done = run_dir / "result.json"
     if done.exists():
         return json.loads(done.read_text())
+    acc = make_accelerator(cfg.model)
     guard = SplitGuard(world)
-    model, processor = load(student)
+    model, processor = load(student, dtype=getattr(torch, cfg.model.dtype))
+    if acc is not None:
+        model.to(acc.device)
     ref = copy.deepcopy(model)
     train = guard.load("train")
     val = guard.load("val")[: cfg.eval.val_examples]
@@ -200,11 +230,13 @@ def run_one(
     gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
     t0 = time.perf_counter()
     train_grpo(
-        model, ref, processor, train, make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed), gcfg, run_dir,
+        model, ref, processor, train, make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype)), gcfg, run_dir,
         (lambda s, n, row: progress(f"{name}/seed{cfg.seed}", s, n, row)) if progress else None,
-        on_eval, cfg.eval.eval_every,
+        on_eval, cfg.eval.eval_every, acc,
     )  # fmt: skip
     train_s = time.perf_counter() - t0
+    if acc is not None and not acc.is_main_process:
+        return {}  # the main process evaluates and writes the result
     save(model, processor, run_dir / "policy", {"method": name, "seed": cfg.seed, "grpo": gcfg.model_dump()})
     guard.training = False
     result = {"method": name, "seed": cfg.seed, "train_seconds": round(train_s, 1)}

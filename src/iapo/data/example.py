@@ -12,14 +12,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
 from iapo.errors import DataError
 from iapo.tools.layout import Layout
 
-Metric = Literal["exact", "relaxed", "boolean", "wtq", "charxiv"]
+# exact | relaxed | boolean | wtq | vwtq | vtabfact | fintabnetqa | charxiv/<rubric> (iapo.metrics.score)
+Metric = str
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,10 @@ class EvalResult:
         return {"summary": self.summary, "episodes": self.episodes}
 
 
-def episode_record(ep: Episode) -> dict:
+Grader = Callable[[Episode], float]  # replaces the example's rule-based metric (e.g. a judge model)
+
+
+def episode_record(ep: Episode, correct: float) -> dict:
     return {
         "id": ep.example.id,
         "split": ep.example.split,
@@ -34,32 +38,35 @@ def episode_record(ep: Episode) -> dict:
         "question": ep.example.question,
         "gold": ep.example.answer,
         "answer": ep.answer,
-        "correct": ep.correct,
+        "correct": correct,
         "turns": [t.text for t in ep.turns],
         "calls": [t.call_class.value for t in ep.calls if t.call_class is not None],
         "well_formed": ep.well_formed,
     }
 
 
-def summarize(episodes: list[Episode]) -> dict:
-    acc = wilson(sum(e.correct for e in episodes), len(episodes))
-    by_family: dict[str, list[Episode]] = defaultdict(list)
-    for e in episodes:
-        by_family[e.example.family].append(e)
+def summarize(episodes: list[Episode], correct: list[float] | None = None) -> dict:
+    correct = [e.correct for e in episodes] if correct is None else correct
+    by_family: dict[str, list[float]] = defaultdict(list)
+    for e, c in zip(episodes, correct, strict=True):
+        by_family[e.example.family].append(c)
     return {
         "n": len(episodes),
-        "accuracy": acc.to_json(),
+        "accuracy": wilson(sum(correct), len(correct)).to_json(),
         "families": {
-            f: {"accuracy": wilson(sum(e.correct for e in eps), len(eps)).to_json(), "n": len(eps)}
-            for f, eps in sorted(by_family.items())
+            f: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for f, cs in sorted(by_family.items())
         },
         **tool_stats(episodes),
     }
 
 
-def evaluate(model, processor: VLProcessor, examples: list[Example], cfg: RolloutConfig) -> EvalResult:
+def evaluate(
+    model, processor: VLProcessor, examples: list[Example], cfg: RolloutConfig, grader: Grader | None = None
+) -> EvalResult:
+    """`grader` (optional) scores each finished episode instead of the example's metric."""
     eps = rollout(model, processor, examples, cfg)
-    return EvalResult(summarize(eps), [episode_record(e) for e in eps])
+    correct = [grader(e) if grader is not None else e.correct for e in eps]
+    return EvalResult(summarize(eps, correct), [episode_record(e, c) for e, c in zip(eps, correct, strict=True)])
 
 
 def write_result(result: EvalResult, path: Path) -> None:

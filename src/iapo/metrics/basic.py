@@ -4,7 +4,9 @@
   separators; numbers compare as numbers), as lookups are scored;
 - `relaxed`: ChartQA's relaxed accuracy, a number within 5% relative error of the gold number,
   exact match otherwise;
-- `boolean`: true/false verification (TabFact style), accepting yes/no and entailed/refuted.
+- `boolean`: true/false verification (TabFact style), accepting yes/no and entailed/refuted;
+- `wtq`, `vwtq`, `vtabfact`, `fintabnetqa`, `charxiv/<rubric>`: the benchmarks' own metrics
+  (`iapo.metrics.wtq`, `.tablevqa`, `.charxiv`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,19 @@ def score(pred: str | None, gold: str | list[str], metric: str) -> float:
         fn = boolean_match
     elif metric == "wtq":
         from iapo.metrics.wtq import denotation_match as fn
+    elif metric in ("vwtq", "vtabfact", "fintabnetqa"):
+        from iapo.metrics import tablevqa
+
+        fn = {
+            "vwtq": tablevqa.vwtq_match,
+            "vtabfact": tablevqa.vtabfact_match,
+            "fintabnetqa": tablevqa.fintabnet_match,
+        }[metric]
+    elif metric.startswith("charxiv/"):
+        from iapo.metrics.charxiv import rule_score
+
+        rubric = metric.split("/", 1)[1]
+        return max(rule_score(pred, g, rubric) for g in golds)
     else:
         raise ValueError(f"unknown metric {metric!r}")
     return float(any(fn(pred, g) for g in golds))

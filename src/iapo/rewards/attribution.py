@@ -32,6 +32,9 @@ class AttributionRewardConfig(StrictModel):
     )
     target: Literal["teacher", "random"] = Field("teacher", description="random = Dirichlet control")
     chunk: int = Field(64, ge=1, description="rows per IG forward pass (memory)")
+    teacher_device: str | None = Field(
+        None, description="where the frozen teacher runs, e.g. cuda:1 (default: the policy's device)"
+    )
     max_relative_error: float | None = Field(
         None, gt=0, description="also drop the term when the completeness error exceeds this (default: only NaN/inf)"
     )
@@ -67,7 +70,10 @@ class AttributionReward:
         self.last: dict = {}
 
     def bind_policy(self, model, processor) -> None:
+        """The live policy; a teacher without a device of its own joins the policy's device."""
         self.policy = (model, processor)
+        if self.teacher is not None:
+            self.teacher[0].to(self.cfg.teacher_device or model.device)
 
     def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
         c = self.cfg

@@ -51,6 +51,12 @@ class GRPOConfig(StrictModel):
     max_grad_norm: float = Field(1.0, gt=0)
     micro_batch: int = Field(32, ge=1, description="episodes per forward/backward (memory)")
     checkpoint_every: int = Field(10, ge=1)
+    rollout_shards: int = Field(
+        1,
+        ge=1,
+        description="seeded rollout shards per step; a multiple of the process count makes N-process "
+        "runs reproduce 1-process ones (1 = one unseeded rollout, the CPU default)",
+    )
     seed: int = 0
     rollout: RolloutConfig = Field(default_factory=lambda: RolloutConfig(temperature=1.0))
 
@@ -69,7 +75,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
 
 
 def token_logprobs(model, batch: Batch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position."""
+    """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position.
+    `batch` must be on the model's device."""
     logits = model(**batch.model_inputs()).logits[:, :-1].float()  # (B, T-1, V)
     logp_all = torch.log_softmax(logits, -1)
     lp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
@@ -150,19 +157,50 @@ def compute_rewards(rewards: list[WeightedReward], episodes: list[Episode]) -> t
 # --- the loop ---------------------------------------------------------------------------------------
 
 
-def policy_batches(episodes: list[Episode], processor: VLProcessor, size: int) -> list[Batch]:
+def policy_batches(
+    episodes: list[Episode], processor: VLProcessor, size: int, device: torch.device | str = "cpu"
+) -> list[Batch]:
     """Teacher-forced batches of whole episodes; completion_mask = the policy's generated turns."""
     encs = [encode(e.segments, processor) for e in episodes]
-    return [collate(encs[i : i + size], processor.pad_token_id) for i in range(0, len(encs), size)]
+    return [collate(encs[i : i + size], processor.pad_token_id).to(device) for i in range(0, len(encs), size)]
+
+
+def rollout_groups(
+    model, processor, examples: list[Example], cfg: GRPOConfig, step: int, shards: range | None
+) -> list[Episode]:
+    """G rollouts per question. With `rollout_shards` > 1 the questions are split into that many
+    shards, each sampled under its own seed (seed, step, shard): a shard's episodes then do not
+    depend on which process rolls it out, so N processes reproduce a 1-process run."""
+    group = [ex for ex in examples for _ in range(cfg.group_size)]
+    if cfg.rollout_shards == 1:
+        return rollout(model, processor, group, cfg.rollout)
+    per = len(group) // cfg.rollout_shards
+    episodes: list[Episode] = []
+    for k in shards if shards is not None else range(cfg.rollout_shards):
+        torch.manual_seed(hash((cfg.seed, step, k)) % 2**31)
+        episodes += rollout(model, processor, group[k * per : (k + 1) * per], cfg.rollout)
+    return episodes
 
 
 def grpo_step(
-    model, ref_model, processor, opt, examples: list[Example], rewards: list[WeightedReward], cfg: GRPOConfig
-) -> tuple[dict[str, float], bool]:
-    """One rollout + update. Returns the log row and whether the update was applied."""
+    model, ref_model, processor, opt, examples: list[Example], rewards: list[WeightedReward], cfg: GRPOConfig,
+    step: int = 0, acc=None,
+) -> tuple[dict[str, float], bool]:  # fmt: skip
+    """One rollout + update. Returns the log row and whether the update was applied.
+
+    With an `accelerate.Accelerator` of N processes (`acc`), each process rolls out, rewards and
+    back-propagates its 1/N of the questions; gradients are averaged by DDP, the loss is
+    normalised by the global token count, and the row is averaged over processes."""
+    rank, world = (acc.process_index, acc.num_processes) if acc is not None else (0, 1)
+    policy = acc.unwrap_model(model) if acc is not None else model
     t0 = time.perf_counter()
-    group = [ex for ex in examples for _ in range(cfg.group_size)]
-    episodes = rollout(model, processor, group, cfg.rollout)
+    per_rank = cfg.rollout_shards // world
+    shards = range(rank * per_rank, (rank + 1) * per_rank) if world > 1 else None
+    q = len(examples) // world
+    local = examples[rank * q : (rank + 1) * q] if world > 1 and cfg.rollout_shards == 1 else examples
+    if world > 1 and cfg.rollout_shards > 1:
+        local = examples  # rollout_groups picks this process's shards
+    episodes = rollout_groups(policy, processor, local, cfg, step, shards)
     t1 = time.perf_counter()
     total, row = compute_rewards(rewards, episodes)
     adv = group_advantages(total, cfg.group_size, cfg.scale_rewards).float()
@@ -172,19 +210,45 @@ def grpo_step(
     row["reward/group_std"] = float(total.view(-1, cfg.group_size).std(1).mean())
     row["adv/abs_mean"] = float(adv.abs().mean())
     row["episode/tokens"] = sum(sum(len(t.ids) for t in e.turns) for e in episodes) / len(episodes)
-    ok = bool(torch.isfinite(adv).all())
+    ok = _all_ranks(acc, bool(torch.isfinite(adv).all()))
     if ok:
-        ok = _update(model, ref_model, processor, opt, episodes, adv, cfg, row)
+        ok = _update(model, ref_model, processor, opt, episodes, adv, cfg, row, acc)
     t3 = time.perf_counter()
     row.update({"time/rollout_s": t1 - t0, "time/reward_s": t2 - t1, "time/update_s": t3 - t2, "time/step_s": t3 - t0})
-    return row, ok
+    return _mean_rows(acc, row), ok
 
 
-def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, row: dict) -> bool:
+def _all_ranks(acc, flag: bool) -> bool:
+    """True only if `flag` holds on every process (a skipped step must be skipped everywhere)."""
+    if acc is None or acc.num_processes == 1:
+        return flag
+    t = torch.tensor([0.0 if flag else 1.0], device=acc.device)
+    return float(acc.reduce(t, "sum")) == 0.0
+
+
+def _mean_rows(acc, row: dict[str, float]) -> dict[str, float]:
+    if acc is None or acc.num_processes == 1:
+        return row
+    from accelerate.utils import gather_object
+
+    rows = gather_object([row])
+    keys = sorted({k for r in rows for k in r})
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if k in r and math.isfinite(r[k])]
+        out[k] = sum(vals) / len(vals) if vals else float("nan")
+    return out
+
+
+def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, row: dict, acc=None) -> bool:
+    world = acc.num_processes if acc is not None else 1
     model.train()
-    batches = policy_batches(episodes, processor, cfg.micro_batch)
-    advs = adv.split(cfg.micro_batch)
-    n_tokens = float(sum(b.completion_mask[:, 1:].sum() for b in batches))
+    device = acc.device if acc is not None else next(model.parameters()).device
+    batches = policy_batches(episodes, processor, cfg.micro_batch, device)
+    advs = adv.to(device).split(cfg.micro_batch)
+    n_local = torch.tensor([float(sum(b.completion_mask[:, 1:].sum() for b in batches))], device=device)
+    n_tokens = float(acc.reduce(n_local, "sum")) if world > 1 else float(n_local)
+    n_seqs = float(len(episodes) * world)
     old, ref = [], []
     with torch.no_grad():
         for b in batches:
@@ -199,19 +263,23 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, ro
             mask = b.completion_mask[:, 1:]
             loss, st = grpo_loss(
                 lp, lp.detach() if o is None else o, a, mask, cfg.clip_eps, cfg.beta, r,
-                cfg.loss_type, n_tokens, float(len(episodes)),
+                cfg.loss_type, n_tokens, n_seqs,
             )  # fmt: skip
-            if not torch.isfinite(loss):
+            if not _all_ranks(acc, bool(torch.isfinite(loss))):
                 opt.zero_grad(set_to_none=True)
                 return False
-            loss.backward()
-            w = float(mask.sum()) / n_tokens
-            stats["loss"] += loss.item() / cfg.epochs
+            # DDP averages gradients over processes; the loss is already a global mean
+            (acc.backward(loss * world) if acc is not None else loss.backward())
+            w = float(mask.sum()) / n_tokens * world
+            stats["loss"] += loss.item() * world / cfg.epochs
             stats["kl"] += st["kl"] * w / cfg.epochs
             stats["clip_frac"] += st["clip_frac"] * w / cfg.epochs
-            stats["entropy"] += float((ent * mask).sum()) / n_tokens / cfg.epochs
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        if not torch.isfinite(gnorm):
+            stats["entropy"] += float((ent * mask).sum()) / n_tokens * world / cfg.epochs
+        if acc is not None:
+            gnorm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
+        else:
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        if not _all_ranks(acc, bool(torch.isfinite(torch.as_tensor(gnorm)))):
             opt.zero_grad(set_to_none=True)
             return False
         opt.step()
@@ -231,13 +299,23 @@ def train_grpo(
     progress: Callable[[int, int, dict], None] | None = None,
     on_eval: Callable[[int], dict] | None = None,
     eval_every: int = 0,
+    acc=None,
 ) -> None:
     """Train in place; checkpoints every `checkpoint_every` steps under `run_dir` and resumes
-    from there with the same subsequent rollouts and metrics (RNG states are saved too)."""
+    from there with the same subsequent rollouts and metrics (RNG states are saved too).
+
+    `acc`: an `accelerate.Accelerator` (`accelerate launch`, DDP or DeepSpeed); every process
+    runs this function, the main one logs, evaluates and checkpoints."""
+    world = acc.num_processes if acc is not None else 1
+    if cfg.questions_per_step % world or cfg.rollout_shards % world:
+        raise ValueError(
+            f"questions_per_step ({cfg.questions_per_step}) and rollout_shards ({cfg.rollout_shards}) must be "
+            f"multiples of the process count ({world})"
+        )
+    if cfg.questions_per_step % cfg.rollout_shards:
+        raise ValueError(f"questions_per_step ({cfg.questions_per_step}) must be a multiple of rollout_shards")
+    main = acc is None or acc.is_main_process
     seed_everything(cfg.seed)
-    for r in rewards:
-        if hasattr(r.fn, "bind_policy"):
-            r.fn.bind_policy(model, processor)
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -253,14 +331,23 @@ def train_grpo(
             if s is not None:
                 r.fn.gen.set_state(s)
         log.info("resumed GRPO at step %d", start)
-    mlog = MetricLog(run_dir, resume_step=start + 1 if start else 0)  # rows are logged at step + 1
-    if on_eval is not None and eval_every and start == 0:
+    if acc is not None:
+        model, opt = acc.prepare(model, opt)
+        if ref_model is not None:
+            ref_model.to(acc.device)
+    for r in rewards:
+        if hasattr(r.fn, "bind_policy"):  # the live policy (unwrapped), on its device
+            r.fn.bind_policy(acc.unwrap_model(model) if acc is not None else model, processor)
+    mlog = MetricLog(run_dir, resume_step=start + 1 if start else 0) if main else None  # rows logged at step + 1
+    if on_eval is not None and eval_every and start == 0 and main:
         mlog.log(0, on_eval(0))
     for step in range(start, cfg.steps):
         examples = rng.sample(train, cfg.questions_per_step)
-        row, applied = grpo_step(model, ref_model, processor, opt, examples, rewards, cfg)
+        row, applied = grpo_step(model, ref_model, processor, opt, examples, rewards, cfg, step, acc)
         skipped += not applied
         row["guard/skipped_steps"] = float(skipped)
+        if not main:
+            continue
         if on_eval is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == cfg.steps):
             row.update(on_eval(step + 1))
         mlog.log(step + 1, {k: (v if math.isfinite(v) else float("nan")) for k, v in row.items()})
@@ -272,10 +359,13 @@ def train_grpo(
                 {
                     "step": step + 1,
                     "skipped": skipped,
-                    "model": model.state_dict(),
+                    "model": (acc.unwrap_model(model) if acc is not None else model).state_dict(),
                     "opt": opt.state_dict(),
                     "data_rng": rng.getstate(),
                     "reward_rng": [r.fn.gen.get_state() if hasattr(r.fn, "gen") else None for r in rewards],
                 },
             )
-    mlog.close()
+    if mlog is not None:
+        mlog.close()
+    if acc is not None:
+        acc.wait_for_everyone()

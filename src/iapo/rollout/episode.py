@@ -167,6 +167,14 @@ class Batch:
     pixel_values: torch.Tensor | None
     image_grid_thw: torch.Tensor | None
 
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch on `device` (the model's), pixel values included."""
+
+        def mv(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return Batch(*(mv(getattr(self, f)) for f in self.__dataclass_fields__))
+
     def model_inputs(self) -> dict[str, torch.Tensor]:
         d = {
             "input_ids": self.input_ids,

@@ -109,11 +109,12 @@ def generate_turn(
         kwargs.update(do_sample=False)
     else:
         kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    dev = model.device
     out = model.generate(
-        **batch,
-        mm_token_type_ids=mm,
-        pixel_values=torch.cat(pv) if pv else None,
-        image_grid_thw=torch.cat(grid) if grid else None,
+        **{k: v.to(dev) for k, v in batch.items()},
+        mm_token_type_ids=mm.to(dev),
+        pixel_values=torch.cat(pv).to(dev) if pv else None,
+        image_grid_thw=torch.cat(grid).to(dev) if grid else None,
         **kwargs,
     )
     results = []

@@ -131,7 +131,7 @@ class Layout:
     @classmethod
     def from_json(cls, d: dict) -> Layout:
         def boxes(key: str) -> dict[str, Box]:
-            return {str(k): _as_box(v) for k, v in (d.get(key) or {}).items()}
+            return {str(k): as_box(v) for k, v in (d.get(key) or {}).items()}
 
         return cls(
             kind=d["kind"],
@@ -139,11 +139,11 @@ class Layout:
             rows_bbox=boxes("rows_bbox"),
             x_values_bbox=boxes("x_values_bbox"),
             y_values_bbox=boxes("y_values_bbox"),
-            row_starters_bbox=_as_box(d["row_starters_bbox"]) if d.get("row_starters_bbox") else None,
+            row_starters_bbox=as_box(d["row_starters_bbox"]) if d.get("row_starters_bbox") else None,
         )
 
 
-def _as_box(v: object) -> Box:
+def as_box(v: object) -> Box:
     """Accept `[x1, y1, x2, y2]` or ReFocus's `{"x1":..., "y1":..., "x2":..., "y2":...}`."""
     if isinstance(v, dict):
         v = [v["x1"], v["y1"], v["x2"], v["y2"]]

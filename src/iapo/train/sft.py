@@ -123,7 +123,7 @@ def completion_loss(model, batch, content: torch.Tensor | None = None, content_w
     targets = batch.input_ids[:, 1:]
     mask = batch.completion_mask[:, 1:].float()
     if content is not None and content_weight != 1.0:
-        mask = mask * torch.where(torch.isin(targets, content), content_weight, 1.0)
+        mask = mask * torch.where(torch.isin(targets, content.to(targets.device)), content_weight, 1.0)
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     return (nll.view_as(mask) * mask).sum() / mask.sum().clamp(min=1)
 
@@ -188,7 +188,7 @@ def _train_stage(
             segs = [text_segments(ex, rng, cfg.shortest_path_share) for ex in exs]
         else:
             segs = [sft_segments(ex, rng, rng.random() >= cfg.no_tools_share, cfg.shortest_path_share) for ex in exs]
-        batch = collate([encode(s, processor) for s in segs], processor.pad_token_id)
+        batch = collate([encode(s, processor) for s in segs], processor.pad_token_id).to(model.device)
         t1 = time.perf_counter()
         loss = completion_loss(model, batch, content, cfg.content_weight)
         opt.zero_grad(set_to_none=True)

@@ -1,44 +1,29 @@
-"""Public benchmarks from local files in their official release layouts, as `Example`s.
+"""Table benchmarks from their official releases; tables are rendered to images with every
+cell's box kept (`iapo.data.render`), so the row and column tools work on real tables.
 
-- `wtq` (WikiTableQuestions): `DIR/*.tsv` with columns `id, utterance, context, targetValue`
-  (several answers joined by `|`; `context` = `csv/20x-csv/N.csv`, relative to DIR), and the
-  CSV tables. Metric: official denotation accuracy (`iapo.metrics.wtq`).
+- `wtq` (WikiTableQuestions): `DIR/*.tsv` (or `DIR/data/*.tsv`) with columns
+  `id, utterance, context, targetValue` (several answers joined by `|`; `context` =
+  `csv/20x-csv/N.csv`, relative to DIR) and the CSV tables. Metric: official denotation accuracy
+  (`iapo.metrics.wtq`).
 - `tabfact` (TabFact): `DIR/*.json` = `{table_id: [[statements], [labels 1/0], caption]}` and
   `DIR/all_csv/<table_id>` (cells separated by `#`, first row the header). Metric: accuracy on
   true/false.
-- `chartqa` (ChartQA): `DIR/test_human.json` / `test_augmented.json` = list of
-  `{imgname, query, label}`, images in `DIR/png/`. Metric: relaxed accuracy (5%). Its charts
-  carry no boxes here, so the table/chart focus tools cannot apply: the episode offers no tools
-  and answers directly (counted in `tools_unavailable`).
 
-Tables are rendered to images with every cell's box kept (`iapo.data.render`), under
-`cache/`, so row and column tools work on real tables. A malformed row or a missing table is
-skipped with one message naming the file and row; the skipped count is reported.
-CharXiv, TableVQA-Bench and the ReFocus `*_wbb.json` files are not implemented yet.
+Rendered images go under `cache/` (content-addressed). A malformed row or a missing table is
+skipped with one message naming the file and row.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from iapo.data.benchmarks.common import Loaded, read_json
 from iapo.data.example import Example
 from iapo.data.render import render_table
 from iapo.errors import DataError
 from iapo.tools.layout import Layout
-
-BENCHMARKS = ("wtq", "tabfact", "chartqa")
-
-
-@dataclass
-class Loaded:
-    examples: list[Example]
-    skipped: list[str] = field(default_factory=list)  # one message per skipped row
-    tools_unavailable: int = 0
 
 
 def _read_csv(path: Path, delimiter: str = ",") -> tuple[list[str], list[list[str]]]:
@@ -119,10 +104,7 @@ def load_tabfact(root: Path, cache: Path, limit: int | None = None) -> Loaded:
     out = Loaded([])
     tables: dict[str, tuple[str, Layout]] = {}
     for f in files:
-        try:
-            data = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{f}: not JSON ({e})") from None
+        data = read_json(f)
         if not isinstance(data, dict):
             raise DataError(f"{f}: expected {{table_id: [statements, labels, caption]}}")
         for table_id, entry in data.items():
@@ -154,55 +136,3 @@ def load_tabfact(root: Path, cache: Path, limit: int | None = None) -> Loaded:
                     )
                 )
     return out
-
-
-def load_chartqa(root: Path, cache: Path, limit: int | None = None) -> Loaded:
-    files = [p for p in (root / "test_human.json", root / "test_augmented.json") if p.exists()]
-    if not files:
-        raise DataError(f"{root}: no ChartQA test_human.json / test_augmented.json")
-    out = Loaded([])
-    for f in files:
-        try:
-            rows = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise DataError(f"{f}: not JSON ({e})") from None
-        for k, r in enumerate(rows):
-            if limit is not None and len(out.examples) >= limit:
-                return out
-            if not isinstance(r, dict) or not {"imgname", "query", "label"} <= set(r):
-                out.skipped.append(f"{f}: row {k}: needs imgname, query, label")
-                continue
-            img = root / "png" / str(r["imgname"])
-            if not img.exists():
-                out.skipped.append(f"{f}: row {k}: image {img} not found")
-                continue
-            out.examples.append(
-                Example(
-                    id=f"{f.stem}:{k}",
-                    question=str(r["query"]),
-                    answer=str(r["label"]),
-                    metric="relaxed",
-                    layout=Layout(kind="chart"),
-                    image_path=str(img.resolve()),
-                    family="chartqa",
-                    split=f.stem,
-                    style="chart",
-                )
-            )
-            out.tools_unavailable += 1
-    return out
-
-
-LOADERS: dict[str, Callable[[Path, Path, int | None], Loaded]] = {
-    "wtq": load_wtq,
-    "tabfact": load_tabfact,
-    "chartqa": load_chartqa,
-}
-
-
-def load_benchmark(name: str, root: Path, cache: Path, limit: int | None = None) -> Loaded:
-    if name not in LOADERS:
-        raise DataError(f"unknown benchmark {name!r}; available: {', '.join(LOADERS)}")
-    if not root.is_dir():
-        raise DataError(f"{root}: benchmark directory not found")
-    return LOADERS[name](root, cache, limit)

@@ -1,0 +1,27 @@
+"""A small world and an untrained tiny student + teacher (quickstart sizes), built in seconds,
+for benchmarks that measure speed, not accuracy (no SFT zoo needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iapo.models.build import ModelSpec, build_model, make_processor, save
+from iapo.models.corpus import world_texts
+from iapo.models.tokenizer import SPLIT_WORDS, train_tokenizer
+from iapo.world import World, WorldConfig, write_world
+
+
+def tiny_setup(root: Path) -> tuple[Path, Path]:
+    """(world dir, zoo dir with `student` and `teacher` (other tokenizer, 2x deeper))."""
+    world_dir, zoo = root / "world", root / "zoo"
+    if not world_dir.exists():
+        write_world(WorldConfig(train=200, val=32, test_per_family=4, ood=4), world_dir, workers=1)
+    train = World(world_dir).load("train")
+    for name, tok, spec in (
+        ("student", train_tokenizer(world_texts(train), 600), ModelSpec(layers=2)),
+        ("teacher", train_tokenizer(world_texts(train), 400, SPLIT_WORDS), ModelSpec(layers=4, vocab_size=400)),
+    ):
+        if not (zoo / name / "config.json").exists():
+            proc = make_processor(tok, spec)
+            save(build_model(spec, proc, seed=0), proc, zoo / name)
+    return world_dir, zoo

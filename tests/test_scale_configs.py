@@ -50,7 +50,12 @@ def test_qwen_configs_build_the_trainer_objects(name, tiny_models, tmp_path):
 
 @pytest.mark.parametrize(
     ("file", "kind", "stage"),
-    [("cpu_2proc", "MULTI_CPU", None), ("ddp_gpu", "MULTI_GPU", None), ("zero2", "DEEPSPEED", 2), ("zero3", "DEEPSPEED", 3)],
+    [
+        ("cpu_2proc", "MULTI_CPU", None),
+        ("ddp_gpu", "MULTI_GPU", None),
+        ("zero2", "DEEPSPEED", 2),
+        ("zero3", "DEEPSPEED", 3),
+    ],
 )
 def test_accelerate_configs_parse(file, kind, stage):
     pytest.importorskip("accelerate")

@@ -42,7 +42,9 @@ def test_two_process_iapo_matches_one_process(tiny_models, small_world, tmp_path
     import os
 
     env = {**os.environ, **env_threads}
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env)
+    one = subprocess.run(
+        [sys.executable, *args, "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]  # fmt: skip

@@ -406,6 +406,24 @@ def train(
     console.print(f"wrote {out / 'result.json'}")
 
 
+@app.command()
+@friendly
+def finetune(
+    config: Annotated[Path, typer.Option(help="configs/qwen2_5_vl_3b/sft.yaml: checkpoint, data, SFT settings.")],
+    out: Annotated[Path, typer.Option(help="Run directory; the fine-tuned model goes to OUT/policy.")],
+) -> None:
+    """SFT of any checkpoint directory on benchmark training files (e.g. ReFocus chartqa_vcot)."""
+    from iapo.config import load_yaml
+    from iapo.train.finetune import FinetuneConfig
+    from iapo.train.finetune import finetune as run
+
+    cfg = load_yaml(config, FinetuneConfig)
+    with progress_bar() as bar:
+        bars = _Bars(bar)
+        path = run(cfg, out, lambda st, s, n, r: bars(f"sft/{st}", s, n, r))
+    console.print(f"wrote {path}")
+
+
 trm_app = typer.Typer(help="The tool-call reward model of the TRM baseline.", no_args_is_help=True)
 app.add_typer(trm_app, name="trm")
 

@@ -69,6 +69,9 @@ class LabelledImages:
     content: torch.Tensor  # (n_tokens,) label id per merged token, images concatenated
     emphasis: torch.Tensor  # (n_tokens,)
 
+    def to(self, device: torch.device | str) -> LabelledImages:
+        return LabelledImages(*(t.to(device) for t in (self.pixel_values, self.grid_thw, self.content, self.emphasis)))
+
 
 def sample_image(ex: Example, rng: random.Random, tool_share: float):  # -> (PIL image, TokenGrid)
     """The example's image, or a tool output along a random valid path or after a random call."""
@@ -109,7 +112,9 @@ def vision_forward(model, pixel_values: torch.Tensor, grid_thw: torch.Tensor) ->
 def evaluate_reading(model, heads: TokenHeads, batch: LabelledImages) -> dict[str, float]:
     c_logits, e_logits = heads(vision_forward(model, batch.pixel_values, batch.grid_thw))
     c_pred, e_pred = c_logits.argmax(-1), e_logits.argmax(-1)
-    glyph = torch.tensor([len(LABELS[i]) == 1 and LABELS[i] not in ".#" for i in batch.content.tolist()])
+    glyph = torch.tensor([len(LABELS[i]) == 1 and LABELS[i] not in ".#" for i in batch.content.tolist()]).to(
+        c_pred.device
+    )
     return {
         "vision/content_acc": (c_pred == batch.content).float().mean().item(),
         "vision/glyph_acc": (c_pred == batch.content)[glyph].float().mean().item(),
@@ -125,11 +130,12 @@ def pretrain_vision(
     cfg: PretrainConfig,
     run_dir: Path,
     progress: Callable[[int, int, dict], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Train the vision tower of a `spec` model; writes `vision.pt` (tower + merger weights)."""
     seed_everything(cfg.seed)
-    model = build_model(spec, processor, seed=cfg.seed)
-    heads = TokenHeads(spec.hidden)
+    model = build_model(spec, processor, seed=cfg.seed).to(device)
+    heads = TokenHeads(spec.hidden).to(device)
     params = [*model.model.visual.parameters(), *heads.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
@@ -142,7 +148,7 @@ def pretrain_vision(
         start = state["step"]
         log.info("resumed vision pretraining at step %d", start)
     metrics_log = MetricLog(run_dir, resume_step=start)
-    val_batch = make_batch(val, processor, random.Random(1234), min(64, len(val)), cfg.tool_output_share)
+    val_batch = make_batch(val, processor, random.Random(1234), min(64, len(val)), cfg.tool_output_share).to(device)
     model.train()
     last: dict[str, float] = {}
     for step in range(start, cfg.steps):
@@ -150,7 +156,7 @@ def pretrain_vision(
         lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        b = make_batch(train, processor, rng, cfg.batch_images, cfg.tool_output_share)
+        b = make_batch(train, processor, rng, cfg.batch_images, cfg.tool_output_share).to(device)
         c_logits, e_logits = heads(vision_forward(model, b.pixel_values, b.grid_thw))
         loss = F.cross_entropy(c_logits, b.content) + F.cross_entropy(e_logits, b.emphasis)
         opt.zero_grad(set_to_none=True)
@@ -173,7 +179,8 @@ def pretrain_vision(
                 },
             )  # fmt: skip
     metrics_log.close()
-    torch.save({"spec": spec.model_dump(), "visual": model.model.visual.state_dict()}, run_dir / VISION_WEIGHTS)
+    visual = {k: v.cpu() for k, v in model.model.visual.state_dict().items()}
+    torch.save({"spec": spec.model_dump(), "visual": visual}, run_dir / VISION_WEIGHTS)
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
     return {k: v for k, v in last.items() if k.startswith("vision/")}
 

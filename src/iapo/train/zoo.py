@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import torch
 from pydantic import Field, model_validator
 from transformers import AutoTokenizer
 
@@ -75,6 +76,12 @@ class ZooConfig(StrictModel):
     eval_examples: int = Field(200, ge=1, description="val examples for the accuracy printed during SFT")
     eval_every: int = Field(250, ge=0, description="greedy val evaluation every N multimodal steps (0 = end only)")
     threads: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "cpu", description="where pretraining and SFT run (auto: cuda if any)"
+    )
+
+    def torch_device(self) -> str:
+        return "cuda" if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()) else "cpu"
 
     @model_validator(mode="after")
     def _roles(self) -> ZooConfig:
@@ -147,7 +154,7 @@ def build_zoo(
             if not (vdir / VISION_WEIGHTS).exists():
                 pretrain_vision(
                     train, val, rc.spec, processor, cfg.pretrain, vdir,
-                    (lambda s, n, row: progress("vision", s, n, row)) if progress else None,
+                    (lambda s, n, row: progress("vision", s, n, row)) if progress else None, cfg.torch_device(),
                 )  # fmt: skip
             vision = vdir / VISION_WEIGHTS
         model = build_model(rc.spec, processor, seed=cfg.seed)
@@ -155,6 +162,7 @@ def build_zoo(
             load_vision(model, vision)
         if rc.init_from is not None:
             model.load_state_dict(load(out / rc.init_from)[0].state_dict())
+        model.to(cfg.torch_device())
 
         def on_eval(step: int, model=model, processor=processor) -> dict:
             eps = rollout(model, processor, val_eval, RolloutConfig(greedy=True))

@@ -31,9 +31,7 @@ def load_chartqa(root: Path, cache: Path, limit: int | None = None) -> Loaded:
         raise DataError(f"{root}: no ChartQA test_human.json / test_augmented.json (in DIR or DIR/test)")
     out = Loaded([])
     for f in files:
-        rows = read_json(f)
-        if not isinstance(rows, list):
-            raise DataError(f"{f}: expected a list of {{imgname, query, label}}")
+        rows = read_json(f, list, "a list of {imgname, query, label}")
         for k, r in enumerate(rows):
             if out.full(limit):
                 return out
@@ -92,9 +90,7 @@ def load_charxiv(root: Path, cache: Path, limit: int | None = None) -> Loaded:
         raise DataError(f"{root}: no CharXiv {{descriptive,reasoning}}_{{val,test}}.json (in DIR/data or DIR)")
     out = Loaded([])
     for f in files:
-        data = read_json(f)
-        if not isinstance(data, dict):
-            raise DataError(f"{f}: expected {{index: row}}")
+        data = read_json(f, dict, "{index: row}")
         withheld = 0
         for key, row in data.items():
             if out.full(limit):

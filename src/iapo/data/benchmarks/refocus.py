@@ -8,7 +8,8 @@
   its parent, then `DIR/images/<file name>`.
 - `chartqa_vcot` reads the training split `DIR/{train,val,test}.jsonl`: rows with `id`, `query`,
   `answer`, `x_values_bbox` / `y_values_bbox` (value -> box), `figure_bbox`, `images` (the first
-  is the original chart), `focus_areas`, `conversations`.
+  is the original chart), `focus_areas`, `conversations`. The focus areas become the row's reference tool path
+  (`focus_path`), which SFT demonstrates and the exact-match baseline rewards.
 
 Metrics: tables by subset (`vtabfact` or `fintabnet` in the file name -> that metric, else WTQ
 denotation); charts: ChartQA relaxed accuracy. (ReFocus itself graded with GPT-4o.)
@@ -21,7 +22,7 @@ from pathlib import Path
 from iapo.data.benchmarks.common import Loaded, check_image, read_json, read_jsonl_rows
 from iapo.data.example import Example
 from iapo.errors import DataError
-from iapo.tools.layout import Box, Layout, as_box
+from iapo.tools.layout import Box, Layout, as_box, box_area, box_intersection
 
 
 def _named(names: list, boxes: list, what: str) -> dict[str, Box]:
@@ -50,6 +51,17 @@ def chart_layout(row: dict) -> Layout:
     return Layout(kind="chart", x_values_bbox=xs, y_values_bbox=ys)
 
 
+def focus_path(layout: Layout, focus_areas: list) -> list[dict]:
+    """ReFocus's annotated focus boxes as one tool call: highlight the chart values whose boxes
+    they overlap (the reference path of a chartqa_vcot row; [] when nothing overlaps)."""
+    areas = [as_box(a) for a in focus_areas or []]
+    for key, named in (("x_values", layout.x_values_bbox), ("y_values", layout.y_values_bbox)):
+        hit = [v for v, b in named.items() if any(box_area(box_intersection(a, b)) > 0.5 * box_area(b) for a in areas)]
+        if hit and len(hit) < len(named):
+            return [{"name": f"focus_on_{key}_with_highlight", "arguments": {key: hit}}]
+    return []
+
+
 def _resolve(root: Path, fig: str) -> Path:
     for cand in (root / fig, root.parent / fig, root / "images" / Path(fig).name):
         if cand.exists():
@@ -71,6 +83,7 @@ def _example(root: Path, src: Path, key: str, row: dict, image: Path) -> Example
     layout = table_layout(row) if is_table else chart_layout(row)
     if not (layout.columns_bbox or layout.rows_bbox or layout.x_values_bbox or layout.y_values_bbox):
         raise ValueError("no boxes")
+    path = [] if is_table else focus_path(layout, row.get("focus_areas"))
     return Example(
         id=f"{src.stem}:{key}",
         question=str(row["query"]),
@@ -84,6 +97,8 @@ def _example(root: Path, src: Path, key: str, row: dict, image: Path) -> Example
         if is_table
         else ("h_bar" if "h_bar" in src.stem else "v_bar" if "v_bar" in src.stem else "chart"),
         meta={k: row[k] for k in ("focus_areas", "source") if k in row},
+        valid_paths=[path] if path else [],
+        reference_path=path,
     )
 
 
@@ -93,9 +108,7 @@ def load_refocus(root: Path, cache: Path, limit: int | None = None) -> Loaded:
         raise DataError(f"{root}: no ReFocus *_wbb.json files")
     out = Loaded([])
     for f in files:
-        data = read_json(f)
-        if not isinstance(data, dict):
-            raise DataError(f"{f}: expected {{id: row}}")
+        data = read_json(f, dict, "{id: row}")
         for key, row in data.items():
             if out.full(limit):
                 return out

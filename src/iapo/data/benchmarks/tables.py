@@ -104,9 +104,7 @@ def load_tabfact(root: Path, cache: Path, limit: int | None = None) -> Loaded:
     out = Loaded([])
     tables: dict[str, tuple[str, Layout]] = {}
     for f in files:
-        data = read_json(f)
-        if not isinstance(data, dict):
-            raise DataError(f"{f}: expected {{table_id: [statements, labels, caption]}}")
+        data = read_json(f, dict, "{table_id: [statements, labels, caption]}")
         for table_id, entry in data.items():
             try:
                 statements, labels, caption = entry

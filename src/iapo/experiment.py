@@ -77,6 +77,12 @@ class ExperimentConfig(StrictModel):
     student: str = "student"
     trm_steps: int = 600
     threads: int | None = None
+    workers: int = Field(
+        1,
+        ge=1,
+        description="GRPO runs trained at once, each in its own process with cores/workers threads "
+        "(tiny models use cores better as parallel runs than as threads of one run)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -297,6 +303,36 @@ def versions() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(name: str, tc: TrainConfig, student: Path, zoo: Path, trm: Path | None, world: Path, run_dir: Path):
+    return run_one(name, tc, student, zoo, trm, World(world), run_dir)
+
+
+def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: Progress | None) -> list[dict]:
+    """Every (method, seed) run in a pool of `workers` processes; results in job order. Each run
+    is independent and seeded, so its result does not depend on which worker trains it."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {
+            pool.submit(_run_in_worker, name, tc, *args, world, run_dir): i
+            for i, (name, tc, run_dir) in enumerate(jobs)
+        }
+        results: list[dict | None] = [None] * len(jobs)
+        for done, fut in enumerate(as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(f"GRPO runs ({workers} workers)", done, len(jobs), {})
+    return results  # type: ignore[return-value]
+
+
 def run_experiment(
     cfg: ExperimentConfig, out: Path, progress: Progress | None = None, raw_config: dict | None = None
 ) -> list[dict]:
@@ -326,11 +362,16 @@ def run_experiment(
     t = time.perf_counter()
     results = [run_sft_baseline(cfg, world, out)]
     trm_dir = out / "trm" if (out / "trm" / "trm.pt").exists() else None
-    for name, method in cfg.methods.items():
-        for seed in cfg.seeds:
-            tc = TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed)
-            run_dir = out / "runs" / name / f"seed{seed}"
-            results.append(run_one(name, tc, out / "zoo" / cfg.student, out / "zoo", trm_dir, world, run_dir, progress))
+    jobs = [
+        (name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), out / "runs" / name / f"seed{seed}")
+        for name, method in cfg.methods.items()
+        for seed in cfg.seeds
+    ]
+    args = (out / "zoo" / cfg.student, out / "zoo", trm_dir)
+    if cfg.workers == 1:
+        results += [run_one(name, tc, *args, world, run_dir, progress) for name, tc, run_dir in jobs]
+    else:
+        results += _run_parallel(jobs, args, world.root, cfg.workers, progress)
     timings["rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     write_csv(tidy_rows(results), out / "results.csv")

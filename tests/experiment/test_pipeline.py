@@ -119,3 +119,20 @@ def test_report_renders_with_figures_and_tables(run):
     assert all(n >= 2 for n in p.rows)  # a header row and at least one data row
     md = (out / "report.md").read_text()
     assert re.search(r"\| iapo \| 2 \|", md)
+
+
+def test_parallel_workers_train_every_run_once(run, tmp_path):
+    """workers=2 reuses the zoo of a finished grid and trains each (method, seed) in a pool."""
+    import shutil
+
+    out, cfg, _ = run
+    par = tmp_path / "par"
+    shutil.copytree(out / "world", par / "world")
+    shutil.copytree(out / "zoo", par / "zoo")
+    cfg2 = cfg.model_copy(update={"workers": 2, "methods": {"outcome": cfg.methods["outcome"]}})
+    results = run_experiment(cfg2, par)
+    assert [r["method"] for r in results] == ["sft", "outcome", "outcome"]
+    assert [r["seed"] for r in results[1:]] == cfg.seeds
+    for seed in cfg.seeds:
+        rows = (par / "runs" / "outcome" / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(x)["step"] for x in rows] == [0, 1, 2]

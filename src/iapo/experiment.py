@@ -311,9 +311,16 @@ def _run_in_worker(name: str, tc: TrainConfig, student: Path, zoo: Path, trm: Pa
     return run_one(name, tc, student, zoo, trm, World(world), run_dir)
 
 
+def _cost(tc: TrainConfig) -> float:
+    """Relative cost of a run: the attribution term adds 2 models x m IG passes per step."""
+    a = tc.method.attribution
+    return tc.grpo.steps * (1.0 + (0.0 if a is None else a.n_steps * (2 if a.target == "teacher" else 1) / 4))
+
+
 def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: Progress | None) -> list[dict]:
-    """Every (method, seed) run in a pool of `workers` processes; results in job order. Each run
-    is independent and seeded, so its result does not depend on which worker trains it."""
+    """Every (method, seed) run in a pool of `workers` processes, longest first (so no core idles
+    at the end on one long run); results in job order. Each run is independent and seeded, so its
+    result does not depend on which worker trains it."""
     import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -321,10 +328,8 @@ def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: 
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {
-            pool.submit(_run_in_worker, name, tc, *args, world, run_dir): i
-            for i, (name, tc, run_dir) in enumerate(jobs)
-        }
+        order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][1]))
+        futures = {pool.submit(_run_in_worker, jobs[i][0], jobs[i][1], *args, world, jobs[i][2]): i for i in order}
         results: list[dict | None] = [None] * len(jobs)
         for done, fut in enumerate(as_completed(futures), 1):
             results[futures[fut]] = fut.result()

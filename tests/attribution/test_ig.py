@@ -105,3 +105,20 @@ def test_teacher_with_other_tokenizer_scores_student_rollout(tiny_models, episod
     last = s[0][-1]
     present = {COMPONENTS[i] for i in torch.nonzero(last.scores).flatten().tolist()}
     assert {"system", "tool_spec", "question", "image"} <= present
+
+
+def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, small_world):
+    """Duplicate episodes (same example, same turns) get the same reward, computed once."""
+    from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+    from iapo.rollout.loop import Episode
+
+    exs = [e for e in small_world.load("val") if e.valid_paths][:3]
+    eps = [Episode(ex, segs) for ex, segs in zip(exs, episodes, strict=True)]
+    batch = [eps[0], eps[1], eps[0], eps[2], eps[1]]
+    r = AttributionReward(AttributionRewardConfig(n_steps=2), tiny_models["teacher_alt"])
+    r.bind_policy(*tiny_models["student"])
+    out = r(prompts=[""] * 5, completions=[""] * 5, episodes=batch)
+    assert r.last["attr/unique_episodes"] == pytest.approx(3 / 5)
+    assert out[0] == out[2] and out[1] == out[4] and len({out[0], out[1], out[3]}) == 3
+    alone = r(prompts=[""], completions=[""], episodes=[eps[1]])
+    assert alone[0] == pytest.approx(out[1], abs=1e-6)

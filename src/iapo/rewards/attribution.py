@@ -16,6 +16,7 @@ from pydantic import Field
 
 from iapo.attribution import attribute_episodes, mean_shares
 from iapo.config import StrictModel
+from iapo.rollout.episode import full_text
 from iapo.rollout.loop import Episode
 
 
@@ -68,6 +69,7 @@ class AttributionReward:
         self.policy = None
         self.gen = torch.Generator().manual_seed(seed)
         self.last: dict = {}
+        self.unique_share = 1.0
 
     def bind_policy(self, model, processor) -> None:
         """The live policy; a teacher without a device of its own joins the policy's device."""
@@ -76,11 +78,18 @@ class AttributionReward:
             self.teacher[0].to(self.cfg.teacher_device or model.device)
 
     def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
+        """Shares per episode. Identical episodes (same example, same turns: a group's samples
+        often coincide) are attributed once: exact, and IG is the reward's whole cost."""
         c = self.cfg
+        first: dict[tuple[str, str], int] = {}
+        keys = [(e.example.id, full_text(e.segments)) for e in episodes]
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        uniq = list(first.values())
         turns = attribute_episodes(
             model,
             processor,
-            [e.segments for e in episodes],
+            [episodes[i].segments for i in uniq],
             c.turns,
             c.n_steps,
             c.method,
@@ -88,6 +97,9 @@ class AttributionReward:
             keep_ids,
             c.chunk,
         )
+        pos = {i: j for j, i in enumerate(uniq)}
+        turns = [turns[pos[first[k]]] for k in keys]
+        self.unique_share = len(uniq) / max(1, len(episodes))
         rel = [max((t.relative_error for t in ts), default=math.nan) for ts in turns]
         return [mean_shares(ts) for ts in turns], rel
 
@@ -128,6 +140,7 @@ class AttributionReward:
             "attr/dropped": float(dropped),
             "attr/rel_error_student": _nanmean(err_s),
             "attr/rel_error_target": _nanmean(err_t),
+            "attr/unique_episodes": self.unique_share,
         }
         return out
 

@@ -1,7 +1,9 @@
 """1-process vs 2-process (`accelerate launch`, gloo, CPU) IAPO training, measured in one run:
 throughput (episodes/s over the GRPO steps) and the largest per-step metric difference.
 
-python bench/scale_out.py [--zoo DIR --world DIR] [--steps 4] [--questions 4] [--group 4]
+python bench/scale_out.py [--engine own|trl] [--zoo DIR --world DIR] [--steps 4] [--questions 4] [--group 4]
+
+--engine trl runs TRL's GRPOTrainer (iapo.rl.trl_engine) instead of the compact loop.
 
 DIR: a zoo with `student` and `teacher` (iapo sft / iapo quickstart) and its world; without
 them, a small world and untrained tiny models are built (speed does not depend on training).
@@ -21,20 +23,26 @@ from pathlib import Path
 
 import yaml
 
-KEYS = ["reward/total", "reward/attribution", "accuracy", "loss", "kl", "grad_norm"]
+KEYS = {
+    "own": ["reward/total", "reward/attribution", "accuracy", "loss", "kl", "grad_norm"],
+    "trl": ["reward", "rewards/attribution/mean", "accuracy", "loss", "kl", "grad_norm"],
+}
+STEP_TIME = {"own": "time/step_s", "trl": "step_time"}
 
 
-def run(cmd: list[str], out: Path, env: dict) -> tuple[float, list[dict]]:
+def run(cmd: list[str], out: Path, env: dict, engine: str) -> tuple[float, list[dict]]:
     t0 = time.perf_counter()
     r = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, env=env)
     if r.returncode:
         sys.exit(r.stderr[-3000:])
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    log = out / "trl" / "metrics.jsonl" if engine == "trl" else out / "metrics.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
     return time.perf_counter() - t0, rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", choices=["own", "trl"], default="own")
     ap.add_argument("--zoo", type=Path)
     ap.add_argument("--world", type=Path)
     ap.add_argument("--steps", type=int, default=4)
@@ -42,6 +50,7 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=4)
     a = ap.parse_args()
     cfg = {
+        "engine": a.engine,
         "method": {"teacher": "teacher", "attribution": {"n_steps": 4}},
         "grpo": {"steps": a.steps, "questions_per_step": a.questions, "group_size": a.group, "rollout_shards": 2,
                  "lr": 2e-4, "rollout": {"max_calls": 3, "max_new_tokens": 48}},
@@ -71,14 +80,15 @@ def main() -> None:
                   "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]  # fmt: skip
         results = {}
         for name, cmd, threads in (("1 process", [sys.executable, *args], "2"), ("2 processes", [*launch, *args], "1")):
-            wall, rows = run(cmd, tmp / name.replace(" ", "_"), {**os.environ, "OMP_NUM_THREADS": threads})
-            step_s = sum(r["time/step_s"] for r in rows)
+            env = {**os.environ, "OMP_NUM_THREADS": threads, "TRL_EXPERIMENTAL_SILENCE": "1"}
+            wall, rows = run(cmd, tmp / name.replace(" ", "_"), env, a.engine)
+            step_s = sum(r[STEP_TIME[a.engine]] for r in rows)
             results[name] = (wall, step_s, rows)
             eps = a.steps * a.questions * a.group
             print(f"{name:>12}: {eps / step_s:6.2f} episodes/s in GRPO steps ({step_s:.1f} s), wall {wall:.1f} s")
         r1, r2 = results["1 process"][2], results["2 processes"][2]
-        diff = max(abs(x[k] - y[k]) for x, y in zip(r1, r2, strict=True) for k in KEYS)
-        print(f"throughput ratio 2p/1p: {results['1 process'][1] / results['2 processes'][1]:.2f}x; "
+        diff = max(abs(x[k] - y[k]) for x, y in zip(r1, r2, strict=True) for k in KEYS[a.engine])
+        print(f"engine {a.engine}: throughput ratio 2p/1p: {results['1 process'][1] / results['2 processes'][1]:.2f}x; "
               f"max |metric difference| over {len(r1)} steps: {diff:.2e}")  # fmt: skip
 
 

@@ -46,6 +46,19 @@ def test_qwen_configs_build_the_trainer_objects(name, tiny_models, tmp_path):
     if name == "iapo":
         teacher_model = rewards[-1].fn.teacher[0]
         assert teacher_model.dtype == torch.bfloat16 and not any(p.requires_grad for p in teacher_model.parameters())
+    # TRL's GRPOTrainer as 1 of the 8 processes, up to the device: bf16 needs the GPU
+    assert cfg.engine == "trl"
+    pytest.importorskip("trl")
+    from iapo.models.processor import VLProcessor
+    from iapo.rl import trl_engine
+
+    args = trl_engine.grpo_args(cfg.grpo, tmp_path / "trl", n_processes=8, use_cpu=True)
+    proc = VLProcessor.from_pretrained(student)
+    trainer = trl_engine.IAPOGRPOTrainer(student, proc, guard.load("train"), rewards, cfg.grpo, args)
+    assert trainer.num_generations == cfg.grpo.group_size and trainer.beta == cfg.grpo.beta
+    assert trainer.ref_model is not None and trainer.loss_type == "dapo"
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 8)  # 32 per GPU, micro 4
+    assert trainer.reward_func_names == names
 
 
 @pytest.mark.parametrize(

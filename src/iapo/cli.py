@@ -449,6 +449,28 @@ def trm_train(
     )
 
 
+verl_app = typer.Typer(help="veRL integration: the world as veRL data, our tools as veRL tools.", no_args_is_help=True)
+app.add_typer(verl_app, name="verl")
+
+
+@verl_app.command("export")
+@friendly
+def verl_export(
+    world: Annotated[Path, typer.Option(help="World directory.")],
+    out: Annotated[Path, typer.Option(help="Where <split>.parquet and tool_config.yaml go.")],
+    splits: Annotated[
+        str, typer.Option(help="Comma-separated splits (never a test split for training).")
+    ] = "train,val",
+    limit: Annotated[int | None, typer.Option(help="First N examples per split.")] = None,
+) -> None:
+    """veRL's RL dataset (parquet) and tool config for `configs/verl/*.yaml`."""
+    from iapo.rl.verl_adapter import export
+    from iapo.world import World
+
+    for path in export(World(world), out, tuple(s.strip() for s in splits.split(",") if s.strip()), limit):
+        console.print(f"wrote {path}")
+
+
 @app.command()
 @friendly
 def attribute(

@@ -34,7 +34,8 @@ from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
 from iapo.errors import ConfigError
 from iapo.eval.evaluate import episode_record, summarize
-from iapo.models.build import load, save
+from iapo.models.build import META, load, save
+from iapo.models.processor import VLProcessor
 from iapo.rewards import exact_match, format_reward, outcome
 from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
 from iapo.rewards.trm import TRMReward, load_trm, save_trm, train_trm
@@ -194,6 +195,9 @@ class TrainConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig | None = Field(None, description="benchmark files instead of the world")
+    engine: Literal["own", "trl"] = Field(
+        "own", description="own: the compact loop of iapo.rl.grpo; trl: TRL's GRPOTrainer (iapo.rl.trl_engine)"
+    )
     seed: int = 0
 
 
@@ -221,10 +225,12 @@ def run_one(
         return json.loads(done.read_text())
     acc = make_accelerator(cfg.model)
     guard = SplitGuard(world)
-    model, processor = load(student, dtype=getattr(torch, cfg.model.dtype))
-    if acc is not None:
-        model.to(acc.device)
-    ref = copy.deepcopy(model)
+    if cfg.engine == "own":
+        model, processor = load(student, dtype=getattr(torch, cfg.model.dtype))
+        model.to(acc.device if acc is not None else "cpu")
+        ref = copy.deepcopy(model)
+    else:  # TRL loads the policy and its reference from the directory itself
+        processor = VLProcessor.from_pretrained(student)
     train = guard.load("train")
     val = guard.load("val")[: cfg.eval.val_examples]
     rcfg = cfg.grpo.rollout
@@ -234,24 +240,59 @@ def run_one(
         return {"val/accuracy": s["accuracy"]["mean"], "val/calls_per_episode": s["tools/calls_per_episode"]}
 
     gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
+    rewards = make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype))
     t0 = time.perf_counter()
-    train_grpo(
-        model, ref, processor, train, make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype)), gcfg, run_dir,
-        (lambda s, n, row: progress(f"{name}/seed{cfg.seed}", s, n, row)) if progress else None,
-        on_eval, cfg.eval.eval_every, acc,
-    )  # fmt: skip
-    train_s = time.perf_counter() - t0
-    if acc is not None and not acc.is_main_process:
-        return {}  # the main process evaluates and writes the result
-    save(model, processor, run_dir / "policy", {"method": name, "seed": cfg.seed, "grpo": gcfg.model_dump()})
+    meta = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "grpo": gcfg.model_dump()}
+    if cfg.engine == "trl":
+        main = _train_trl(cfg, gcfg, student, processor, train, rewards, run_dir, acc, meta)
+        train_s = time.perf_counter() - t0
+        if not main:
+            return {}
+        model, processor = load(run_dir / "policy", dtype=getattr(torch, cfg.model.dtype))
+        model.to(acc.device if acc is not None else "cpu")
+    else:
+        train_grpo(
+            model, ref, processor, train, rewards, gcfg, run_dir,
+            (lambda s, n, row: progress(f"{name}/seed{cfg.seed}", s, n, row)) if progress else None,
+            on_eval, cfg.eval.eval_every, acc,
+        )  # fmt: skip
+        train_s = time.perf_counter() - t0
+        if acc is not None and not acc.is_main_process:
+            return {}  # the main process evaluates and writes the result
+        save(model, processor, run_dir / "policy", meta)
     guard.training = False
-    result = {"method": name, "seed": cfg.seed, "train_seconds": round(train_s, 1)}
+    result = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "train_seconds": round(train_s, 1)}
     result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg))
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(done)
     (run_dir / CKPT).unlink(missing_ok=True)  # finished: the policy/ directory is what remains
     return result
+
+
+def _train_trl(
+    cfg: TrainConfig, gcfg: GRPOConfig, student: Path, processor, train, rewards, run_dir: Path, acc, meta: dict
+) -> bool:
+    """GRPO on TRL's GRPOTrainer (under `accelerate launch` for several processes or GPUs); the
+    policy is saved to run_dir/policy by every process together (ZeRO-3 gathers its shards).
+    Returns whether this is the main process."""
+    from iapo.rl import trl_engine
+
+    n = acc.num_processes if acc is not None else 1
+    use_cpu = acc is None or acc.device.type == "cpu"
+    args = trl_engine.grpo_args(gcfg, run_dir / "trl", n, use_cpu, bf16=cfg.model.dtype == "bfloat16")
+    trainer = trl_engine.IAPOGRPOTrainer(student, processor, train, rewards, gcfg, args)
+    trl_engine.train(trainer)
+    trainer.save_model(str(run_dir / "policy"))
+    main = trainer.accelerator.is_main_process
+    if main:
+        processor.save_pretrained(run_dir / "policy")
+        (run_dir / "policy" / META).write_text(json.dumps(meta, indent=2))
+    trainer.accelerator.wait_for_everyone()
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()  # else from_pretrained would partition the evaluated policy (ZeRO-3)
+    return main
 
 
 def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path) -> dict:

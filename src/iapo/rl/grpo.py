@@ -4,11 +4,9 @@ Per step: Q questions x G rollouts (`iapo.rollout`) -> weighted rewards (TRL rew
 convention) -> group-relative advantages -> clipped policy-ratio loss on the policy's own tokens
 only (never prompt, image or tool-output tokens) + k3 KL to the frozen reference (SFT) policy.
 
-Why not `trl.GRPOTrainer`: see docs/grpo.md. In short, its generation path drives a transformers
-processor that cannot be built here without torchvision, and a multi-turn episode whose tool
-responses are images must be re-encoded with new pixel values every turn, which its
-`rollout_func` contract (token ids and log-probs only) does not carry. The reward functions are
-TRL-compatible, so the scale-out path plugs them in unchanged.
+This is the CPU default engine. The scale-out engine is TRL's `GRPOTrainer`
+(`iapo.rl.trl_engine`); both use this module's rollout shards and advantages and the same
+reward functions (docs/grpo.md).
 """
 
 from __future__ import annotations
@@ -174,11 +172,19 @@ def rollout_groups(
     group = [ex for ex in examples for _ in range(cfg.group_size)]
     if cfg.rollout_shards == 1:
         return rollout(model, processor, group, cfg.rollout)
+    shards = shards if shards is not None else range(cfg.rollout_shards)
     per = len(group) // cfg.rollout_shards
+    return seeded_rollout(model, processor, group[shards.start * per : shards.stop * per], cfg, step, shards)
+
+
+def seeded_rollout(model, processor, group: list[Example], cfg: GRPOConfig, step: int, shards: range) -> list[Episode]:
+    """Roll `group` out as len(shards) equal consecutive shards, shard k under the seed
+    (seed, step, k). Shared by this loop and the TRL engine."""
+    per = len(group) // len(shards)
     episodes: list[Episode] = []
-    for k in shards if shards is not None else range(cfg.rollout_shards):
+    for j, k in enumerate(shards):
         torch.manual_seed(hash((cfg.seed, step, k)) % 2**31)
-        episodes += rollout(model, processor, group[k * per : (k + 1) * per], cfg.rollout)
+        episodes += rollout(model, processor, group[j * per : (j + 1) * per], cfg.rollout)
     return episodes
 
 

@@ -11,8 +11,6 @@ import sys
 import pytest
 import yaml
 
-from iapo.models.build import save
-
 CONFIG = {
     "method": {"teacher": "teacher", "attribution": {"n_steps": 2, "lam": 0.5}},
     "grpo": {
@@ -30,11 +28,9 @@ def rows(run) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_process_iapo_matches_one_process(tiny_models, small_world, tmp_path):
+def test_two_process_iapo_matches_one_process(tiny_zoo, small_world, tmp_path):
     pytest.importorskip("accelerate")
-    zoo = tmp_path / "zoo"
-    save(*tiny_models["student"], zoo / "student")
-    save(*tiny_models["teacher_alt"], zoo / "teacher")
+    zoo = tiny_zoo
     cfg = tmp_path / "iapo_tiny.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
     args = ["-m", "iapo.cli", "train", "--config", str(cfg), "--world", str(small_world.root), "--zoo", str(zoo)]

@@ -144,14 +144,12 @@ def cpu_variant(name: str, tmp_path) -> str:
 
 
 @pytest.mark.slow
-def test_trl_two_processes_match_one(tiny_models, small_world, tmp_path):
+def test_trl_two_processes_match_one(tiny_zoo, small_world, tmp_path):
     """`accelerate launch` on 2 CPU processes (gloo) of IAPO on TRL's GRPOTrainer, as plain DDP
     and with the repo's DeepSpeed ZeRO-2 and ZeRO-3 configs: each has the same per-step metrics
     as 1 process with the same global batch and seed (and 2 micro-batches), and evaluates."""
     pytest.importorskip("deepspeed")
-    zoo = tmp_path / "zoo"
-    save(*tiny_models["student"], zoo / "student")
-    save(*tiny_models["teacher_alt"], zoo / "teacher")
+    zoo = tiny_zoo
     cfg = tmp_path / "iapo_trl.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
     micro = tmp_path / "iapo_trl_micro.yaml"

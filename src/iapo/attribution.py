@@ -7,7 +7,11 @@ rows, position ids are computed once). Summing IG over the embedding dimension a
 the tokens of each component gives A_c; p_c = |A_c| / sum |A_c| is what IAPO aligns.
 
 All m interpolation steps of all rows run in one forward + backward (chunked by `chunk` rows),
-which is where the speed over captum's generic loop comes from.
+as captum 0.9 also does by default, so the two cost the same (bench/attribution_speed.py:
+1.0x). What is ours: rows of similar length share a chunk (less padding), f(x) and f(x') for
+the completeness check come from the path's end points (trapezoid) instead of two more passes,
+the LM head runs on the target tokens only (`sequence_logprob`: with Qwen's 151k vocabulary the
+full logits of m steps would dominate memory), and the sums per input component.
 
 Baselines: `pad` (the pad token's embedding in every row; the default), `blank` (pad on text
 rows, the vision features of a blank white image on image rows) and `zero` (METHOD.md's

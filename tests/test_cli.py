@@ -37,6 +37,13 @@ def test_wrong_config_key_is_one_clear_line(tmp_path):
     assert not (tmp_path / "w").exists() and not (tmp_path / "w.partial").exists()
 
 
+def test_train_engine_override_is_validated(tmp_path, repo_root):
+    r = iapo("train", "--config", str(repo_root / "configs" / "outcome.yaml"), "--out", str(tmp_path / "r"),
+             "--world", str(tmp_path), "--engine", "vllm")  # fmt: skip
+    assert r.returncode == 2 and "engine" in r.stderr and "'own' or 'trl'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "r").exists()
+
+
 def test_missing_world_dir(tmp_path):
     r = iapo("world", "show", "--data", str(tmp_path / "nope"))
     assert r.returncode == 2 and "not a world directory" in r.stderr and "Traceback" not in r.stderr

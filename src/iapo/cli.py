@@ -378,6 +378,9 @@ def train(
     student: Annotated[str, typer.Option(help="Zoo role or model directory of the policy.")] = "student",
     trm: Annotated[Path | None, typer.Option(help="Tool-call reward model directory (iapo trm train).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Override the engine: own (compact loop) or trl (TRL's GRPOTrainer).")
+    ] = None,
 ) -> None:
     """GRPO with one method's rewards; resumes from its last checkpoint when rerun."""
     from iapo.config import load_yaml
@@ -385,7 +388,8 @@ def train(
     from iapo.experiment import TrainConfig, run_one
     from iapo.world import World
 
-    cfg = load_yaml(config, TrainConfig, {"seed": seed} if seed is not None else None)
+    over = {k: v for k, v in (("seed", seed), ("engine", engine)) if v is not None}
+    cfg = load_yaml(config, TrainConfig, over or None)
     student = cfg.model.student or student
     sdir = zoo / student if (zoo / student).exists() else Path(student)
     if cfg.data is not None:

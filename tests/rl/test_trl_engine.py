@@ -178,3 +178,17 @@ def test_trl_two_processes_match_one(tiny_zoo, small_world, tmp_path):
         for a, b in zip(one, rows, strict=True):
             for k in KEYS:
                 assert a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-4), (name, a["step"], k, a[k], b[k])
+
+
+def test_nonfinite_loss_is_skipped_and_counted(student_dir, small_world, tmp_path, monkeypatch):
+    """A NaN loss (here forced) leaves the weights as they were and is logged, not a crash."""
+    exs = [ex for ex in small_world.load("train") if ex.valid_paths and ex.valid_paths[0]][:8]
+    monkeypatch.setattr(trl_engine.IAPOGRPOTrainer, "_rollout", lambda self, p, e: scripted(e, self.vl_processor))
+    monkeypatch.setattr(trl_engine.GRPOTrainer, "_compute_loss", lambda self, m, i: torch.tensor(float("nan")))
+    trainer, _ = make_trainer(student_dir, exs, tmp_path, steps=1)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trl_engine.train(trainer)
+    after = trainer.model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    rows = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["skipped/nonfinite_loss"] == 1.0

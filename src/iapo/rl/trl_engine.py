@@ -231,6 +231,16 @@ class IAPOGRPOTrainer(GRPOTrainer):
         m["reward"].append(rewards.mean().item())
         return batch
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """TRL's loss, with the guard of the CPU loop: a non-finite loss contributes a zero
+        gradient instead (every process still joins the all-reduce) and is counted."""
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        bad = not bool(torch.isfinite(loss.detach()))
+        self._metrics["train" if model.training else "eval"]["skipped/nonfinite_loss"].append(float(bad))
+        if bad:
+            return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+        return loss
+
     def _process_mean(self, row: dict[str, float]) -> dict[str, float]:
         """Every process's metrics averaged (NaN-aware), so the log describes the whole batch."""
         keys = sorted(row)

@@ -120,7 +120,8 @@ class AttributionReward:
             p_t = [self._random_target(p) if p is not None else None for p in p_s]
             err_t = [0.0] * len(episodes)
         out, dropped, dists = [], 0, []
-        for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True):
+        by_tools: dict[bool, list[float]] = {True: [], False: []}  # does the term favour skipping tools?
+        for ep, ps, pt, es, et in zip(episodes, p_s, p_t, err_s, err_t, strict=True):
             ok = (
                 ps is not None
                 and pt is not None
@@ -132,11 +133,14 @@ class AttributionReward:
                 continue
             d = divergence(ps, pt, self.cfg.divergence)
             dists.append(d)
+            by_tools[bool(ep.calls)].append(d)
             out.append(-self.cfg.lam * d)
         self.last = {
             "p_student": p_s,
             "p_target": p_t,
             "attr/divergence": sum(dists) / len(dists) if dists else math.nan,
+            "attr/divergence_with_calls": _nanmean(by_tools[True]),
+            "attr/divergence_no_calls": _nanmean(by_tools[False]),
             "attr/dropped": float(dropped),
             "attr/rel_error_student": _nanmean(err_s),
             "attr/rel_error_target": _nanmean(err_t),

@@ -145,7 +145,7 @@ def sft(
     roles: Annotated[str | None, typer.Option(help="Comma-separated roles to train (default: all).")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads.")] = None,
 ) -> None:
-    """Vision pretraining, then the language and multimodal SFT stages of every role.
+    """Vision pretraining, then the language, (reading,) and multimodal SFT stages of every role.
 
     Resumable: rerun the same command after an interruption and it continues from the last
     checkpoint; finished roles are skipped."""

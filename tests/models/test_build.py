@@ -42,3 +42,17 @@ def test_mm_token_type_ids_matter(tiny_models, small_world):
         without = model(**inputs).logits
     assert b.mm_token_type_ids.sum() > 0
     assert not torch.allclose(with_ids, without)
+
+
+def test_rope_theta_reaches_the_model(tokenizers):
+    """The spec's RoPE base sets how fast the (temporal, height, width) sections turn: at 1e4 the
+    width section of a 32-dim head turns by < 0.01 rad per position, at 100 every section by more."""
+    from iapo.models.build import ModelSpec, build_model, make_processor, mrope_section
+
+    for theta, slow_enough in [(100.0, True), (10000.0, False)]:
+        spec = ModelSpec(rope_theta=theta)
+        model = build_model(spec, make_processor(tokenizers["main"], spec), seed=0)
+        assert model.config.text_config.rope_parameters["rope_theta"] == spec.rope_theta
+        inv_freq = model.model.language_model.rotary_emb.inv_freq  # (head_dim / 2,)
+        assert len(inv_freq) == sum(mrope_section(spec.hidden // spec.heads))
+        assert (inv_freq.min().item() > 0.01) == slow_enough

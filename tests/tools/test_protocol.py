@@ -28,3 +28,15 @@ def test_malformed_turns():
 def test_arguments_as_json_string_are_accepted():
     t = parse_turn('<tool_call>{"name": "crop", "arguments": "{\\"rows\\": [\\"A\\"]}"}</tool_call>')
     assert t.kind == "tool_call" and t.arguments == {"rows": ["A"]}
+
+
+def test_answer_after_a_think_block():
+    text = format_answer("4", rationale="7 - 3")
+    assert text == "<think>7 - 3</think><answer>4</answer>"
+    t = parse_turn(text)
+    assert t.kind == "answer" and t.answer == "4" and t.well_formed
+    assert not parse_turn("<think>7 - 3<answer>4</answer>").well_formed  # think never closed
+    assert not parse_turn("<think>a</think>so <answer>4</answer>").well_formed  # text between blocks
+    assert not parse_turn("<answer>4</answer><think>a</think>").well_formed  # think after the answer
+    drafted = parse_turn("<think>maybe <answer>5</answer></think><answer>4</answer>")
+    assert drafted.answer == "4" and drafted.well_formed

@@ -145,3 +145,31 @@ def test_bad_config_values_are_refused():
         build(WorldConfig, {"family_weights": {"nope": 1.0}})
     with pytest.raises(ConfigError, match="trian: unknown key"):
         build(WorldConfig, {"trian": 5})
+
+
+def _pairs(rationale: str) -> dict[str, int]:
+    return {name: int(v) for name, v in (p.rsplit(" ", 1) for p in rationale.split(", "))}
+
+
+def test_rationale_states_the_values_the_answer_follows_from(small_world: World):
+    """Every world example carries the values a demonstration writes in <think> before answering,
+    and the gold answer follows from them (SFT with `rationale: true` teaches exactly this)."""
+    seen = set()
+    for split in small_world.splits:
+        for ex in small_world.load(split):
+            t, r = ex.meta["template"], ex.rationale
+            seen.add(t)
+            if t in ("value", "chart_value"):
+                assert r == ex.answer, ex.id
+            elif t in ("diff", "series_diff", "sum_rows", "chart_sum"):
+                a, op, b = r.split(" ")
+                assert str(int(a) - int(b) if op == "-" else int(a) + int(b)) == ex.answer, ex.id
+            elif t in ("compare", "chart_compare", "series_compare", "argmax"):
+                vals = _pairs(r)
+                assert max(vals, key=vals.__getitem__) == ex.answer, ex.id
+            elif t == "verify_compare":
+                a, b = _pairs(r).values()
+                assert ex.answer == ("true" if a > b else "false"), ex.id
+            else:
+                assert t == "verify_value" and (ex.question.endswith(f" is {r}.") == (ex.answer == "true")), ex.id
+    assert len(seen) >= 10

@@ -39,6 +39,7 @@ class Example:
     valid_paths: list[list[dict]] = field(default_factory=list)  # every valid tool path
     reference_path: list[dict] = field(default_factory=list)  # ONE annotated path (ToolRL baseline)
     grid: list[list[str]] | None = None  # per merged token label of the image (world only)
+    rationale: str = ""  # the values read to compute the answer, for demonstrations (world only)
     meta: dict = field(default_factory=dict)
     root: Path | None = field(default=None, repr=False, compare=False)
 
@@ -83,6 +84,7 @@ class Example:
             "valid_paths": self.valid_paths,
             "reference_path": self.reference_path,
             "grid": self.grid,
+            "rationale": self.rationale,
             "meta": self.meta,
         }
         return d
@@ -105,6 +107,7 @@ class Example:
             valid_paths=d.get("valid_paths") or [],
             reference_path=d.get("reference_path") or [],
             grid=d.get("grid"),
+            rationale=str(d.get("rationale") or ""),
             meta=d.get("meta") or {},
             root=root,
         )

@@ -48,14 +48,20 @@ def episode_record(ep: Episode, correct: float) -> dict:
 def summarize(episodes: list[Episode], correct: list[float] | None = None) -> dict:
     correct = [e.correct for e in episodes] if correct is None else correct
     by_family: dict[str, list[float]] = defaultdict(list)
+    by_type: dict[str, list[float]] = defaultdict(list)  # world question templates: where a model fails
     for e, c in zip(episodes, correct, strict=True):
         by_family[e.example.family].append(c)
+        if "template" in e.example.meta:
+            by_type[f"{e.example.family}/{e.example.meta['template']}"].append(c)
+
+    def acc(groups: dict[str, list[float]]) -> dict:
+        return {k: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for k, cs in sorted(groups.items())}
+
     return {
         "n": len(episodes),
         "accuracy": wilson(sum(correct), len(correct)).to_json(),
-        "families": {
-            f: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for f, cs in sorted(by_family.items())
-        },
+        "families": acc(by_family),
+        "question_types": acc(by_type),
         **tool_stats(episodes),
     }
 

@@ -20,6 +20,13 @@ def print_eval(summary: dict, title: str, console: Console | None = None) -> Non
         t.add_row(fam, str(d["n"]), _pct(d["accuracy"]))
     t.add_row("[bold]all[/]", str(summary["n"]), f"[bold]{_pct(summary['accuracy'])}[/]")
     console.print(t)
+    if types := summary.get("question_types"):  # world splits: which kind of question fails
+        t = Table(title="by question type")
+        for col, justify in [("family/type", "left"), ("n", "right"), ("accuracy % [95% CI]", "right")]:
+            t.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for k, d in types.items():
+            t.add_row(k, str(d["n"]), _pct(d["accuracy"]))
+        console.print(t)
     keys = [
         "tools/calls_per_episode",
         "tools/episodes_with_call",

@@ -43,6 +43,11 @@ class ModelSpec(StrictModel):
     vocab_size: int = Field(600, ge=300, description="BPE vocabulary (incl. 256 bytes + specials)")
     tokenizer: Literal["identifiers", "words"] = Field("identifiers", description="BPE pre-tokenizer split")
     max_image_tokens: int = Field(128, ge=4, description="images larger than this many merged tokens are downscaled")
+    rope_theta: float = Field(
+        10000.0,
+        gt=0,
+        description="RoPE base (at 1e4 a 32-dim head's width section turns < 0.004 rad per position; docs/reading.md)",
+    )
 
     @model_validator(mode="after")
     def _dims(self) -> ModelSpec:
@@ -82,7 +87,7 @@ def build_config(spec: ModelSpec, processor: VLProcessor) -> Qwen2_5_VLConfig:
             "max_position_embeddings": 4096,
             "rope_parameters": {
                 "rope_type": "default",
-                "rope_theta": 10000.0,
+                "rope_theta": spec.rope_theta,
                 "mrope_section": mrope_section(spec.hidden // spec.heads),
             },
             "tie_word_embeddings": True,

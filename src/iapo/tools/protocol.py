@@ -1,5 +1,5 @@
 """The turn protocol, Qwen2.5 style: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` or
-`<answer>...</answer>`.
+`<answer>...</answer>`, the answer optionally after one `<think>...</think>` block (R1 style).
 
 Model text is only ever parsed as JSON (bounded in size and depth), never evaluated as code.
 """
@@ -13,6 +13,7 @@ from typing import Literal
 
 TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 MAX_CALL_CHARS = 2000
 MAX_JSON_DEPTH = 6
 
@@ -25,8 +26,8 @@ class Turn:
 
     kind: `tool_call` (name/arguments set), `answer` (answer set), or `unparseable` (a tool call
     was attempted but its JSON or shape is broken; `error` says why).
-    well_formed: the turn is exactly one tag block with nothing else around it; feeds the format
-    reward.
+    well_formed: the turn is exactly one tag block (an answer may follow one think block) with
+    nothing else around it; feeds the format reward.
     """
 
     kind: Literal["tool_call", "answer", "unparseable"]
@@ -67,11 +68,21 @@ def parse_turn(text: str) -> Turn:
         )
         return _parse_call(body, well_formed)
     if ANSWER_OPEN in stripped:
-        body, closed = _between(stripped, ANSWER_OPEN, ANSWER_CLOSE)
-        well_formed = closed and stripped.startswith(ANSWER_OPEN) and stripped.endswith(ANSWER_CLOSE)
+        head = _strip_think(stripped)  # an <answer> written inside the think block is not the answer
+        body, closed = _between(head if head and ANSWER_OPEN in head else stripped, ANSWER_OPEN, ANSWER_CLOSE)
+        well_formed = closed and head is not None and head.startswith(ANSWER_OPEN) and head.endswith(ANSWER_CLOSE)
         return Turn("answer", answer=_WS.sub(" ", body).strip(), well_formed=well_formed)
     # No tag at all: the text is taken as the final answer, but the turn is not well formed.
     return Turn("answer", answer=_WS.sub(" ", stripped), well_formed=False)
+
+
+def _strip_think(text: str) -> str | None:
+    """The text after a leading `<think>...</think>` block (the text itself if there is none);
+    None if the think block is not closed."""
+    if not text.startswith(THINK_OPEN):
+        return text
+    end = text.find(THINK_CLOSE)
+    return None if end < 0 else text[end + len(THINK_CLOSE) :].lstrip()
 
 
 def _parse_call(body: str, well_formed: bool) -> Turn:
@@ -104,5 +115,7 @@ def format_tool_call(name: str, arguments: dict) -> str:
     return f"{TOOL_CALL_OPEN}{body}{TOOL_CALL_CLOSE}"
 
 
-def format_answer(answer: str) -> str:
-    return f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+def format_answer(answer: str, rationale: str = "") -> str:
+    """`<answer>a</answer>`, after `<think>rationale</think>` when a rationale is given."""
+    think = f"{THINK_OPEN}{rationale}{THINK_CLOSE}" if rationale else ""
+    return f"{think}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"

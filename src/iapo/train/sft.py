@@ -1,4 +1,4 @@
-"""Supervised fine-tuning on tool trajectories of the world, in two stages.
+"""Supervised fine-tuning on tool trajectories of the world, in two or three stages.
 
 1. `text`: the language stage, a stand-in for the pretrained LLM every real VLM starts from.
    Short text-only episodes (question -> tool calls, no system prompt, no image) teach the model
@@ -6,7 +6,10 @@
    model learns that copy in ~1,100 steps on short sequences, but not within 600 steps once the
    70-token system prompt and tool spec sit in front (attention at init spreads over every
    token); the skill transfers to the full prompt afterwards.
-2. `multimodal`: full episodes with images.
+2. `reading` (optional, `reading_steps`): the question, the original image and the output of a
+   valid tool path -> the answer. A curriculum for finding the answer in the last of several
+   images, which full episodes teach slowly (docs/reading.md).
+3. `multimodal`: full episodes with images.
 
 Each multimodal episode takes one valid tool path drawn at random among ALL valid paths of the
 question (so a model learns that several paths are fine), executes it with the real tools, and
@@ -33,7 +36,7 @@ from pydantic import Field
 from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
-from iapo.models.tokenizer import IM_END, IM_START
+from iapo.models.tokenizer import IM_END, IM_START, IMAGE_PAD, VISION_END, VISION_START
 from iapo.rollout.episode import (
     Segment,
     assistant_segment,
@@ -52,6 +55,11 @@ log = logging.getLogger(__name__)
 class SFTConfig(StrictModel):
     text_steps: int = Field(1200, ge=0, description="language stage: short text-only episodes")
     text_lr: float = Field(3e-3, gt=0)
+    reading_steps: int = Field(
+        0,
+        ge=0,
+        description="reading stage before the multimodal one: question + original image + last tool output -> answer",
+    )
     steps: int = Field(1000, ge=0, description="multimodal stage: full episodes with images")
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-3, gt=0)
@@ -66,6 +74,10 @@ class SFTConfig(StrictModel):
     no_tools_share: float = Field(0.2, ge=0, le=1, description="episodes that offer no tools and answer directly")
     content_weight: float = Field(
         5.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
+    )
+    rationale: bool = Field(
+        False,
+        description="answers start with <think>the values read</think> (world examples carry them)",
     )
     train_vision: bool = Field(False, description="also update the (pretrained) vision tower")
     checkpoint_every: int = Field(200, ge=1)
@@ -82,8 +94,11 @@ def choose_path(ex: Example, rng: random.Random, shortest_share: float) -> list[
     return rng.choice(ex.valid_paths)
 
 
-def sft_segments(ex: Example, rng: random.Random, tools: bool, shortest_share: float = 0.0) -> list[Segment]:
-    """A demonstration episode: a valid path, executed with the real tools, then the gold answer."""
+def sft_segments(
+    ex: Example, rng: random.Random, tools: bool, shortest_share: float = 0.0, rationale: bool = False
+) -> list[Segment]:
+    """A demonstration episode: a valid path, executed with the real tools, then the gold answer
+    (after the example's rationale when `rationale`)."""
     segs = prompt_segments(ex, tools=tools)
     if tools and ex.valid_paths:
         image, layout = segs[2].images[0], ex.layout
@@ -91,7 +106,7 @@ def sft_segments(ex: Example, rng: random.Random, tools: bool, shortest_share: f
             segs.append(assistant_segment(format_tool_call(call["name"], call["arguments"])))
             image, layout = run_tool(image, layout, call["name"], call["arguments"])
             segs.append(tool_output_segment(image, "ok"))
-    segs.append(assistant_segment(format_answer(ex.answer)))
+    segs.append(assistant_segment(format_answer(ex.answer, ex.rationale if rationale else "")))
     return segs
 
 
@@ -104,6 +119,26 @@ def text_segments(ex: Example, rng: random.Random, shortest_share: float = 0.0) 
             segs.append(tool_output_segment(None, "ok"))
         segs.append(assistant_segment(format_tool_call(call["name"], call["arguments"])))
     return segs
+
+
+def reading_segments(ex: Example, rng: random.Random, shortest_share: float = 0.0) -> list[Segment]:
+    """Reading-stage episode: system prompt, tool spec, the original image, then the output of a
+    valid tool path and the question; the answer follows at once (no calls to write). Short
+    contexts like this let a small LM learn to find the answer in the LAST image within a few
+    hundred steps, where full episodes take far longer (docs/reading.md)."""
+    system, spec, first, _ = prompt_segments(ex, tools=True)
+    image, layout = first.images[0], ex.layout
+    for call in choose_path(ex, rng, shortest_share):
+        image, layout = run_tool(image, layout, call["name"], call["arguments"])
+    pad = f"{VISION_START}{IMAGE_PAD}{VISION_END}"
+    return [
+        system,
+        spec,
+        Segment("image", f"{IM_START}user\n{pad}{IM_END}\n", first.images),
+        Segment("image", f"{IM_START}user\n{pad}", [image]),
+        Segment("question", f"{ex.question}{IM_END}\n{IM_START}assistant\n"),
+        assistant_segment(format_answer(ex.answer)),
+    ]
 
 
 def content_ids(tokenizer) -> torch.Tensor:
@@ -143,7 +178,11 @@ def train_sft(
     seed_everything(cfg.seed)
     for p in model.model.visual.parameters():
         p.requires_grad_(cfg.train_vision)
-    stages = [("text", cfg.text_steps, cfg.text_lr), ("multimodal", cfg.steps, cfg.lr)]
+    stages = [
+        ("text", cfg.text_steps, cfg.text_lr),
+        ("reading", cfg.reading_steps, cfg.lr),
+        ("multimodal", cfg.steps, cfg.lr),
+    ]
     for stage, steps, lr in stages:
         if steps == 0:
             continue
@@ -186,8 +225,13 @@ def _train_stage(
         exs = rng.sample(train, cfg.batch_size)
         if stage == "text":
             segs = [text_segments(ex, rng, cfg.shortest_path_share) for ex in exs]
+        elif stage == "reading":
+            segs = [reading_segments(ex, rng, cfg.shortest_path_share) for ex in exs]
         else:
-            segs = [sft_segments(ex, rng, rng.random() >= cfg.no_tools_share, cfg.shortest_path_share) for ex in exs]
+            segs = [
+                sft_segments(ex, rng, rng.random() >= cfg.no_tools_share, cfg.shortest_path_share, cfg.rationale)
+                for ex in exs
+            ]
         batch = collate([encode(s, processor) for s in segs], processor.pad_token_id).to(model.device)
         t1 = time.perf_counter()
         loss = completion_loss(model, batch, content, cfg.content_weight)

@@ -31,6 +31,11 @@ class Question:
     evidence: list[str]
     template: str
     context: list[str] = field(default_factory=list)
+    rationale: str = ""  # the values the answer is computed from, as a demonstration writes them
+
+
+def _pairs(items: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} {v}" for name, v in items)
 
 
 def _two(rng: random.Random, items: list[str]) -> tuple[str, str]:
@@ -49,6 +54,7 @@ def t_value(s: Scene, rng: random.Random) -> Question:
         "exact",
         [f"{r}/{c}"],
         "value",
+        rationale=str(s.values[f"{r}/{c}"]),
     )
 
 
@@ -74,6 +80,7 @@ def t_compare(s: Scene, rng: random.Random) -> Question | None:
         [f"{a}/{c}", f"{b}/{c}"],
         "compare",
         context=[f"{a}/#", f"{b}/#"],
+        rationale=_pairs([(a, s.values[f"{a}/{c}"]), (b, s.values[f"{b}/{c}"])]),
     )
 
 
@@ -87,6 +94,7 @@ def t_diff(s: Scene, rng: random.Random) -> Question:
         "exact",
         [f"{a}/{c}", f"{b}/{c}"],
         "diff",
+        rationale=f"{s.values[f'{a}/{c}']} - {s.values[f'{b}/{c}']}",
     )
 
 
@@ -104,6 +112,7 @@ def t_argmax(s: Scene, rng: random.Random) -> Question | None:
         [f"{x}/{c}" for x in s.row_names],
         "argmax",
         context=[f"{x}/#" for x in s.row_names],
+        rationale=_pairs(list(col.items())),
     )
 
 
@@ -118,6 +127,7 @@ def t_verify_value(s: Scene, rng: random.Random) -> Question:
         "boolean",
         [f"{r}/{c}"],
         "verify_value",
+        rationale=str(v),
     )
 
 
@@ -134,6 +144,7 @@ def t_verify_compare(s: Scene, rng: random.Random) -> Question | None:
         "boolean",
         [f"{a}/{c}", f"{b}/{c}"],
         "verify_compare",
+        rationale=_pairs([(a, s.values[f"{a}/{c}"]), (b, s.values[f"{b}/{c}"])]),
     )
 
 
@@ -147,6 +158,7 @@ def t_sum_rows(s: Scene, rng: random.Random) -> Question:
         "exact",
         [f"{a}/{c}", f"{b}/{c}"],
         "sum_rows",
+        rationale=f"{s.values[f'{a}/{c}']} + {s.values[f'{b}/{c}']}",
     )
 
 
@@ -155,7 +167,8 @@ def t_sum_rows(s: Scene, rng: random.Random) -> Question:
 
 def c_value(s: Scene, rng: random.Random) -> Question:
     x = rng.choice(s.categories)
-    return Question(f'What is the value of "{x}"?', str(s.values[x]), "relaxed", [x], "chart_value")
+    v = s.values[x]
+    return Question(f'What is the value of "{x}"?', str(v), "relaxed", [x], "chart_value", rationale=str(v))
 
 
 def c_compare(s: Scene, rng: random.Random) -> Question | None:
@@ -163,7 +176,14 @@ def c_compare(s: Scene, rng: random.Random) -> Question | None:
         a, b = _two(rng, s.categories)
         if s.values[a] != s.values[b]:
             win = a if s.values[a] > s.values[b] else b
-            return Question(f'Which is larger, "{a}" or "{b}"?', win, "exact", [a, b], "chart_compare")
+            return Question(
+                f'Which is larger, "{a}" or "{b}"?',
+                win,
+                "exact",
+                [a, b],
+                "chart_compare",
+                rationale=_pairs([(a, s.values[a]), (b, s.values[b])]),
+            )
     return None
 
 
@@ -175,15 +195,21 @@ def c_sum(s: Scene, rng: random.Random) -> Question:
         "relaxed",
         [a, b],
         "chart_sum",
+        rationale=f"{s.values[a]} + {s.values[b]}",
     )
 
 
 def g_diff(s: Scene, rng: random.Random) -> Question:
     x = rng.choice(s.categories)
     p, q = rng.sample(range(s.n_series), 2)
-    d = s.values[f"{x}:{p}"] - s.values[f"{x}:{q}"]
+    vp, vq = s.values[f"{x}:{p}"], s.values[f"{x}:{q}"]
     return Question(
-        f'At "{x}", what is {SERIES_NAMES[p]} minus {SERIES_NAMES[q]}?', str(d), "relaxed", [x], "series_diff"
+        f'At "{x}", what is {SERIES_NAMES[p]} minus {SERIES_NAMES[q]}?',
+        str(vp - vq),
+        "relaxed",
+        [x],
+        "series_diff",
+        rationale=f"{vp} - {vq}",
     )
 
 
@@ -200,6 +226,7 @@ def g_compare(s: Scene, rng: random.Random) -> Question | None:
         "exact",
         [x],
         "series_compare",
+        rationale=_pairs([(SERIES_NAMES[p], vp), (SERIES_NAMES[q], vq)]),
     )
 
 

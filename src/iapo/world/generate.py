@@ -146,6 +146,7 @@ def generate_example(cfg: WorldConfig, split: str, index: int, family: str | Non
             valid_paths=paths,
             reference_path=paths[0],  # the canonical path: candidates are tried mask-first, rows-first
             grid=scene.rows,
+            rationale=q.rationale,
             meta={"template": q.template, "orientation": scene.orientation, "grid_lines": scene.grid_lines},
         )
         return Generated(ex, scene, content_hash(scene, q.text))

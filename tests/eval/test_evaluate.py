@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from iapo.eval.evaluate import evaluate
+from iapo.rollout.loop import RolloutConfig
+
+
+def test_summary_breaks_accuracy_down_by_family_and_question_type(tiny_models, small_world):
+    model, proc = tiny_models["student"]
+    exs = small_world.load("val")[:12]
+    res = evaluate(model, proc, exs, RolloutConfig(greedy=True, max_calls=1, max_new_tokens=8))
+    s = res.summary
+    assert s["n"] == len(exs) == len(res.episodes)
+    assert sum(d["n"] for d in s["families"].values()) == len(exs)
+    types = s["question_types"]
+    assert sum(d["n"] for d in types.values()) == len(exs)
+    assert set(types) == {f"{e.family}/{e.meta['template']}" for e in exs}
+    for k, d in types.items():  # each type's accuracy is the mean over its episodes
+        eps = [ep for ep, e in zip(res.episodes, exs, strict=True) if f"{e.family}/{e.meta['template']}" == k]
+        assert abs(d["accuracy"]["mean"] - sum(ep["correct"] for ep in eps) / len(eps)) < 1e-9

@@ -1,0 +1,44 @@
+"""SFT stages on the world: the optional reading stage (docs/reading.md)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+
+from iapo.rollout.episode import encode
+from iapo.tools.registry import run_tool
+from iapo.train.sft import SFTConfig, choose_path, reading_segments, train_sft
+
+
+def test_reading_episode_shows_both_images_and_trains_the_answer_only(tiny_models, small_world):
+    _, proc = tiny_models["student"]
+    ex = next(e for e in small_world.load("train") if e.valid_paths)
+    segs = reading_segments(ex, random.Random(0), shortest_share=1.0)
+    assert [s.kind for s in segs] == ["system", "tool_spec", "image", "image", "question", "assistant"]
+    # the first image is the original, the second the output of the (shortest) valid path drawn
+    path = choose_path(ex, random.Random(0), 1.0)
+    assert len(path) == min(map(len, ex.valid_paths))
+    image, layout = ex.load_image(), ex.layout
+    for call in path:
+        image, layout = run_tool(image, layout, call["name"], call["arguments"])
+    assert np.array_equal(np.asarray(segs[2].images[0]), np.asarray(ex.load_image()))
+    assert np.array_equal(np.asarray(segs[3].images[0]), np.asarray(image))
+    enc = encode(segs, proc)
+    mask = enc.assistant_mask()
+    start, end = enc.spans[-1]
+    assert mask.sum() == end - start and mask[start:end].all()  # loss on the answer turn only
+    assert ex.answer in proc.tokenizer.decode(enc.input_ids[start:end])
+
+
+def test_reading_stage_runs_between_text_and_multimodal_and_resumes(tiny_models, small_world, tmp_path):
+    model, proc = tiny_models["student"]
+    train = small_world.load("train")
+    cfg = SFTConfig(text_steps=0, reading_steps=2, steps=1, batch_size=2, warmup=0, checkpoint_every=1)
+    train_sft(model, proc, train, cfg, tmp_path)
+    for stage in ("reading", "multimodal"):
+        assert (tmp_path / stage / "done.pt").exists()
+    rows = [json.loads(x) for x in (tmp_path / "reading" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1] and all(np.isfinite(r["sft_reading/loss"]) for r in rows)
+    assert not (tmp_path / "text").exists()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
 import numpy as np
+import pytest
 
 from iapo.rollout.episode import encode
 from iapo.tools.registry import run_tool
@@ -42,3 +44,31 @@ def test_reading_stage_runs_between_text_and_multimodal_and_resumes(tiny_models,
     rows = [json.loads(x) for x in (tmp_path / "reading" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1] and all(np.isfinite(r["sft_reading/loss"]) for r in rows)
     assert not (tmp_path / "text").exists()
+
+
+def _losses(run_dir, stage="multimodal"):
+    return [json.loads(x)[f"sft_{stage}/loss"] for x in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_batches_do_not_depend_on_workers_and_a_killed_run_resumes_identically(tiny_models, small_world, tmp_path):
+    model, proc = tiny_models["student"]
+    train = small_world.load("train")
+    cfg = SFTConfig(text_steps=0, steps=5, batch_size=3, warmup=0, checkpoint_every=2, content_weight=1.0)
+    runs = {}
+    for name, workers in (("single", 0), ("workers", 2)):
+        train_sft(copy.deepcopy(model), proc, train, cfg.model_copy(update={"data_workers": workers}), tmp_path / name)
+        runs[name] = _losses(tmp_path / name)
+    assert runs["workers"] == runs["single"] and len(runs["single"]) == 5
+
+    def stop_at_3(stage, step, total, row):  # a kill after step 3: the last checkpoint is at step 2
+        if step == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_sft(copy.deepcopy(model), proc, train, cfg, tmp_path / "killed", progress=stop_at_3)
+    train_sft(copy.deepcopy(model), proc, train, cfg, tmp_path / "killed")
+    assert _losses(tmp_path / "killed") == pytest.approx(runs["single"], rel=1e-5)

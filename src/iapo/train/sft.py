@@ -80,6 +80,12 @@ class SFTConfig(StrictModel):
         description="answers start with <think>the values read</think> (world examples carry them)",
     )
     train_vision: bool = Field(False, description="also update the (pretrained) vision tower")
+    data_workers: int = Field(
+        0,
+        ge=0,
+        description="processes that execute tool paths and encode batches ahead of the step (GPU runs); "
+        "batches are the same for any number",
+    )
     checkpoint_every: int = Field(200, ge=1)
     seed: int = 0
 
@@ -99,13 +105,17 @@ def sft_segments(
 ) -> list[Segment]:
     """A demonstration episode: a valid path, executed with the real tools, then the gold answer
     (after the example's rationale when `rationale`)."""
+    path = choose_path(ex, rng, shortest_share) if tools else []
+    return _demo_segments(ex, tools, path, rationale)
+
+
+def _demo_segments(ex: Example, tools: bool, path: list[dict], rationale: bool = False) -> list[Segment]:
     segs = prompt_segments(ex, tools=tools)
-    if tools and ex.valid_paths:
-        image, layout = segs[2].images[0], ex.layout
-        for call in choose_path(ex, rng, shortest_share):
-            segs.append(assistant_segment(format_tool_call(call["name"], call["arguments"])))
-            image, layout = run_tool(image, layout, call["name"], call["arguments"])
-            segs.append(tool_output_segment(image, "ok"))
+    image, layout = segs[2].images[0], ex.layout
+    for call in path:
+        segs.append(assistant_segment(format_tool_call(call["name"], call["arguments"])))
+        image, layout = run_tool(image, layout, call["name"], call["arguments"])
+        segs.append(tool_output_segment(image, "ok"))
     segs.append(assistant_segment(format_answer(ex.answer, ex.rationale if rationale else "")))
     return segs
 
@@ -113,8 +123,12 @@ def sft_segments(
 def text_segments(ex: Example, rng: random.Random, shortest_share: float = 0.0) -> list[Segment]:
     """Language-stage episode: the question, then the calls of a random valid path (tool
     responses reduced to "ok"); no system prompt, tool spec or image."""
+    return _text_segments(ex, choose_path(ex, rng, shortest_share))
+
+
+def _text_segments(ex: Example, path: list[dict]) -> list[Segment]:
     segs = [Segment("question", f"{IM_START}user\n{ex.question}{IM_END}\n{IM_START}assistant\n")]
-    for k, call in enumerate(choose_path(ex, rng, shortest_share)):
+    for k, call in enumerate(path):
         if k:
             segs.append(tool_output_segment(None, "ok"))
         segs.append(assistant_segment(format_tool_call(call["name"], call["arguments"])))
@@ -126,9 +140,13 @@ def reading_segments(ex: Example, rng: random.Random, shortest_share: float = 0.
     valid tool path and the question; the answer follows at once (no calls to write). Short
     contexts like this let a small LM learn to find the answer in the LAST image within a few
     hundred steps, where full episodes take far longer (docs/reading.md)."""
+    return _reading_segments(ex, choose_path(ex, rng, shortest_share))
+
+
+def _reading_segments(ex: Example, path: list[dict]) -> list[Segment]:
     system, spec, first, _ = prompt_segments(ex, tools=True)
     image, layout = first.images[0], ex.layout
-    for call in choose_path(ex, rng, shortest_share):
+    for call in path:
         image, layout = run_tool(image, layout, call["name"], call["arguments"])
     pad = f"{VISION_START}{IMAGE_PAD}{VISION_END}"
     return [
@@ -139,6 +157,42 @@ def reading_segments(ex: Example, rng: random.Random, shortest_share: float = 0.
         Segment("question", f"{ex.question}{IM_END}\n{IM_START}assistant\n"),
         assistant_segment(format_answer(ex.answer)),
     ]
+
+
+# One episode of a batch, as drawn in the main process: (example, tools offered, valid path).
+Plan = tuple[Example, bool, list[dict]]
+
+
+def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: SFTConfig) -> list[Plan]:
+    """Every random choice of one step's batch, in the order the single-process loop made them,
+    so that batches do not depend on how many workers build them."""
+    plans = []
+    for ex in rng.sample(train, cfg.batch_size):
+        tools = stage != "multimodal" or rng.random() >= cfg.no_tools_share
+        plans.append((ex, tools, choose_path(ex, rng, cfg.shortest_path_share) if tools else []))
+    return plans
+
+
+class _StageBatches(torch.utils.data.Dataset):
+    """Step k -> the collated batch of plans[k]: executing tool paths and encoding images is the
+    costly part of SFT on a GPU, so DataLoader workers do it ahead of the training step."""
+
+    def __init__(self, stage: str, plans: list[list[Plan]], processor: VLProcessor, rationale: bool):
+        self.stage, self.plans, self.processor, self.rationale = stage, plans, processor, rationale
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getitem__(self, k: int):
+        segs = []
+        for ex, tools, path in self.plans[k]:
+            if self.stage == "text":
+                segs.append(_text_segments(ex, path))
+            elif self.stage == "reading":
+                segs.append(_reading_segments(ex, path))
+            else:
+                segs.append(_demo_segments(ex, tools, path, self.rationale))
+        return collate([encode(s, self.processor) for s in segs], self.processor.pad_token_id)
 
 
 def content_ids(tokenizer) -> torch.Tensor:
@@ -215,24 +269,23 @@ def _train_stage(
         rng.setstate(state["data_rng"])
         start = state["step"]
         log.info("resumed SFT %s stage at step %d", stage, start)
+    plans, rng_at = [], {}
+    for step in range(start, steps):  # every random choice up front: workers only build batches
+        plans.append(plan_step(stage, train, rng, cfg))
+        if (step + 1) % cfg.checkpoint_every == 0:
+            rng_at[step + 1] = rng.getstate()
+    batches = torch.utils.data.DataLoader(
+        _StageBatches(stage, plans, processor, cfg.rationale), batch_size=None, shuffle=False,
+        num_workers=cfg.data_workers, prefetch_factor=4 if cfg.data_workers else None,
+    )  # fmt: skip
     mlog = MetricLog(run_dir, resume_step=start)
     model.train()
-    for step in range(start, steps):
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    for step, batch in enumerate(batches, start=start):
         lr = cosine_lr(step, steps, peak_lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        exs = rng.sample(train, cfg.batch_size)
-        if stage == "text":
-            segs = [text_segments(ex, rng, cfg.shortest_path_share) for ex in exs]
-        elif stage == "reading":
-            segs = [reading_segments(ex, rng, cfg.shortest_path_share) for ex in exs]
-        else:
-            segs = [
-                sft_segments(ex, rng, rng.random() >= cfg.no_tools_share, cfg.shortest_path_share, cfg.rationale)
-                for ex in exs
-            ]
-        batch = collate([encode(s, processor) for s in segs], processor.pad_token_id).to(model.device)
+        batch = batch.to(model.device)
         t1 = time.perf_counter()
         loss = completion_loss(model, batch, content, cfg.content_weight)
         opt.zero_grad(set_to_none=True)
@@ -256,7 +309,8 @@ def _train_stage(
                     "step": step + 1,
                     "model": model.state_dict(),
                     "opt": opt.state_dict(),
-                    "data_rng": rng.getstate(),
+                    "data_rng": rng_at[step + 1],
                 },
             )
+        t0 = time.perf_counter()
     mlog.close()

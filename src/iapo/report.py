@@ -176,13 +176,28 @@ ABLATIONS = {
 }
 
 
-def ablation_table(stats: dict) -> tuple[list[str], list[list[str]]]:
+def ablation_question(name: str, methods: dict) -> str:
+    """What an IAPO variant asks, from its name or else from how its config differs from iapo's."""
+    if name == "iapo":
+        return "the method"
+    if name in ABLATIONS:
+        return ABLATIONS[name]
+    m, ref = methods.get(name, {}), methods.get("iapo", {})
+    if (m.get("attribution") or {}).get("target") == "random":
+        return ABLATIONS["iapo_random"]
+    if m.get("teacher", "teacher") != ref.get("teacher", "teacher"):
+        return f"Another teacher: {m['teacher']}"
+    return "lambda / divergence sweep"
+
+
+def ablation_table(stats: dict, methods: dict | None = None) -> tuple[list[str], list[list[str]]]:
+    """`methods`: the experiment's method configs (experiment.json), to say what each variant asks."""
     rows = []
     ref = stats.get("iapo", {}).get("average")
     for m, s in stats.items():
         if not m.startswith("iapo"):
             continue
-        q = ABLATIONS.get(m, "lambda / divergence sweep" if m != "iapo" else "the method")
+        q = ablation_question(m, methods or {})
         d_iapo = "" if ref is None or m == "iapo" else f"{100 * (s['average'].mean - ref.mean):+.1f}"
         rows.append(
             [
@@ -309,7 +324,7 @@ def write_report(run_dir: Path) -> Path:
     acc_h, acc_r, stats = accuracy_table(results)
     eff_h, eff_r = sample_efficiency(curves)
     col_h, col_r = tool_collapse(results)
-    abl_h, abl_r = ablation_table(stats)
+    abl_h, abl_r = ablation_table(stats, meta.get("config", {}).get("methods", {}))
     figs = {
         "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
         "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", fig_misuse, results),

@@ -165,8 +165,12 @@ def tool_collapse(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     for m, v in by_m.items():
         c = mean_ci(v)
         collapsed = not math.isnan(start) and c.mean < 0.5 * start
-        rows.append([m, f"{100 * start:.1f}", _fmt(c), "yes" if collapsed else "no"])
-    return ["method", "SFT start: episodes with a call %", "final % [95% CI]", "collapsed (< half of start)"], rows
+        seeds = (
+            "n/a" if math.isnan(start) else f"{sum(x < 0.5 * start for x in v)}/{len(v)}"
+        )  # one seed can hide in a mean
+        rows.append([m, f"{100 * start:.1f}", _fmt(c), "yes" if collapsed else "no", seeds])
+    head = ["method", "SFT start: episodes with a call %", "final % [95% CI]", "collapsed (< half of start)"]
+    return [*head, "seeds collapsed"], rows
 
 
 ABLATIONS = {

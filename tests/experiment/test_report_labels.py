@@ -1,9 +1,10 @@
-"""The ablation table says what each IAPO variant asks, from its config when its name is new."""
+"""Report tables: what each IAPO variant asks (from its config when its name is new), and tool
+collapse counted per seed as well as on the mean."""
 
 from __future__ import annotations
 
 from iapo.eval.stats import CI
-from iapo.report import ablation_question, ablation_table
+from iapo.report import ablation_question, ablation_table, tool_collapse
 
 
 def test_variants_are_labelled_from_their_config():
@@ -22,3 +23,15 @@ def test_variants_are_labelled_from_their_config():
     stats = {m: {"average": CI(0.2, 0.1, 0.3, 3), "diff": -0.01, "p_questions": 0.5} for m in methods}
     _, rows = ablation_table(stats, methods)
     assert [r[1] for r in rows][:2] == ["the method", "Another teacher: teacher_long"]
+
+
+def _result(method: str, seed, with_call: float) -> dict:
+    return {"method": method, "seed": seed, "splits": {"test_a": {"tools/episodes_with_call": with_call}}}
+
+
+def test_collapse_table_counts_the_seed_that_a_mean_hides():
+    results = [_result("sft", None, 1.0), _result("iapo", 0, 1.0), _result("iapo", 1, 0.0), _result("iapo", 2, 1.0)]
+    head, rows = tool_collapse(results)
+    assert head[-1] == "seeds collapsed"
+    (row,) = rows
+    assert row[0] == "iapo" and row[3] == "no" and row[4] == "1/3"  # mean 67% of start, one seed at 0

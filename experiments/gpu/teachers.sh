@@ -2,6 +2,8 @@
 # On a lent GPU (device tool), carrying runs/gpu (a quickstart world + zoo) and .whl:
 # trains teacher_long and teacher4 of configs/teacher_gpu_long.yaml side by side within
 # TRAIN_S seconds, saves cut-off roles from their checkpoints, and packs the models into $OUT.
+# Rerunning it resumes both roles from their checkpoints: on the same warm machine, call it again
+# WITHOUT carrying runs/gpu (a carried copy would replace the checkpoints there).
 # DRY=1 runs a few steps on CPU (to test this script).
 set -u
 G=${G:-runs/gpu}
@@ -26,7 +28,8 @@ PY
   CFG=/tmp/teacher_gpu_dry.yaml
 fi
 nvidia-smi -L 2>/dev/null; python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
-rm -rf $G/zoo4 && cp -r $G/zoo $G/zoo4
+[ -d $G/zoo4 ] || cp -r $G/zoo $G/zoo4
+rm -rf $G/zoo/teacher_long_partial $G/zoo4/teacher4_partial
 iapo() { python3 -c 'import sys; from iapo.cli import main; sys.argv[0] = "iapo"; main()' "$@"; }
 (timeout $TRAIN_S bash -c "$(declare -f iapo); iapo sft --world $G/world --out $G/zoo --config $CFG --roles teacher_long" > $OUT/teacher_long.log 2>&1; echo "exit $?" >> $OUT/teacher_long.log) &
 (timeout $TRAIN_S bash -c "$(declare -f iapo); iapo sft --world $G/world --out $G/zoo4 --config $CFG --roles teacher4" > $OUT/teacher4.log 2>&1; echo "exit $?" >> $OUT/teacher4.log) &

@@ -189,8 +189,9 @@ def ablation_question(name: str, methods: dict) -> str:
     m, ref = methods.get(name, {}), methods.get("iapo", {})
     if (m.get("attribution") or {}).get("target") == "random":
         return ABLATIONS["iapo_random"]
-    if m.get("teacher", "teacher") != ref.get("teacher", "teacher"):
-        return f"Another teacher: {m['teacher']}"
+    teacher = m.get("teacher", "teacher")  # MethodConfig's default: nothing is inherited from iapo
+    if teacher != ref.get("teacher", "teacher"):
+        return f"Another teacher: {teacher}"
     return "lambda / divergence sweep"
 
 

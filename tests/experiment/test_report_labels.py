@@ -19,6 +19,9 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("iapo_dirichlet", methods).startswith("Is it the attribution term")
     assert ablation_question("iapo_lam2", methods) == "lambda / divergence sweep"
     assert ablation_question("iapo_weak", {}) == "Does a weaker teacher still help?"  # known names need no config
+    # a variant names no teacher: it gets MethodConfig's default ("teacher"), not iapo's
+    other = {"iapo": {"teacher": "teacher_long"}, "iapo_lam2": {"attribution": {"lam": 2.0}}}
+    assert ablation_question("iapo_lam2", other) == "Another teacher: teacher"
 
     stats = {m: {"average": CI(0.2, 0.1, 0.3, 3), "diff": -0.01, "p_questions": 0.5} for m in methods}
     _, rows = ablation_table(stats, methods)

@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from iapo.rollout.episode import encode
-from iapo.tools.registry import run_tool
-from iapo.train.sft import SFTConfig, choose_path, reading_segments, train_sft
+from iapo.rollout.episode import NO_TOOLS, encode
+from iapo.tools.registry import render_tool_spec, run_tool
+from iapo.train.sft import SFTConfig, _StageBatches, choose_path, plan_step, reading_segments, train_sft
 
 
 def test_reading_episode_shows_both_images_and_trains_the_answer_only(tiny_models, small_world):
@@ -72,3 +72,29 @@ def test_batches_do_not_depend_on_workers_and_a_killed_run_resumes_identically(t
         train_sft(copy.deepcopy(model), proc, train, cfg, tmp_path / "killed", progress=stop_at_3)
     train_sft(copy.deepcopy(model), proc, train, cfg, tmp_path / "killed")
     assert _losses(tmp_path / "killed") == pytest.approx(runs["single"], rel=1e-5)
+
+
+def test_direct_share_offers_tools_but_answers_at_once_and_leaves_other_plans_unchanged(tiny_models, small_world):
+    _, proc = tiny_models["student"]
+    train = [e for e in small_world.load("train") if e.valid_paths]
+    base = SFTConfig(batch_size=len(train), no_tools_share=0.0)
+
+    def plans(cfg: SFTConfig, stage: str = "multimodal"):
+        return plan_step(stage, train, random.Random(3), cfg)
+
+    # direct_share 0 draws nothing extra: the published runs' batches stay the same
+    assert plans(base) == plans(base.model_copy(update={"direct_share": 0.0}))
+    lazy = plans(base.model_copy(update={"direct_share": 1.0}))
+    assert all(tools and path == [] for _, tools, path in lazy)  # tools offered, no call made
+    assert all(path for _, _, path in plans(base))
+    half = plans(base.model_copy(update={"direct_share": 0.5}))
+    assert 0.2 < sum(not path for _, _, path in half) / len(half) < 0.8
+    # only the multimodal stage answers directly (text episodes are tool-call practice)
+    assert all(path for _, _, path in plans(base.model_copy(update={"direct_share": 1.0}), "text"))
+    # the demonstration: the tool spec is in the prompt, and the first assistant turn is the answer
+    batch = _StageBatches("multimodal", [lazy[:2]], proc, rationale=False)[0]
+    text = proc.tokenizer.decode(batch.input_ids[0])
+    spec = render_tool_spec(lazy[0][0].layout.kind, lazy[0][0].layout, "compact")
+    assert spec in text and NO_TOOLS not in text
+    first_turn = text.split("<|im_start|>assistant\n", 1)[1]
+    assert first_turn.startswith("<answer>") and "<tool_call>" not in first_turn

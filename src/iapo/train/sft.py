@@ -72,6 +72,13 @@ class SFTConfig(StrictModel):
         description="demonstrations that take one of the shortest valid paths (else any valid path)",
     )
     no_tools_share: float = Field(0.2, ge=0, le=1, description="episodes that offer no tools and answer directly")
+    direct_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="of the episodes that offer tools, those whose demonstration answers at once without a call "
+        "(a demonstrator that often skips tools: the room RL has to learn when to use them)",
+    )
     content_weight: float = Field(
         5.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
     )
@@ -159,7 +166,8 @@ def _reading_segments(ex: Example, path: list[dict]) -> list[Segment]:
     ]
 
 
-# One episode of a batch, as drawn in the main process: (example, tools offered, valid path).
+# One episode of a batch, as drawn in the main process: (example, tools offered, valid path;
+# an empty path answers at once).
 Plan = tuple[Example, bool, list[dict]]
 
 
@@ -169,7 +177,8 @@ def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: SFTConf
     plans = []
     for ex in rng.sample(train, cfg.batch_size):
         tools = stage != "multimodal" or rng.random() >= cfg.no_tools_share
-        plans.append((ex, tools, choose_path(ex, rng, cfg.shortest_path_share) if tools else []))
+        direct = stage == "multimodal" and tools and cfg.direct_share > 0 and rng.random() < cfg.direct_share
+        plans.append((ex, tools, choose_path(ex, rng, cfg.shortest_path_share) if tools and not direct else []))
     return plans
 
 

@@ -189,6 +189,9 @@ def ablation_question(name: str, methods: dict) -> str:
     m, ref = methods.get(name, {}), methods.get("iapo", {})
     if (m.get("attribution") or {}).get("target") == "random":
         return ABLATIONS["iapo_random"]
+    center = (m.get("attribution") or {}).get("center", "none")
+    if center != (ref.get("attribution") or {}).get("center", "none"):
+        return f"Does centring the term help? (center: {center})"
     teacher = m.get("teacher", "teacher")  # MethodConfig's default: nothing is inherited from iapo
     if teacher != ref.get("teacher", "teacher"):
         return f"Another teacher: {teacher}"

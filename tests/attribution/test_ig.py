@@ -125,3 +125,29 @@ def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, s
     assert out[0] == out[2] and out[1] == out[4] and len({out[0], out[1], out[3]}) == 3
     alone = r(prompts=[""], completions=[""], episodes=[eps[1]])
     assert alone[0] == pytest.approx(out[1], abs=1e-6)
+
+
+def test_center_by_support_by_hand():
+    from iapo.rewards.attribution import center_by_support
+
+    four, six = torch.tensor([0.3, 0.2, 0.4, 0.1, 0, 0]), torch.full((6,), 1 / 6)
+    d = [0.2, 0.4, 0.9, 0.5, 0.3, None]
+    out = center_by_support(d, ["a", "a", "a", "a", "b", "a"], [four, four, six, six, four, None])
+    assert out[:5] == pytest.approx([-0.1, 0.1, 0.2, -0.2, 0.0]) and out[5] is None
+
+
+def test_centred_iapo_reward_keeps_differences_within_a_question(tiny_models, episodes, small_world):
+    """center='support': same ranking of a question's episodes, zero mean, no offset between kinds."""
+    from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+    from iapo.rollout.loop import Episode
+
+    ex = next(e for e in small_world.load("val") if e.valid_paths)
+    batch = [Episode(ex, segs) for segs in episodes]  # one question, three different episodes, no calls
+    rewards = {}
+    for center in ("none", "support"):
+        r = AttributionReward(AttributionRewardConfig(n_steps=2, center=center), tiny_models["teacher_alt"])
+        r.bind_policy(*tiny_models["student"])
+        rewards[center] = r(prompts=[""] * 3, completions=[""] * 3, episodes=batch)
+    raw, cen = rewards["none"], rewards["support"]
+    assert sum(cen) == pytest.approx(0, abs=1e-9) and max(map(abs, cen)) > 0
+    assert [c - cen[0] for c in cen] == pytest.approx([u - raw[0] for u in raw])

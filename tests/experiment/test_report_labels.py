@@ -22,6 +22,8 @@ def test_variants_are_labelled_from_their_config():
     # a variant names no teacher: it gets MethodConfig's default ("teacher"), not iapo's
     other = {"iapo": {"teacher": "teacher_long"}, "iapo_lam2": {"attribution": {"lam": 2.0}}}
     assert ablation_question("iapo_lam2", other) == "Another teacher: teacher"
+    centred = {"iapo": {}, "iapo_c": {"attribution": {"lam": 0.5, "center": "support"}}}
+    assert ablation_question("iapo_c", centred) == "Does centring the term help? (center: support)"
 
     stats = {m: {"average": CI(0.2, 0.1, 0.3, 3), "diff": -0.01, "p_questions": 0.5} for m in methods}
     _, rows = ablation_table(stats, methods)

@@ -39,6 +39,12 @@ class AttributionRewardConfig(StrictModel):
     max_relative_error: float | None = Field(
         None, gt=0, description="also drop the term when the completeness error exceeds this (default: only NaN/inf)"
     )
+    center: Literal["none", "support"] = Field(
+        "none",
+        description="support: subtract the mean D of the episodes of the same question with as many input "
+        "components; D over fewer components is smaller whatever the target, so uncentred the term pays an "
+        "episode for skipping tools (no tool output, no history; docs/reading.md section 8)",
+    )
 
 
 def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
@@ -119,7 +125,8 @@ class AttributionReward:
         else:
             p_t = [self._random_target(p) if p is not None else None for p in p_s]
             err_t = [0.0] * len(episodes)
-        out, dropped, dists = [], 0, []
+        dropped, dists = 0, []
+        per_ep: list[float | None] = []  # D per episode, None where dropped
         by_tools: dict[bool, list[float]] = {True: [], False: []}  # does the term favour skipping tools?
         for ep, ps, pt, es, et in zip(episodes, p_s, p_t, err_s, err_t, strict=True):
             ok = (
@@ -129,12 +136,15 @@ class AttributionReward:
             )
             if not ok:
                 dropped += 1
-                out.append(0.0)
+                per_ep.append(None)
                 continue
             d = divergence(ps, pt, self.cfg.divergence)
             dists.append(d)
             by_tools[bool(ep.calls)].append(d)
-            out.append(-self.cfg.lam * d)
+            per_ep.append(d)
+        if self.cfg.center == "support":
+            per_ep = center_by_support(per_ep, [e.example.id for e in episodes], p_s)
+        out = [0.0 if d is None else -self.cfg.lam * d for d in per_ep]
         self.last = {
             "p_student": p_s,
             "p_target": p_t,
@@ -147,6 +157,18 @@ class AttributionReward:
             "attr/unique_episodes": self.unique_share,
         }
         return out
+
+
+def center_by_support(d: list[float | None], questions: list[str], p: list[torch.Tensor | None]) -> list[float | None]:
+    """D minus the mean D of the episodes of the same question whose attribution covers as many
+    input components: the term then ranks episodes of one kind against each other and no longer
+    carries an offset between kinds (a lone episode of its kind gets 0)."""
+    cells: dict[tuple[str, int], list[float]] = {}
+    keys = [(q, int((x > 0).sum())) if x is not None else None for q, x in zip(questions, p, strict=True)]
+    for k, v in zip(keys, d, strict=True):
+        if k is not None and v is not None:
+            cells.setdefault(k, []).append(v)
+    return [None if v is None else v - sum(cells[k]) / len(cells[k]) for k, v in zip(keys, d, strict=True)]
 
 
 def _nanmean(xs: list[float]) -> float:

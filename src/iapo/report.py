@@ -381,12 +381,22 @@ def write_report(run_dir: Path) -> Path:
 
 
 def _verdict(stats: dict) -> str:
+    """A win needs both tests: questions are not the unit of replication of an RL run, seeds are
+    (a seed whose policy has not yet switched to tools moves hundreds of questions at once)."""
     if "iapo" not in stats or BASELINE not in stats:
         return "IAPO vs outcome: not both in this run."
     s = stats["iapo"]
-    d, p = 100 * s.get("diff", math.nan), s.get("p_questions", math.nan)
+    d, pq, ps = 100 * s.get("diff", math.nan), s.get("p_questions", math.nan), s.get("p_seeds", math.nan)
     if math.isnan(d):
         return "IAPO vs outcome: no paired seeds."
-    better = d > 0 and not math.isnan(p) and p < 0.05
-    word = "beats" if better else ("does not significantly beat" if d >= 0 else "is below")
-    return f"IAPO {word} the outcome baseline here: {d:+.1f} points average accuracy (p = {_p(p)}, question-level)."
+    sig_q, sig_s = pq < 0.05, ps < 0.05  # False for nan
+    tests = f"p = {_p(ps)} over seeds, {_p(pq)} over questions"
+    if d > 0 and sig_q and sig_s:
+        return f"IAPO beats the outcome baseline here: {d:+.1f} points average accuracy ({tests})."
+    if d > 0 and sig_q:
+        return (
+            f"IAPO is above the outcome baseline here by {d:+.1f} points average accuracy, significant over "
+            f"questions but not over seeds ({tests}): not a win at this number of seeds."
+        )
+    word = "is below" if d < 0 and sig_q and sig_s else ("does not beat" if d < 0 else "does not significantly beat")
+    return f"IAPO {word} the outcome baseline here: {d:+.1f} points average accuracy ({tests})."

@@ -40,3 +40,19 @@ def test_collapse_table_counts_the_seed_that_a_mean_hides():
     assert head[-1] == "seeds collapsed"
     (row,) = rows
     assert row[0] == "iapo" and row[3] == "no" and row[4] == "1/3"  # mean 67% of start, one seed at 0
+
+
+def test_verdict_calls_a_win_only_when_seeds_agree():
+    from iapo.report import _verdict
+
+    def verdict(diff, p_seeds, p_questions):
+        return _verdict({"outcome": {}, "iapo": {"diff": diff, "p_seeds": p_seeds, "p_questions": p_questions}})
+
+    assert verdict(0.094, 0.01, 0.0001).startswith("IAPO beats the outcome baseline here: +9.4 points")
+    # significant over questions, not over seeds (the quickstart's case): no win
+    v = verdict(0.094, 0.327, 0.0001)
+    assert "not over seeds" in v and "beats" not in v and "p = 0.327 over seeds" in v
+    assert verdict(0.094, float("nan"), 0.0001).endswith("not a win at this number of seeds.")  # one seed
+    assert verdict(-0.02, 0.01, 0.001).startswith("IAPO is below")
+    assert verdict(-0.019, 0.737, 0.052).startswith("IAPO does not beat the outcome baseline here: -1.9 points")
+    assert verdict(0.01, 0.6, 0.5).startswith("IAPO does not significantly beat")

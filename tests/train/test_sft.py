@@ -98,3 +98,35 @@ def test_direct_share_offers_tools_but_answers_at_once_and_leaves_other_plans_un
     assert spec in text and NO_TOOLS not in text
     first_turn = text.split("<|im_start|>assistant\n", 1)[1]
     assert first_turn.startswith("<answer>") and "<tool_call>" not in first_turn
+
+
+def test_reading_templates_restrict_the_reading_stage_only(small_world):
+    from iapo.errors import ConfigError
+    from iapo.train.sft import stage_pool
+
+    train = small_world.load("train")
+    cfg = SFTConfig(reading_templates=["value", "chart_value"], batch_size=2)
+    pool = stage_pool("reading", train, cfg)
+    assert pool and {ex.meta["template"] for ex in pool} == {"value", "chart_value"}
+    assert stage_pool("multimodal", train, cfg) is train and stage_pool("text", train, cfg) is train
+    rng = random.Random(0)
+    drawn = [ex for plan in (plan_step("reading", pool, rng, cfg) for _ in range(10)) for ex, _, _ in plan]
+    assert {ex.meta["template"] for ex in drawn} <= {"value", "chart_value"}
+    with pytest.raises(ConfigError, match=r"reading_templates.*fewer than one batch"):
+        stage_pool("reading", train, SFTConfig(reading_templates=["no_such_template"]))
+
+
+def test_short_reading_episode_is_the_tool_output_and_question_only(tiny_models, small_world):
+    _, proc = tiny_models["student"]
+    ex = next(e for e in small_world.load("train") if e.valid_paths)
+    full = reading_segments(ex, random.Random(0), shortest_share=1.0)
+    short = reading_segments(ex, random.Random(0), shortest_share=1.0, context="short")
+    assert [s.kind for s in short] == ["image", "question", "assistant"]
+    assert np.array_equal(np.asarray(short[0].images[0]), np.asarray(full[3].images[0]))  # the same tool output
+    enc_full, enc_short = encode(full, proc), encode(short, proc)
+    assert len(enc_short.input_ids) < len(enc_full.input_ids) / 2
+    start, end = enc_short.spans[-1]
+    assert enc_short.assistant_mask().sum() == end - start
+    assert proc.tokenizer.decode(enc_short.input_ids[start:end]) == proc.tokenizer.decode(
+        enc_full.input_ids[slice(*enc_full.spans[-1])]
+    )

@@ -10,6 +10,7 @@ from iapo.metrics import score
 from iapo.tools import CallClass, ToolSession, format_tool_call, parse_turn
 from iapo.tools.registry import compile_call, layout_after, validate_arguments
 from iapo.world import FAMILIES, World, WorldConfig, example_image, generate_example, grid_after
+from iapo.world.families import TEMPLATES
 from iapo.world.generate import content_hash
 from iapo.world.glyphs import DIGITS, MASKED, TOKEN
 from iapo.world.scene import TokenGrid
@@ -173,3 +174,26 @@ def test_rationale_states_the_values_the_answer_follows_from(small_world: World)
             else:
                 assert t == "verify_value" and (ex.question.endswith(f" is {r}.") == (ex.answer == "true")), ex.id
     assert len(seen) >= 10
+
+
+def test_templates_select_question_types_and_drop_families_left_without_one():
+    from iapo.config import build
+    from iapo.errors import ConfigError
+
+    cfg = WorldConfig(templates=["value", "chart_value"])
+    assert set(cfg.split_sizes()) == {"test_table_lookup", "test_chart_value", "ood", "val", "train"}
+    drawn = {generate_example(cfg, "train", i).example.meta["template"] for i in range(60)}
+    assert drawn == {"value", "chart_value"}
+    # a family named for the test split draws only the kept templates too
+    assert {
+        generate_example(cfg, "test_table_lookup", i, "table_lookup").example.meta["template"] for i in range(20)
+    } == {"value"}
+    # naming every template draws exactly the default world
+    every = WorldConfig(templates=list(TEMPLATES))
+    assert [generate_example(every, "train", i).content_hash for i in range(20)] == [
+        generate_example(WorldConfig(), "train", i).content_hash for i in range(20)
+    ]
+    with pytest.raises(ConfigError, match="unknown templates"):
+        build(WorldConfig, {"templates": ["value", "nope"]})
+    with pytest.raises(ConfigError, match="no family with a positive weight"):
+        build(WorldConfig, {"templates": ["value"], "family_weights": {"table_lookup": 0.0, "chart_value": 1.0}})

@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,7 @@ from pydantic import Field
 
 from iapo.config import StrictModel
 from iapo.data.example import Example
+from iapo.errors import ConfigError
 from iapo.models.processor import VLProcessor
 from iapo.models.tokenizer import IM_END, IM_START, IMAGE_PAD, VISION_END, VISION_START
 from iapo.rollout.episode import (
@@ -59,6 +61,17 @@ class SFTConfig(StrictModel):
         0,
         ge=0,
         description="reading stage before the multimodal one: question + original image + last tool output -> answer",
+    )
+    reading_templates: list[str] | None = Field(
+        None,
+        description="question templates (`meta.template`) the reading stage draws from; default all. "
+        "One-value templates (value, chart_value) make the stage a curriculum: measured here, a 2-layer "
+        "model learns to read within ~200 steps on them and not within 600 on the whole mix",
+    )
+    reading_context: Literal["full", "short"] = Field(
+        "full",
+        description="reading-stage episodes: full = system prompt, tool spec, original image, tool output, "
+        "question; short = the tool output and the question only (about a third of the tokens)",
     )
     steps: int = Field(1000, ge=0, description="multimodal stage: full episodes with images")
     batch_size: int = Field(32, ge=1)
@@ -142,20 +155,28 @@ def _text_segments(ex: Example, path: list[dict]) -> list[Segment]:
     return segs
 
 
-def reading_segments(ex: Example, rng: random.Random, shortest_share: float = 0.0) -> list[Segment]:
+def reading_segments(
+    ex: Example, rng: random.Random, shortest_share: float = 0.0, context: str = "full"
+) -> list[Segment]:
     """Reading-stage episode: system prompt, tool spec, the original image, then the output of a
     valid tool path and the question; the answer follows at once (no calls to write). Short
     contexts like this let a small LM learn to find the answer in the LAST image within a few
     hundred steps, where full episodes take far longer (docs/reading.md)."""
-    return _reading_segments(ex, choose_path(ex, rng, shortest_share))
+    return _reading_segments(ex, choose_path(ex, rng, shortest_share), context)
 
 
-def _reading_segments(ex: Example, path: list[dict]) -> list[Segment]:
+def _reading_segments(ex: Example, path: list[dict], context: str = "full") -> list[Segment]:
     system, spec, first, _ = prompt_segments(ex, tools=True)
     image, layout = first.images[0], ex.layout
     for call in path:
         image, layout = run_tool(image, layout, call["name"], call["arguments"])
     pad = f"{VISION_START}{IMAGE_PAD}{VISION_END}"
+    if context == "short":
+        return [
+            Segment("image", f"{IM_START}user\n{pad}", [image]),
+            Segment("question", f"{ex.question}{IM_END}\n{IM_START}assistant\n"),
+            assistant_segment(format_answer(ex.answer)),
+        ]
     return [
         system,
         spec,
@@ -169,6 +190,19 @@ def _reading_segments(ex: Example, path: list[dict]) -> list[Segment]:
 # One episode of a batch, as drawn in the main process: (example, tools offered, valid path;
 # an empty path answers at once).
 Plan = tuple[Example, bool, list[dict]]
+
+
+def stage_pool(stage: str, train: list[Example], cfg: SFTConfig) -> list[Example]:
+    """The examples a stage draws from: the reading stage keeps `reading_templates` only."""
+    if stage != "reading" or cfg.reading_templates is None:
+        return train
+    pool = [ex for ex in train if ex.meta.get("template") in cfg.reading_templates]
+    if len(pool) < cfg.batch_size:
+        raise ConfigError(
+            f"reading_templates {cfg.reading_templates}: {len(pool)} training examples, fewer than one batch "
+            f"({cfg.batch_size}); templates in this world: {sorted({str(ex.meta.get('template')) for ex in train})}"
+        )
+    return pool
 
 
 def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: SFTConfig) -> list[Plan]:
@@ -186,8 +220,16 @@ class _StageBatches(torch.utils.data.Dataset):
     """Step k -> the collated batch of plans[k]: executing tool paths and encoding images is the
     costly part of SFT on a GPU, so DataLoader workers do it ahead of the training step."""
 
-    def __init__(self, stage: str, plans: list[list[Plan]], processor: VLProcessor, rationale: bool):
+    def __init__(
+        self,
+        stage: str,
+        plans: list[list[Plan]],
+        processor: VLProcessor,
+        rationale: bool,
+        reading_context: str = "full",
+    ):
         self.stage, self.plans, self.processor, self.rationale = stage, plans, processor, rationale
+        self.reading_context = reading_context
 
     def __len__(self) -> int:
         return len(self.plans)
@@ -198,7 +240,7 @@ class _StageBatches(torch.utils.data.Dataset):
             if self.stage == "text":
                 segs.append(_text_segments(ex, path))
             elif self.stage == "reading":
-                segs.append(_reading_segments(ex, path))
+                segs.append(_reading_segments(ex, path, self.reading_context))
             else:
                 segs.append(_demo_segments(ex, tools, path, self.rationale))
         return collate([encode(s, self.processor) for s in segs], self.processor.pad_token_id)
@@ -278,13 +320,14 @@ def _train_stage(
         rng.setstate(state["data_rng"])
         start = state["step"]
         log.info("resumed SFT %s stage at step %d", stage, start)
+    pool = stage_pool(stage, train, cfg)
     plans, rng_at = [], {}
     for step in range(start, steps):  # every random choice up front: workers only build batches
-        plans.append(plan_step(stage, train, rng, cfg))
+        plans.append(plan_step(stage, pool, rng, cfg))
         if (step + 1) % cfg.checkpoint_every == 0:
             rng_at[step + 1] = rng.getstate()
     batches = torch.utils.data.DataLoader(
-        _StageBatches(stage, plans, processor, cfg.rationale), batch_size=None, shuffle=False,
+        _StageBatches(stage, plans, processor, cfg.rationale, cfg.reading_context), batch_size=None, shuffle=False,
         num_workers=cfg.data_workers, prefetch_factor=4 if cfg.data_workers else None,
     )  # fmt: skip
     mlog = MetricLog(run_dir, resume_step=start)

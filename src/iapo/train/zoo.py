@@ -29,7 +29,7 @@ from iapo.models.build import ModelSpec, build_model, load, make_processor, n_pa
 from iapo.models.corpus import world_texts
 from iapo.models.tokenizer import SPLIT_IDENTIFIERS, SPLIT_WORDS, train_tokenizer
 from iapo.rollout.loop import RolloutConfig, rollout
-from iapo.train.common import seed_everything
+from iapo.train.common import seed_everything, set_threads
 from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
 from iapo.train.sft import SFTConfig, train_sft
 from iapo.world.dataset import World
@@ -75,7 +75,9 @@ class ZooConfig(StrictModel):
     roles: dict[str, RoleConfig] = Field(default_factory=_default_roles)
     eval_examples: int = Field(200, ge=1, description="val examples for the accuracy printed during SFT")
     eval_every: int = Field(250, ge=0, description="greedy val evaluation every N multimodal steps (0 = end only)")
-    threads: int | None = None
+    threads: int | None = Field(
+        None, ge=1, description="torch threads for pretraining and SFT (default: torch's choice)"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "cpu", description="where pretraining and SFT run (auto: cuda if any)"
     )
@@ -123,6 +125,7 @@ def build_zoo(
 ) -> dict:
     """Train (or resume) every requested role; returns the zoo summary written to zoo.json."""
     seed_everything(cfg.seed)
+    set_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     train, val = world.load("train"), world.load("val")
     val_eval = val[: cfg.eval_examples]

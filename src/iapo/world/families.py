@@ -251,3 +251,13 @@ FAMILY_TEMPLATES: dict[str, list[tuple[str, Template, float]]] = {
     "chart_series": [("grouped", g_diff, 0.5), ("grouped", g_compare, 0.5)],
     "focus": [("table", t_sum_rows, 0.5), ("v_bar", c_sum, 0.25), ("h_bar", c_sum, 0.25)],
 }
+
+# family -> the `meta.template` names its templates write (what `WorldConfig.templates` selects)
+FAMILY_TEMPLATE_NAMES: dict[str, dict[Template, str]] = {
+    "table_lookup": {t_value: "value", t_compare: "compare", t_diff: "diff", t_argmax: "argmax"},
+    "table_verify": {t_verify_value: "verify_value", t_verify_compare: "verify_compare"},
+    "chart_value": {c_value: "chart_value", c_compare: "chart_compare"},
+    "chart_series": {g_diff: "series_diff", g_compare: "series_compare"},
+    "focus": {t_sum_rows: "sum_rows", c_sum: "chart_sum"},
+}
+TEMPLATES = tuple(name for names in FAMILY_TEMPLATE_NAMES.values() for name in names.values())

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.errors import ConfigError
-from iapo.world.families import FAMILIES, FAMILY_TEMPLATES
+from iapo.world.families import FAMILIES, FAMILY_TEMPLATE_NAMES, FAMILY_TEMPLATES, TEMPLATES, Template
 from iapo.world.glyphs import LOWER, UPPER
 from iapo.world.layouts import Scene, make_chart, make_table
 from iapo.world.paths import valid_paths
@@ -67,6 +67,11 @@ class WorldConfig(StrictModel):
     test_per_family: int = Field(300, ge=0, description="examples in each test_<family> split")
     ood: int = Field(300, ge=0, description="out-of-distribution examples (mixture of all families)")
     family_weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(FAMILIES, 1.0))
+    templates: list[str] | None = Field(
+        None,
+        description="question templates to draw (`meta.template` names); default all. A family left with none "
+        "is not drawn and gets no test split",
+    )
     max_path_calls: int = Field(2, ge=1, le=3, description="longest tool path enumerated as valid")
     in_dist: Regime = Field(default_factory=Regime)
     out_dist: Regime = Field(default_factory=_ood_default)
@@ -81,8 +86,32 @@ class WorldConfig(StrictModel):
             raise ValueError("give some family a positive weight")
         return v
 
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (unknown := set(v) - set(TEMPLATES)):
+            raise ValueError(f"unknown templates {sorted(unknown)}; known: {list(TEMPLATES)}")
+        if v is not None and not v:
+            raise ValueError("templates: name at least one (or leave it out for all)")
+        return v
+
+    @model_validator(mode="after")
+    def _drawable(self) -> WorldConfig:
+        if not any(w > 0 for f, w in self.family_weights.items() if self.family_templates(f)):
+            raise ValueError("no family with a positive weight has any of the chosen templates")
+        return self
+
+    def family_templates(self, family: str) -> list[tuple[str, Template, float]]:
+        """The family's (style, template, weight) entries that `templates` keeps."""
+        names = FAMILY_TEMPLATE_NAMES[family]
+        return [t for t in FAMILY_TEMPLATES[family] if self.templates is None or names[t[1]] in self.templates]
+
+    def families(self) -> list[str]:
+        """Families that have a template left: only these get a test split."""
+        return [f for f in FAMILIES if self.family_templates(f)]
+
     def split_sizes(self) -> dict[str, int]:
-        sizes = {f"test_{f}": self.test_per_family for f in FAMILIES}
+        sizes = {f"test_{f}": self.test_per_family for f in self.families()}
         sizes.update(ood=self.ood, val=self.val, train=self.train)
         return sizes
 
@@ -119,9 +148,9 @@ def generate_example(cfg: WorldConfig, split: str, index: int, family: str | Non
     rng = random.Random(f"iapo-world:{cfg.seed}:{split}:{index}")
     reg = cfg.out_dist if split == "ood" else cfg.in_dist
     if family is None:
-        fams = [f for f, w in cfg.family_weights.items() if w > 0]
+        fams = [f for f, w in cfg.family_weights.items() if w > 0 and cfg.family_templates(f)]
         family = rng.choices(fams, weights=[cfg.family_weights[f] for f in fams])[0]
-    templates = FAMILY_TEMPLATES[family]
+    templates = cfg.family_templates(family)
     for _ in range(100):
         style, template, _w = rng.choices(templates, weights=[t[2] for t in templates])[0]
         scene = _scene(rng, style, reg)

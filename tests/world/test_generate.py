@@ -197,3 +197,15 @@ def test_templates_select_question_types_and_drop_families_left_without_one():
         build(WorldConfig, {"templates": ["value", "nope"]})
     with pytest.raises(ConfigError, match="no family with a positive weight"):
         build(WorldConfig, {"templates": ["value"], "family_weights": {"table_lookup": 0.0, "chart_value": 1.0}})
+
+
+def test_template_names_match_what_each_family_writes():
+    """`templates` selects by the names in FAMILY_TEMPLATE_NAMES; they must be the names the
+    template functions write into `meta.template`, or a selection would silently draw nothing."""
+    from iapo.world.families import FAMILY_TEMPLATE_NAMES
+
+    for family, names in FAMILY_TEMPLATE_NAMES.items():
+        for fn, name in names.items():
+            cfg = WorldConfig(templates=[name])
+            drawn = {generate_example(cfg, "train", i, family).example.meta["template"] for i in range(8)}
+            assert drawn == {name}, (family, fn.__name__)

@@ -52,6 +52,7 @@ from iapo.tools.registry import run_tool
 from iapo.train.common import CKPT, MetricLog, cosine_lr, load_checkpoint, save_checkpoint, seed_everything
 
 log = logging.getLogger(__name__)
+ReadingContext = Literal["full", "short"]
 
 
 class SFTConfig(StrictModel):
@@ -60,7 +61,8 @@ class SFTConfig(StrictModel):
     reading_steps: int = Field(
         0,
         ge=0,
-        description="reading stage before the multimodal one: question + original image + last tool output -> answer",
+        description="reading stage before the multimodal one: the last tool output and the question -> the answer "
+        "(see reading_context)",
     )
     reading_templates: list[str] | None = Field(
         None,
@@ -68,7 +70,7 @@ class SFTConfig(StrictModel):
         "One-value templates (value, chart_value) make the stage a curriculum: measured here, a 2-layer "
         "model learns to read within ~200 steps on them and not within 600 on the whole mix",
     )
-    reading_context: Literal["full", "short"] = Field(
+    reading_context: ReadingContext = Field(
         "full",
         description="reading-stage episodes: full = system prompt, tool spec, original image, tool output, "
         "question; short = the tool output and the question only (about a third of the tokens)",
@@ -156,16 +158,16 @@ def _text_segments(ex: Example, path: list[dict]) -> list[Segment]:
 
 
 def reading_segments(
-    ex: Example, rng: random.Random, shortest_share: float = 0.0, context: str = "full"
+    ex: Example, rng: random.Random, shortest_share: float = 0.0, context: ReadingContext = "full"
 ) -> list[Segment]:
-    """Reading-stage episode: system prompt, tool spec, the original image, then the output of a
-    valid tool path and the question; the answer follows at once (no calls to write). Short
-    contexts like this let a small LM learn to find the answer in the LAST image within a few
-    hundred steps, where full episodes take far longer (docs/reading.md)."""
+    """Reading-stage episode: (`full`: system prompt, tool spec, the original image, then) the
+    output of a valid tool path and the question; the answer follows at once (no calls to write).
+    Short contexts like this let a small LM learn to find the answer in the LAST image within a few
+    hundred steps, where full episodes take far longer (docs/reading.md sections 2 and 9)."""
     return _reading_segments(ex, choose_path(ex, rng, shortest_share), context)
 
 
-def _reading_segments(ex: Example, path: list[dict], context: str = "full") -> list[Segment]:
+def _reading_segments(ex: Example, path: list[dict], context: ReadingContext = "full") -> list[Segment]:
     system, spec, first, _ = prompt_segments(ex, tools=True)
     image, layout = first.images[0], ex.layout
     for call in path:
@@ -226,7 +228,7 @@ class _StageBatches(torch.utils.data.Dataset):
         plans: list[list[Plan]],
         processor: VLProcessor,
         rationale: bool,
-        reading_context: str = "full",
+        reading_context: ReadingContext = "full",
     ):
         self.stage, self.plans, self.processor, self.rationale = stage, plans, processor, rationale
         self.reading_context = reading_context

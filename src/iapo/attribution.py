@@ -14,16 +14,19 @@ the LM head runs on the target tokens only (`sequence_logprob`: with Qwen's 151k
 full logits of m steps would dominate memory), and the sums per input component.
 
 Baselines: `pad` (the pad token's embedding in every row; the default), `blank` (pad on text
-rows, the vision features of a blank white image on image rows) and `zero` (METHOD.md's
-default). Zero is unreliable here: every decoder layer starts with RMSNorm, whose gradient at a
-zero input is ~1/sqrt(eps), so f changes almost entirely in a sliver near alpha = 0 and the
-Riemann sum misses it. Median completeness error on the trained quickstart teacher,
-m = 4/8/16/64: zero 86/43/21/6.0, pad 0.23/0.15/0.09/0.006, blank 0.40/0.25/0.07/0.015.
+rows, the vision features of a blank white image on image rows) and `zero` (the textbook
+choice). Zero is unreliable here: every decoder layer starts with RMSNorm, whose gradient at a
+zero input is ~1/sqrt(eps), so f changes almost entirely in a sliver near alpha = 0 and no
+quadrature with few nodes sees it.
 
-Step sizes and alphas follow
-captum's Riemann rules exactly, so `attribute` agrees with `captum.attr.IntegratedGradients`
-(a test checks it); note captum's trapezoid weights sum to (m-1)/m, so completeness error
-falls as ~1/m.
+Quadrature rules (`quadrature`): `gausslegendre` (captum's default; exact for polynomials of
+degree 2m-1 along the path; the default here, chosen from the measured table in
+docs/method.md), `trapezoid` (the composite trapezoid rule, weights summing to 1), and captum's
+four Riemann rules with its exact step sizes and alphas, so `attribute` agrees with
+`captum.attr.IntegratedGradients` for every rule captum has (tested). captum's
+`riemann_trapezoid` weights sum to (m-1)/m, so its completeness error cannot fall below ~1/m.
+Rules without the path's end points (Gauss-Legendre) get f(x) and f(x') from one extra
+forward pass without gradients, only when `completeness=True`.
 """
 
 from __future__ import annotations
@@ -36,15 +39,34 @@ import torch
 
 from iapo.rollout.episode import COMPONENTS, Batch, Encoded, Segment, collate, encode
 
-Rule = Literal["riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
+Rule = Literal["gausslegendre", "trapezoid", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
+RULES: tuple[str, ...] = (
+    "gausslegendre",
+    "trapezoid",
+    "riemann_trapezoid",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+)
 Baseline = Literal["blank", "pad", "zero"]
 
 
-def riemann(n_steps: int, rule: Rule = "riemann_trapezoid") -> tuple[torch.Tensor, torch.Tensor]:
-    """(step sizes, alphas), both (n_steps,), as captum's `riemann_builders` defines them."""
+def quadrature(n_steps: int, rule: Rule = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights, alphas), both (n_steps,) float64, for integrating over alpha in [0, 1].
+    The Riemann rules and Gauss-Legendre equal captum's `approximation_parameters`."""
     if n_steps < 2:
         raise ValueError("n_steps must be at least 2")
     n = n_steps
+    if rule == "gausslegendre":
+        import numpy as np
+
+        x, wq = np.polynomial.legendre.leggauss(n)  # nodes and weights on [-1, 1]
+        return torch.tensor(0.5 * wq, dtype=torch.float64), torch.tensor(0.5 * (1 + x), dtype=torch.float64)
+    if rule == "trapezoid":  # composite trapezoid on n equispaced nodes: weights sum to 1
+        w = torch.full((n,), 1.0 / (n - 1), dtype=torch.float64)
+        w[0] /= 2
+        w[-1] /= 2
+        return w, torch.linspace(0, 1, n, dtype=torch.float64)
     w = torch.full((n,), 1.0 / n, dtype=torch.float64)
     if rule == "riemann_trapezoid":
         w[0] /= 2
@@ -57,7 +79,7 @@ def riemann(n_steps: int, rule: Rule = "riemann_trapezoid") -> tuple[torch.Tenso
     elif rule == "riemann_middle":
         a = torch.linspace(1 / (2 * n), 1 - 1 / (2 * n), n, dtype=torch.float64)
     else:
-        raise ValueError(f"unknown IG rule {rule!r}")
+        raise ValueError(f"unknown IG rule {rule!r}; one of {', '.join(RULES)}")
     return w, a
 
 
@@ -164,21 +186,25 @@ def attribute(
     inputs: EmbeddedBatch,
     baselines: torch.Tensor | None = None,
     n_steps: int = 8,
-    method: Rule = "riemann_trapezoid",
+    method: Rule = "gausslegendre",
     chunk: int = 64,
+    completeness: bool = True,
 ) -> IGResult:
     """IG of f w.r.t. the input embeddings, captum-style: `attribute(inputs, baselines, n_steps)`
-    with the target turn carried in `inputs.target`. `chunk` caps rows per forward pass."""
-    x = inputs.inputs_embeds.detach()
+    with the target turn carried in `inputs.target`. `chunk` caps rows per forward pass.
+
+    Gradients are taken w.r.t. the path only (`autograd.grad`): no weight gradient is computed.
+    `completeness=False` skips f(x) and f(x') where the rule has no end-point nodes (delta NaN)."""
+    x = inputs.inputs_embeds.detach()  # (B, T, D)
     base = torch.zeros_like(x) if baselines is None else baselines.to(x.dtype).expand_as(x)
-    w, alphas = riemann(n_steps, method)
+    w, alphas = quadrature(n_steps, method)
     B = x.shape[0]
     grad_sum = torch.zeros_like(x)
     per_chunk = max(1, chunk // B)  # interpolation steps per forward pass
-    f_at: dict[float, torch.Tensor] = {}  # f on the path's end points (trapezoid: alpha 0 and 1)
+    f_at: dict[float, torch.Tensor] = {}  # f on the path's end points, where the rule has them
     for k0 in range(0, n_steps, per_chunk):
         ks = range(k0, min(n_steps, k0 + per_chunk))
-        a = torch.tensor([alphas[k] for k in ks], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+        a = alphas[k0 : ks.stop].to(x.dtype).to(x.device).view(-1, 1, 1, 1)
         path = (base.unsqueeze(0) + a * (x - base).unsqueeze(0)).reshape(-1, *x.shape[1:])  # (k*B, T, D)
         path.requires_grad_(True)
         with torch.enable_grad():
@@ -187,12 +213,16 @@ def attribute(
         for j, k in enumerate(ks):
             if float(alphas[k]) in (0.0, 1.0):
                 f_at[float(alphas[k])] = f.detach().view(len(ks), B)[j]
-        wk = torch.tensor([w[k] for k in ks], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+        wk = w[k0 : ks.stop].to(x.dtype).to(x.device).view(-1, 1, 1, 1)
         grad_sum += (g.view(len(ks), *x.shape) * wk).sum(0)
     attributions = (x - base) * grad_sum
-    with torch.no_grad():
-        f_x = f_at[1.0] if 1.0 in f_at else sequence_logprob(model, inputs, x)
-        f_b = f_at[0.0] if 0.0 in f_at else sequence_logprob(model, inputs, base)
+    nan = torch.full((B,), math.nan, dtype=attributions.dtype, device=x.device)
+    if completeness and len(f_at) < 2:
+        with torch.no_grad():  # one forward of the missing end points
+            ends = [e for e in (0.0, 1.0) if e not in f_at]
+            f_ends = sequence_logprob(model, inputs, torch.cat([x if e else base for e in ends])).view(len(ends), B)
+        f_at.update(zip(ends, f_ends, strict=True))
+    f_x, f_b = f_at.get(1.0, nan), f_at.get(0.0, nan)
     delta = attributions.sum((1, 2)) - (f_x - f_b)
     return IGResult(attributions.detach(), f_x, f_b, delta)
 
@@ -238,10 +268,11 @@ def attribute_episodes(
     episodes: list[list[Segment]],
     which: Literal["final", "all"] = "final",
     n_steps: int = 8,
-    method: Rule = "riemann_trapezoid",
+    method: Rule = "gausslegendre",
     baseline: Baseline = "pad",
     keep_ids: bool = True,
     chunk: int = 64,
+    completeness: bool = True,
 ) -> list[list[TurnAttribution]]:
     """Per-component attribution of the chosen turns of each episode (a list of segments).
 
@@ -267,7 +298,7 @@ def attribute_episodes(
         batch = collate(encs, processor.pad_token_id, masks).to(model.device)
         eb = embed(model, batch, batch.completion_mask)
         base = baseline_embeddings(model, processor, batch, eb, baseline)
-        res = attribute(model, eb, base, n_steps, method, chunk)
+        res = attribute(model, eb, base, n_steps, method, chunk, completeness)
         tok = res.attributions.sum(-1).cpu()  # (B, T)
         comp = torch.full_like(tok, -1, dtype=torch.long)
         for j, (_, t, e) in enumerate(part):
@@ -276,7 +307,7 @@ def attribute_episodes(
         p = shares(sc)
         rel = res.relative_error.cpu()
         for j, (i, t, e) in enumerate(part):
-            finite = bool(torch.isfinite(sc[j]).all() and torch.isfinite(rel[j]))
+            finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not completeness))
             out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), tok[j, : len(e)], e, t, finite))
     model.train(was_training)
     return out

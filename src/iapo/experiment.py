@@ -36,10 +36,10 @@ from iapo.errors import ConfigError
 from iapo.eval.evaluate import episode_record, summarize
 from iapo.models.build import META, load, save
 from iapo.models.processor import VLProcessor
-from iapo.rewards import exact_match, format_reward, outcome
-from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+from iapo.rewards import ToolBonus, exact_match, format_reward, outcome
+from iapo.rewards.attribution import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
 from iapo.rewards.trm import TRMReward, load_trm, save_trm, train_trm
-from iapo.rl.grpo import GRPOConfig, WeightedReward, train_grpo
+from iapo.rl.grpo import GRPOConfig, WeightedReward, planned_questions, train_grpo
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.train.common import CKPT
@@ -58,6 +58,12 @@ class MethodConfig(StrictModel):
     trm: float = 0.0
     attribution: AttributionRewardConfig | None = None
     teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
+    tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
+    tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.attribution is not None and self.attribution.target in TEACHER_TARGETS
 
 
 class EvalConfig(StrictModel):
@@ -92,8 +98,7 @@ class ExperimentConfig(StrictModel):
         if "sft" in self.methods:
             raise ValueError("methods: 'sft' is reserved for the SFT student baseline")
         for name, m in self.methods.items():
-            needs = m.attribution is not None and m.attribution.target == "teacher"
-            if needs and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
+            if m.needs_teacher and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
                 raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")
         return self
 
@@ -156,8 +161,15 @@ def attribution_profile(model, processor, episodes: list[Episode]) -> dict:
 
 
 def make_rewards(
-    method: MethodConfig, zoo_dir: Path, trm_dir: Path | None, seed: int, dtype: torch.dtype = torch.float32
+    method: MethodConfig,
+    zoo_dir: Path,
+    trm_dir: Path | None,
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    rollout_cfg: RolloutConfig | None = None,
 ) -> list[WeightedReward]:
+    """The method's weighted rewards. teacher_own targets are cached under zoo_dir/targets/,
+    shared by every run and seed that uses the same teacher and settings."""
     rewards = [
         WeightedReward("outcome", outcome, method.outcome),
         WeightedReward("format", format_reward, method.format),
@@ -168,14 +180,17 @@ def make_rewards(
         if trm_dir is None:
             raise ConfigError("method uses trm but no tool-call reward model directory was given (--trm)")
         rewards.append(WeightedReward("trm", TRMReward(load_trm(trm_dir)), method.trm))
+    if method.tool_bonus:
+        rewards.append(WeightedReward("tool_bonus", ToolBonus(method.tool_bonus_conditional), method.tool_bonus))
     if method.attribution is not None:
-        teacher = None
-        if method.attribution.target == "teacher":
+        teacher, tdir = None, None
+        if method.needs_teacher:
             tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
             tm, tp = load(tdir, dtype=dtype)
             teacher = (tm.requires_grad_(False), tp)
+        term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
         # lambda is applied inside the term; its weight here is 1
-        rewards.append(WeightedReward("attribution", AttributionReward(method.attribution, teacher, seed), 1.0))
+        rewards.append(WeightedReward("attribution", term, 1.0))
     return rewards
 
 
@@ -240,7 +255,7 @@ def run_one(
         return {"val/accuracy": s["accuracy"]["mean"], "val/calls_per_episode": s["tools/calls_per_episode"]}
 
     gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
-    rewards = make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype))
+    rewards = make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype), rcfg)
     t0 = time.perf_counter()
     meta = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "grpo": gcfg.model_dump()}
     if cfg.engine == "trl":
@@ -353,9 +368,9 @@ def _run_in_worker(name: str, tc: TrainConfig, student: Path, zoo: Path, trm: Pa
 
 
 def _cost(tc: TrainConfig) -> float:
-    """Relative cost of a run: the attribution term adds 2 models x m IG passes per step."""
+    """Relative cost of a run: the attribution term adds m IG passes per step per model."""
     a = tc.method.attribution
-    return tc.grpo.steps * (1.0 + (0.0 if a is None else a.n_steps * (2 if a.target == "teacher" else 1) / 4))
+    return tc.grpo.steps * (1.0 + (0.0 if a is None else a.n_steps * (2 if a.target == "teacher_forced" else 1) / 4))
 
 
 def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: Progress | None) -> list[dict]:
@@ -377,6 +392,19 @@ def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: 
             if progress:
                 progress(f"GRPO runs ({workers} workers)", done, len(jobs), {})
     return results  # type: ignore[return-value]
+
+
+def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: Progress | None = None) -> None:
+    """Fill the teacher_own cache for every question any seed will draw, once, before the runs
+    (so parallel runs neither race nor repeat the teacher's work)."""
+    train = world.load("train")
+    for name, m in cfg.methods.items():
+        if m.attribution is None or m.attribution.target != "teacher_own":
+            continue
+        [(_, reward)] = [(r.name, r.fn) for r in make_rewards(m, zoo, None, 0, rollout_cfg=cfg.grpo.rollout)
+                         if r.name == "attribution"]  # fmt: skip
+        questions = [q for s in cfg.seeds for q in planned_questions(train, cfg.grpo.model_copy(update={"seed": s}))]
+        reward.prepare(questions, (lambda i, n, k=name: progress(f"targets:{k}", i, n, {})) if progress else None)
 
 
 def run_experiment(
@@ -414,6 +442,7 @@ def run_experiment(
         for seed in cfg.seeds
     ]
     args = (out / "zoo" / cfg.student, out / "zoo", trm_dir)
+    prepare_targets(cfg, world, out / "zoo", progress)
     if cfg.workers == 1:
         results += [run_one(name, tc, *args, world, run_dir, progress) for name, tc, run_dir in jobs]
     else:

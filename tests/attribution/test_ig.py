@@ -8,7 +8,7 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from iapo.attribution import attribute, attribute_episodes, component_scores, embed, riemann, sequence_logprob, shares
+from iapo.attribution import RULES, attribute, attribute_episodes, component_scores, embed, quadrature, sequence_logprob, shares
 from iapo.rollout.episode import COMPONENTS, assistant_segment, collate, encode, prompt_segments, tool_output_segment
 from iapo.tools.protocol import format_answer, format_tool_call
 from iapo.tools.registry import run_tool
@@ -39,7 +39,10 @@ def _final_turn_batch(episodes, proc):
     return collate(encs, proc.pad_token_id, masks)
 
 
-@pytest.mark.parametrize("method", ["riemann_trapezoid", "riemann_middle"])
+CAPTUM_RULES = [r for r in RULES if r != "trapezoid"]  # captum has all but the composite trapezoid
+
+
+@pytest.mark.parametrize("method", CAPTUM_RULES)
 def test_matches_captum(tiny_models, episodes, method):
     model, proc = tiny_models["student"]
     model.eval()
@@ -53,14 +56,49 @@ def test_matches_captum(tiny_models, episodes, method):
     assert (ours.attributions - ref).abs().max() / scale < 1e-4
 
 
-def test_riemann_weights_match_captum():
+@pytest.mark.parametrize("method", CAPTUM_RULES)
+def test_quadrature_matches_captum(method):
     from captum.attr._utils.approximation_methods import approximation_parameters
 
     for m in (2, 5, 8):
-        sizes, alphas = approximation_parameters("riemann_trapezoid")
-        w, a = riemann(m)
+        sizes, alphas = approximation_parameters(method)
+        w, a = quadrature(m, method)
         assert torch.allclose(w, torch.tensor(sizes(m), dtype=torch.float64))
         assert torch.allclose(a, torch.tensor(alphas(m), dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", RULES)
+def test_quadrature_integrates(method):
+    """Weights sum to 1 (captum's riemann_trapezoid: (m-1)/m), and Gauss-Legendre is exact for
+    a polynomial of degree 2m-1 where the trapezoid is not."""
+    m = 4
+    w, a = quadrature(m, method)
+    expected = (m - 1) / m if method == "riemann_trapezoid" else 1.0
+    assert float(w.sum()) == pytest.approx(expected)
+    exact = 1 / 8  # integral of a^7 over [0, 1]
+    err = abs(float((w * a**7).sum()) - exact)
+    assert (err < 1e-12) == (method == "gausslegendre")
+
+
+def test_trapezoid_by_hand():
+    w, a = quadrature(3, "trapezoid")
+    assert w.tolist() == pytest.approx([0.25, 0.5, 0.25]) and a.tolist() == pytest.approx([0.0, 0.5, 1.0])
+
+
+def test_endpoint_free_rule_reports_completeness(tiny_models, episodes):
+    """Gauss-Legendre has no node at alpha 0 or 1: f(x), f(x') come from one extra forward and
+    agree with a direct evaluation; without completeness they are NaN."""
+    model, proc = tiny_models["student"]
+    model.eval()
+    batch = _final_turn_batch(episodes, proc)
+    eb = embed(model, batch, batch.completion_mask)
+    res = attribute(model, eb, n_steps=4, method="gausslegendre")
+    with torch.no_grad():
+        f_x = sequence_logprob(model, eb, eb.inputs_embeds)
+    assert torch.allclose(res.f_x, f_x, atol=1e-5)
+    assert torch.isfinite(res.relative_error).all()
+    off = attribute(model, eb, n_steps=4, method="gausslegendre", completeness=False)
+    assert torch.isnan(off.delta).all() and torch.equal(off.attributions, res.attributions)
 
 
 @pytest.mark.parametrize("baseline", ["zero", "pad"])
@@ -74,7 +112,7 @@ def test_completeness_improves_with_steps(tiny_models, episodes, baseline):
         base = (
             model.get_input_embeddings().weight[proc.pad_token_id].detach().view(1, 1, -1).expand_as(eb.inputs_embeds)
         )
-    errs = [attribute(model, eb, base, n_steps=m).relative_error.mean().item() for m in (4, 16, 64)]
+    errs = [attribute(model, eb, base, m, "riemann_trapezoid").relative_error.mean().item() for m in (4, 16, 64)]
     assert errs[0] > errs[1] > errs[2]
     assert errs[2] < 0.05
 
@@ -115,7 +153,7 @@ def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, s
     exs = [e for e in small_world.load("val") if e.valid_paths][:3]
     eps = [Episode(ex, segs) for ex, segs in zip(exs, episodes, strict=True)]
     batch = [eps[0], eps[1], eps[0], eps[2], eps[1]]
-    r = AttributionReward(AttributionRewardConfig(n_steps=2), tiny_models["teacher_alt"])
+    r = AttributionReward(AttributionRewardConfig(n_steps=2, target="teacher_forced"), tiny_models["teacher_alt"])
     r.bind_policy(*tiny_models["student"])
     out = r(prompts=[""] * 5, completions=[""] * 5, episodes=batch)
     assert r.last["attr/unique_episodes"] == pytest.approx(3 / 5)
@@ -145,7 +183,7 @@ def test_centred_iapo_reward_keeps_differences_within_a_question(tiny_models, ep
     batch = [Episode(ex, segs) for segs in episodes]  # one question, three different episodes, no calls
     rewards = {}
     for center in ("none", "support"):
-        r = AttributionReward(AttributionRewardConfig(n_steps=2, center=center), tiny_models["teacher_alt"])
+        r = AttributionReward(AttributionRewardConfig(n_steps=2, center=center, target="teacher_forced"), tiny_models["teacher_alt"])
         r.bind_policy(*tiny_models["student"])
         rewards[center] = r(prompts=[""] * 3, completions=[""] * 3, episodes=batch)
     raw, cen = rewards["none"], rewards["support"]

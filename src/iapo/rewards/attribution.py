@@ -1,37 +1,57 @@
 """The IAPO term: -lambda * D(p_student, p_target) on the student's own rollout.
 
-p_student is the policy's component attribution (Integrated Gradients, `iapo.attribution`);
-p_target is a frozen teacher's attribution of the same rollout, teacher-forced with the
-teacher's own tokenizer and processor, or, as a control, a random Dirichlet draw over the
-components the episode has. No gradient flows through the term: it is a reward.
+p_student is the policy's component attribution of its final turn (Integrated Gradients,
+`iapo.attribution`). p_target is one of (`target`):
+
+- `teacher_own` (cached, `iapo.rewards.targets`): the teacher's shares on its own episodes of
+  the question, averaged over its correct ones;
+- `teacher_forced`: a frozen teacher's attribution of the same rollout, teacher-forced with the
+  teacher's own tokenizer and processor (computed in every step);
+- `evidence` and `random`: controls without a teacher.
+
+No gradient flows through the term: it is a reward. Each call also logs what the term does
+(`attr/*`): its divergence, split by kind of episode, and its rank correlation within groups
+with correctness, with making a call and with a useful call.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
+from scipy.stats import spearmanr
 
-from iapo.attribution import attribute_episodes, mean_shares
+from iapo.attribution import RULES, attribute_episodes, mean_shares
 from iapo.config import StrictModel
-from iapo.rollout.episode import full_text
-from iapo.rollout.loop import Episode
+from iapo.data.example import Example
+from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_target, fill_cache
+from iapo.rollout.episode import COMPONENTS, full_text
+from iapo.rollout.loop import Episode, RolloutConfig
+
+Target = Literal["teacher_own", "teacher_forced", "random", "evidence"]
+TEACHER_TARGETS = ("teacher_own", "teacher_forced")
 
 
 class AttributionRewardConfig(StrictModel):
     lam: float = Field(0.5, ge=0, description="lambda: weight of the divergence penalty")
     divergence: Literal["l1", "js"] = "l1"
-    turns: Literal["final", "all"] = Field("final", description="scored turns (METHOD.md: the final answer turn)")
-    n_steps: int = Field(8, ge=2, description="IG interpolation steps m")
-    method: Literal["riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"] = "riemann_trapezoid"
+    turns: Literal["final", "all"] = Field("final", description="scored turns: the final answer turn, or all")
+    n_steps: int = Field(4, ge=2, description="IG interpolation steps m")
+    method: Literal[RULES] = Field(  # type: ignore[valid-type]
+        "gausslegendre", description="quadrature rule (docs/method.md: completeness error vs m and time)"
+    )
     baseline: Literal["pad", "blank", "zero"] = Field(
         "pad",
-        description="IG baseline embeddings. METHOD.md's default is zero; measured on our trained models, "
-        "zero gives a completeness error of 43x at m=8 (RMSNorm's gradient at 0 is ~1/sqrt(eps)), pad 0.15",
+        description="IG baseline embeddings. zero gives a completeness error of 43x at m=8 on our trained "
+        "models (RMSNorm's gradient at 0 is ~1/sqrt(eps)), pad 0.15",
     )
-    target: Literal["teacher", "random"] = Field("teacher", description="random = Dirichlet control")
+    target: Target = Field("teacher_own", description="what p_student is compared with (module docstring)")
+    teacher_samples: int = Field(1, ge=1, description="teacher_own: episodes per question (1 = greedy)")
+    evidence_share: float = Field(0.8, gt=0, le=1, description="evidence: share on the evidence component")
+    completeness: bool = Field(True, description="compute IG's completeness error (one extra forward pass)")
     chunk: int = Field(64, ge=1, description="rows per IG forward pass (memory)")
     teacher_device: str | None = Field(
         None, description="where the frozen teacher runs, e.g. cuda:1 (default: the policy's device)"
@@ -42,9 +62,17 @@ class AttributionRewardConfig(StrictModel):
     center: Literal["none", "support"] = Field(
         "none",
         description="support: subtract the mean D of the episodes of the same question with as many input "
-        "components; D over fewer components is smaller whatever the target, so uncentred the term pays an "
-        "episode for skipping tools (no tool output, no history; docs/reading.md section 8)",
+        "components; D over fewer components is smaller whatever the target, so with teacher_forced the "
+        "uncentred term pays an episode for skipping tools (docs/method.md)",
     )
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _old_name(cls, v: str) -> str:
+        return "teacher_forced" if v == "teacher" else v  # the name of versions <= 0.1
+
+    def ig_settings(self) -> dict:
+        return {"n_steps": self.n_steps, "method": self.method, "baseline": self.baseline, "chunk": self.chunk}
 
 
 def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
@@ -63,25 +91,53 @@ def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
 class AttributionReward:
     """Reward function (TRL convention) returning -lambda * D per episode, 0 where dropped.
 
-    `bind_policy` gives it the live policy; `last` holds per-episode shares and counters of
-    the latest call for logging and the report."""
+    `bind_policy` gives it the live policy; `prepare(questions)` fills the teacher_own cache
+    before RL; `last` holds per-episode shares and the `attr/*` metrics of the latest call."""
 
     __name__ = "attribution"
 
-    def __init__(self, cfg: AttributionRewardConfig, teacher=None, seed: int = 0):
-        if cfg.target == "teacher" and teacher is None:
-            raise ValueError("target 'teacher' needs a teacher (model, processor)")
+    def __init__(
+        self,
+        cfg: AttributionRewardConfig,
+        teacher=None,
+        seed: int = 0,
+        cache_dir: Path | None = None,
+        teacher_dir: Path | None = None,
+        rollout_cfg: RolloutConfig | None = None,
+    ):
+        if cfg.target in TEACHER_TARGETS and teacher is None:
+            raise ValueError(f"target {cfg.target!r} needs a teacher (model, processor)")
         self.cfg, self.teacher = cfg, teacher
         self.policy = None
         self.gen = torch.Generator().manual_seed(seed)
         self.last: dict = {}
         self.unique_share = 1.0
+        self.cache: TargetCache | None = None
+        self.rollout_cfg = rollout_cfg or RolloutConfig()
+        if cfg.target == "teacher_own":
+            settings = {
+                **cfg.ig_settings(),
+                "samples": cfg.teacher_samples,
+                "rollout": self.rollout_cfg.model_dump(exclude={"batch_size", "greedy"}),
+            }
+            fp = checkpoint_fingerprint(teacher_dir, teacher[0])
+            self.cache = TargetCache(cache_dir or Path(".iapo_targets"), fp, settings)
 
     def bind_policy(self, model, processor) -> None:
         """The live policy; a teacher without a device of its own joins the policy's device."""
         self.policy = (model, processor)
         if self.teacher is not None:
             self.teacher[0].to(self.cfg.teacher_device or model.device)
+
+    def prepare(self, questions: list[Example], progress=None) -> int:
+        """teacher_own: compute (or load) the target of every question RL will draw. Returns how
+        many were computed now."""
+        if self.cache is None:
+            return 0
+        return fill_cache(
+            self.cache, *self.teacher, questions, self.rollout_cfg, self.cfg.teacher_samples,
+            self.cfg.ig_settings(), progress=progress,
+        )  # fmt: skip
 
     def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
         """Shares per episode. Identical episodes (same example, same turns: a group's samples
@@ -93,16 +149,9 @@ class AttributionReward:
             first.setdefault(k, i)
         uniq = list(first.values())
         turns = attribute_episodes(
-            model,
-            processor,
-            [episodes[i].segments for i in uniq],
-            c.turns,
-            c.n_steps,
-            c.method,
-            c.baseline,
-            keep_ids,
-            c.chunk,
-        )
+            model, processor, [episodes[i].segments for i in uniq], c.turns, keep_ids=keep_ids,
+            completeness=c.completeness, **c.ig_settings(),
+        )  # fmt: skip
         pos = {i: j for j, i in enumerate(uniq)}
         turns = [turns[pos[first[k]]] for k in keys]
         self.unique_share = len(uniq) / max(1, len(episodes))
@@ -116,47 +165,96 @@ class AttributionReward:
         q[present] = draw / draw.sum()
         return q
 
+    def _targets(self, episodes: list[Episode], p_s: list) -> tuple[list, list[float]]:
+        t = self.cfg.target
+        if t == "teacher_forced":
+            return self._shares(*self.teacher, episodes, keep_ids=False)
+        zeros = [0.0] * len(episodes)
+        if t == "random":
+            return [self._random_target(p) if p is not None else None for p in p_s], zeros
+        if t == "evidence":
+            return [evidence_target(e.example, self.cfg.evidence_share) for e in episodes], zeros
+        self.computed_now = self.prepare([e.example for e in episodes])  # normally all cached already
+        return [self.cache.get(e.example) for e in episodes], zeros
+
     def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
         if self.policy is None:
             raise RuntimeError("AttributionReward.bind_policy(model, processor) was not called")
+        self.computed_now = 0
         p_s, err_s = self._shares(*self.policy, episodes, keep_ids=True)
-        if self.cfg.target == "teacher":
-            p_t, err_t = self._shares(*self.teacher, episodes, keep_ids=False)
-        else:
-            p_t = [self._random_target(p) if p is not None else None for p in p_s]
-            err_t = [0.0] * len(episodes)
-        dropped, dists = 0, []
+        p_t, err_t = self._targets(episodes, p_s)
+        limit = self.cfg.max_relative_error or math.inf
         per_ep: list[float | None] = []  # D per episode, None where dropped
-        by_tools: dict[bool, list[float]] = {True: [], False: []}  # does the term favour skipping tools?
-        for ep, ps, pt, es, et in zip(episodes, p_s, p_t, err_s, err_t, strict=True):
-            ok = (
-                ps is not None
-                and pt is not None
-                and all(math.isfinite(e) and e <= (self.cfg.max_relative_error or math.inf) for e in (es, et))
+        for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True):
+            errs_ok = all(
+                (math.isnan(e) and not self.cfg.completeness) or (math.isfinite(e) and e <= limit) for e in (es, et)
             )
-            if not ok:
-                dropped += 1
-                per_ep.append(None)
-                continue
-            d = divergence(ps, pt, self.cfg.divergence)
-            dists.append(d)
-            by_tools[bool(ep.calls)].append(d)
-            per_ep.append(d)
+            ok = ps is not None and pt is not None and errs_ok
+            per_ep.append(divergence(ps, pt, self.cfg.divergence) if ok else None)
+        raw = list(per_ep)
         if self.cfg.center == "support":
             per_ep = center_by_support(per_ep, [e.example.id for e in episodes], p_s)
         out = [0.0 if d is None else -self.cfg.lam * d for d in per_ep]
         self.last = {
             "p_student": p_s,
             "p_target": p_t,
-            "attr/divergence": sum(dists) / len(dists) if dists else math.nan,
-            "attr/divergence_with_calls": _nanmean(by_tools[True]),
-            "attr/divergence_no_calls": _nanmean(by_tools[False]),
-            "attr/dropped": float(dropped),
+            **term_diagnostics(episodes, raw, out),
+            **share_means(p_s, "attr/student_share"),
+            **share_means(p_t, "attr/target_share"),
+            "attr/dropped": float(sum(d is None for d in raw)),
             "attr/rel_error_student": _nanmean(err_s),
             "attr/rel_error_target": _nanmean(err_t),
             "attr/unique_episodes": self.unique_share,
+            "attr/targets_computed_in_step": float(self.computed_now),
         }
         return out
+
+
+def useful_call(ep: Episode) -> bool:
+    return any(t.call_class == "valid_useful" for t in ep.calls)
+
+
+def term_diagnostics(episodes: list[Episode], d: list[float | None], term: list[float]) -> dict[str, float]:
+    """What the term rewards. The mean divergence over all, and per kind of episode (with / without
+    a call, right / wrong); and, within each group of one question, Spearman's rank correlation of
+    the term with correctness, with making a call and with a useful call, averaged over the groups
+    where both vary (NaN when none does)."""
+    kinds = {
+        "with_calls": [bool(e.calls) for e in episodes],
+        "no_calls": [not e.calls for e in episodes],
+        "correct": [e.correct > 0 for e in episodes],
+        "incorrect": [not e.correct > 0 for e in episodes],
+    }
+    row = {"attr/divergence": _nanmean([x for x in d if x is not None])}
+    for k, flags in kinds.items():
+        row[f"attr/divergence_{k}"] = _nanmean([x for x, f in zip(d, flags, strict=True) if f and x is not None])
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(episodes):
+        if d[i] is not None:
+            groups.setdefault(e.example.id, []).append(i)
+    feats = {
+        "correct": lambda e: float(e.correct),
+        "call": lambda e: float(bool(e.calls)),
+        "useful_call": lambda e: float(useful_call(e)),
+    }
+    for name, f in feats.items():
+        rs = []
+        for idx in groups.values():
+            x, y = [term[i] for i in idx], [f(episodes[i]) for i in idx]
+            if len(set(x)) > 1 and len(set(y)) > 1:
+                rs.append(float(spearmanr(x, y).statistic))
+        row[f"attr/rank_corr_{name}"] = _nanmean(rs)
+        row[f"attr/rank_corr_{name}_groups"] = float(len(rs))
+    return row
+
+
+def share_means(ps: list[torch.Tensor | None], prefix: str) -> dict[str, float]:
+    """Mean share per component over the episodes that have one (for start-vs-end figures)."""
+    v = [p for p in ps if p is not None]
+    if not v:
+        return {}
+    m = torch.stack([p.float() for p in v]).mean(0)
+    return {f"{prefix}/{c}": float(x) for c, x in zip(COMPONENTS, m, strict=True)}
 
 
 def center_by_support(d: list[float | None], questions: list[str], p: list[torch.Tensor | None]) -> list[float | None]:

@@ -58,3 +58,20 @@ def exact_match(prompts: list[str], completions: list[str], episodes: list[Episo
     """Tool calls compared with one reference path; another valid path scores lower (by design
     of the baseline, which is the brittleness METHOD.md describes)."""
     return [match_score(e.calls_as_dicts(), reference_path(e)) for e in episodes]
+
+
+class ToolBonus:
+    """+1 for an episode with at least one valid, useful tool call; `conditional` (DeepEyes'
+    rule): only when the answer is also right, so a call that does not help earns nothing. The
+    baseline that tells whether the attribution term is more than a costly tool bonus."""
+
+    __name__ = "tool_bonus"
+
+    def __init__(self, conditional: bool = True):
+        self.conditional = conditional
+
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
+        return [
+            float(any(t.call_class == "valid_useful" for t in e.calls) and (e.correct > 0 or not self.conditional))
+            for e in episodes
+        ]

@@ -294,6 +294,12 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, ro
     return True
 
 
+def planned_questions(train: list[Example], cfg: GRPOConfig) -> list[Example]:
+    """The questions `train_grpo` will draw, in order (it replays the same seeded sampler)."""
+    rng = random.Random(f"grpo:{cfg.seed}")
+    return [ex for _ in range(cfg.steps) for ex in rng.sample(train, cfg.questions_per_step)]
+
+
 def train_grpo(
     model,
     ref_model,
@@ -344,6 +350,8 @@ def train_grpo(
     for r in rewards:
         if hasattr(r.fn, "bind_policy"):  # the live policy (unwrapped), on its device
             r.fn.bind_policy(acc.unwrap_model(model) if acc is not None else model, processor)
+        if hasattr(r.fn, "prepare"):  # per-question work done once, before RL (cached targets)
+            r.fn.prepare(planned_questions(train, cfg))
     mlog = MetricLog(run_dir, resume_step=start + 1 if start else 0) if main else None  # rows logged at step + 1
     if on_eval is not None and eval_every and start == 0 and main:
         mlog.log(0, on_eval(0))

@@ -1,0 +1,170 @@
+"""Attribution targets: the component shares a student episode is compared with.
+
+- `teacher_own`: the frozen teacher answers the question ITSELF (greedy, or k samples); its
+  final-turn component shares are averaged over its correct episodes (over all of them where
+  none is right). One vector per question, computed once before RL and cached on disk
+  (`TargetCache`), so an RL step pays only the student's IG. It says where a model that
+  solves the question looks, tools included: a student that skips the teacher's tool has no
+  tool-output share to match.
+- `evidence`: a fixed vector per question with no teacher: most of the share on the component
+  that holds the evidence in its most readable form (the tool output when the question has a
+  valid tool path, else the image), the rest on the question. The control "what an ideal
+  teacher would say".
+- `random`: Dirichlet(1) over the components the student's episode has (a fresh draw each
+  time). The control "any target at all".
+- `teacher_forced` (in `iapo.rewards.attribution`): the teacher's IG of the student's own
+  rollout, in the step.
+
+Only component shares cross from teacher to student, so teachers of any size or tokenizer work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from iapo.attribution import attribute_episodes, mean_shares
+from iapo.data.example import Example
+from iapo.rollout.episode import COMPONENTS
+from iapo.rollout.loop import RolloutConfig, rollout
+
+log = logging.getLogger(__name__)
+
+
+def evidence_target(ex: Example, share: float = 0.8) -> torch.Tensor:
+    """(C,) `share` on tool_output if the question has a valid tool path, else on image; the
+    rest on question."""
+    q = torch.zeros(len(COMPONENTS))
+    q[COMPONENTS.index("tool_output" if ex.valid_paths else "image")] = share
+    q[COMPONENTS.index("question")] = 1.0 - share
+    return q
+
+
+def checkpoint_fingerprint(model_dir: Path | None, model=None) -> str:
+    """Identifies a teacher checkpoint: its config and each weight file's name, size and mtime
+    (a retrained or replaced checkpoint changes it; hashing GBs of weights would not pay).
+    Without a directory, the hash of the weights themselves."""
+    h = hashlib.sha256()
+    if model_dir is not None and Path(model_dir).is_dir():
+        for f in sorted(Path(model_dir).iterdir()):
+            if f.suffix in (".json", ".safetensors", ".bin") and f.is_file():
+                st = f.stat()
+                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+                if f.name == "config.json":
+                    h.update(f.read_bytes())
+    elif model is not None:
+        for name, t in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().float().numpy().tobytes())
+    else:
+        raise ValueError("a teacher fingerprint needs its directory or the model")
+    return h.hexdigest()[:16]
+
+
+def question_key(ex: Example) -> str:
+    """The question's content: its fields and its image bytes (not its position in a file)."""
+    h = hashlib.sha256(json.dumps(ex.to_json(), sort_keys=True).encode())
+    path = ex.image_file()
+    if path.exists():
+        h.update(path.read_bytes())
+    return h.hexdigest()[:20]
+
+
+class TargetCache:
+    """question key -> target record, one JSON file per (teacher, IG and rollout settings).
+
+    A change in the teacher checkpoint or the settings selects another file; a changed question
+    (text, answer, image) another key. Entries are written atomically after each batch."""
+
+    def __init__(self, root: Path, teacher_fp: str, settings: dict):
+        blob = json.dumps({"teacher": teacher_fp, **settings}, sort_keys=True)
+        self.path = Path(root) / f"teacher_own-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
+        self.settings = json.loads(blob)
+        self.entries: dict[str, dict] = {}
+        if self.path.exists():
+            self.entries = json.loads(self.path.read_text())["targets"]
+
+    def get(self, ex: Example) -> torch.Tensor | None:
+        e = self.entries.get(question_key(ex))
+        return None if e is None else torch.tensor(e["p"])
+
+    def missing(self, examples: list[Example]) -> list[Example]:
+        seen, out = set(), []
+        for ex in examples:
+            k = question_key(ex)
+            if k not in self.entries and k not in seen:
+                seen.add(k)
+                out.append(ex)
+        return out
+
+    def put(self, records: dict[str, dict]) -> None:
+        # re-read first: another process may have added entries
+        if self.path.exists():
+            self.entries = {**json.loads(self.path.read_text())["targets"], **self.entries}
+        self.entries.update(records)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"settings": self.settings, "targets": self.entries}))
+        tmp.replace(self.path)
+
+
+def teacher_own_records(
+    teacher, processor, examples: list[Example], rcfg: RolloutConfig, samples: int, ig: dict
+) -> dict[str, dict]:
+    """The teacher's own episodes for each question -> {question key: record}. A record holds
+    p (C,), the number of episodes, how many were right, and which were averaged."""
+    greedy = samples == 1
+    group = [ex for ex in examples for _ in range(samples)]
+    eps = rollout(teacher, processor, group, rcfg.model_copy(update={"greedy": greedy}))
+    turns = attribute_episodes(teacher, processor, [e.segments for e in eps], "final", keep_ids=True, **ig)
+    out: dict[str, dict] = {}
+    for i, ex in enumerate(examples):
+        mine = list(range(i * samples, (i + 1) * samples))
+        shares = [(eps[j].correct, mean_shares(turns[j])) for j in mine]
+        right = [p for c, p in shares if c and p is not None]
+        used = right or [p for _, p in shares if p is not None]
+        if not used:
+            continue  # no finite attribution: no target, the term is dropped for this question
+        out[question_key(ex)] = {
+            "id": ex.id,
+            "p": torch.stack(used).mean(0).tolist(),
+            "episodes": samples,
+            "correct": sum(c > 0 for c, _ in shares),
+            "averaged": "correct" if right else "all",
+            "calls": sum(len(eps[j].calls) for j in mine) / samples,
+        }
+    return out
+
+
+def fill_cache(
+    cache: TargetCache,
+    teacher,
+    processor,
+    examples: list[Example],
+    rcfg: RolloutConfig,
+    samples: int,
+    ig: dict,
+    batch: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Compute the targets the cache lacks for `examples`, in batches; returns how many."""
+    todo = cache.missing(examples)
+    for i in range(0, len(todo), batch):
+        cache.put(teacher_own_records(teacher, processor, todo[i : i + batch], rcfg, samples, ig))
+        if progress:
+            progress(min(i + batch, len(todo)), len(todo))
+    if todo:
+        recs = [cache.entries[k] for k in map(question_key, todo) if k in cache.entries]
+        n_all = sum(r["averaged"] == "all" for r in recs)
+        log.info(
+            "teacher_own targets: %d questions computed, %d averaged over correct episodes, %d over all "
+            "(the teacher was never right)",
+            len(recs), len(recs) - n_all, n_all,
+        )  # fmt: skip
+    return len(todo)

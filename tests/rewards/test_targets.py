@@ -1,0 +1,145 @@
+"""IAPO targets: the teacher_own cache and its keys, the evidence target, missing components, the
+tool bonus, and the term's diagnostics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from iapo.rewards import ToolBonus
+from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig, divergence, term_diagnostics
+from iapo.rewards.targets import TargetCache, evidence_target, question_key
+from iapo.rollout.episode import COMPONENTS, assistant_segment, prompt_segments
+from iapo.rollout.loop import Episode, RolloutConfig, TurnRecord
+from iapo.tools.protocol import parse_turn
+from iapo.tools.session import CallClass
+
+RCFG = RolloutConfig(max_calls=1, max_new_tokens=8, batch_size=8)
+
+
+def _reward(tiny_models, tmp_path, teacher_dir=None, **cfg):
+    c = AttributionRewardConfig(**{"n_steps": 2, "target": "teacher_own", **cfg})
+    r = AttributionReward(c, tiny_models["teacher_alt"], 0, tmp_path / "targets", teacher_dir, RCFG)
+    r.bind_policy(*tiny_models["student"])
+    return r
+
+
+def test_teacher_own_cache_is_computed_once_and_reused(tiny_models, small_world, tmp_path):
+    qs = small_world.load("train")[:3]
+    r = _reward(tiny_models, tmp_path)
+    assert r.prepare(qs + qs[:1]) == 3  # a repeated question is computed once
+    assert r.prepare(qs) == 0
+    again = _reward(tiny_models, tmp_path)  # a new run finds the file
+    assert again.cache.path == r.cache.path and again.prepare(qs) == 0
+    for ex in qs:
+        p = again.cache.get(ex)
+        assert p.shape == (len(COMPONENTS),) and float(p.sum()) == pytest.approx(1, abs=1e-5)
+        rec = again.cache.entries[question_key(ex)]
+        assert rec["averaged"] in ("correct", "all") and rec["episodes"] == 1
+
+
+def test_cache_invalidated_by_teacher_data_and_ig_settings(tiny_models, small_world, tmp_path):
+    qs = small_world.load("train")[:2]
+    base = _reward(tiny_models, tmp_path)
+    base.prepare(qs)
+    # IG settings: another file
+    assert _reward(tiny_models, tmp_path, n_steps=3).cache.path != base.cache.path
+    assert _reward(tiny_models, tmp_path, method="trapezoid").cache.path != base.cache.path
+    assert _reward(tiny_models, tmp_path, teacher_samples=2).cache.path != base.cache.path
+    # the teacher: other weights give another fingerprint
+    model, proc = tiny_models["teacher_alt"]
+    saved = model.lm_head.weight.detach().clone()
+    with torch.no_grad():
+        model.lm_head.weight.add_(1e-3)
+    try:
+        assert _reward(tiny_models, tmp_path).cache.path != base.cache.path
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight.copy_(saved)
+    assert _reward(tiny_models, tmp_path).cache.path == base.cache.path
+    # a teacher directory: rewriting its weights changes the key
+    tdir = tmp_path / "teacher"
+    model.save_pretrained(tdir)
+    first = _reward(tiny_models, tmp_path, teacher_dir=tdir).cache.path
+    import time
+
+    time.sleep(0.01)
+    model.save_pretrained(tdir)
+    assert _reward(tiny_models, tmp_path, teacher_dir=tdir).cache.path != first
+    # the data: a changed question (same id) is missing, an unchanged one is not
+    changed = dataclasses.replace(qs[0], question=qs[0].question + " ?")
+    assert question_key(changed) != question_key(qs[0])
+    assert base.cache.missing([changed, qs[1]]) == [changed]
+
+
+def test_missing_component_counts_as_zero_share():
+    """A student episode without a tool call (no tool_output, no history) against a target
+    that puts share on the tool output: by hand, L1 = |.2-.1| + |.2-.1| + |.3-.1| + |.3-.1| + .5 + .1."""
+    sys, spec, q, img, out, hist = range(6)
+    student = torch.zeros(6)
+    student[[sys, spec, q, img]] = torch.tensor([0.2, 0.2, 0.3, 0.3])
+    target = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.5, 0.1])
+    assert divergence(student, target, "l1") == pytest.approx(0.1 + 0.1 + 0.2 + 0.2 + 0.5 + 0.1)
+    with_call = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.5, 0.1])
+    assert divergence(with_call, target, "l1") == pytest.approx(0.0)
+
+
+def test_evidence_target_follows_the_worlds_evidence(small_world):
+    exs = small_world.load("val")
+    with_path = next(e for e in exs if e.valid_paths)
+    q = evidence_target(with_path, 0.8)
+    assert q[COMPONENTS.index("tool_output")] == pytest.approx(0.8)
+    assert q[COMPONENTS.index("question")] == pytest.approx(0.2) and float(q.sum()) == pytest.approx(1)
+    no_path = dataclasses.replace(with_path, valid_paths=[])
+    q = evidence_target(no_path, 0.7)
+    assert q[COMPONENTS.index("image")] == pytest.approx(0.7) and q[COMPONENTS.index("tool_output")] == 0
+
+
+def _episode(ex, classes: list[str], answer: str | None) -> Episode:
+    ep = Episode(ex, [])
+    for c in classes:
+        ep.turns.append(TurnRecord("", [], parse_turn("<answer>x</answer>"), CallClass(c)))
+    ep.answer = answer
+    return ep
+
+
+def test_tool_bonus_pays_only_valid_useful_calls(small_world):
+    ex = small_world.load("val")[0]
+    eps = [
+        _episode(ex, ["valid_useful"], ex.answer),  # useful call, right
+        _episode(ex, ["valid_useful"], "wrong"),  # useful call, wrong
+        _episode(ex, ["valid_useless"], ex.answer),  # useless call, right
+        _episode(ex, ["invalid_arguments", "valid_useful"], ex.answer),  # a bad call, then a useful one
+        _episode(ex, [], ex.answer),  # no call, right
+    ]
+    assert eps[0].correct and not eps[1].correct
+    kw = {"prompts": [""] * 5, "completions": [""] * 5, "episodes": eps}
+    assert ToolBonus(conditional=True)(**kw) == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert ToolBonus(conditional=False)(**kw) == [1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_term_diagnostics_rank_correlation(small_world):
+    """Within a group the term (higher = better) rises with correctness: rank correlation +1."""
+    ex = small_world.load("val")[0]
+    eps = [_episode(ex, ["valid_useful"], ex.answer), _episode(ex, [], "no"), _episode(ex, [], "no")]
+    d = [0.1, 0.9, 0.8]
+    term = [-x for x in d]
+    row = term_diagnostics(eps, d, term)
+    assert row["attr/rank_corr_correct"] == pytest.approx(0.866, abs=1e-3)  # ties among the wrong ones
+    assert row["attr/rank_corr_call"] == pytest.approx(row["attr/rank_corr_correct"])
+    assert row["attr/divergence_with_calls"] == pytest.approx(0.1)
+    assert row["attr/divergence_no_calls"] == pytest.approx(0.85)
+    assert row["attr/rank_corr_correct_groups"] == 1.0
+
+
+def test_teacher_own_reward_uses_cached_target(tiny_models, small_world, tmp_path):
+    exs = small_world.load("val")[:2]
+    r = _reward(tiny_models, tmp_path)
+    r.prepare(exs)
+    eps = [Episode(ex, [*prompt_segments(ex), assistant_segment("<answer>1</answer>")]) for ex in exs]
+    out = r(prompts=[""] * 2, completions=[""] * 2, episodes=eps)
+    assert r.last["attr/targets_computed_in_step"] == 0
+    for o, ps, ex in zip(out, r.last["p_student"], exs, strict=True):
+        assert o == pytest.approx(-0.5 * divergence(ps, r.cache.get(ex), "l1"), abs=1e-6)

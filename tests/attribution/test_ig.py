@@ -8,7 +8,16 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from iapo.attribution import RULES, attribute, attribute_episodes, component_scores, embed, quadrature, sequence_logprob, shares
+from iapo.attribution import (
+    RULES,
+    attribute,
+    attribute_episodes,
+    component_scores,
+    embed,
+    quadrature,
+    sequence_logprob,
+    shares,
+)
 from iapo.rollout.episode import COMPONENTS, assistant_segment, collate, encode, prompt_segments, tool_output_segment
 from iapo.tools.protocol import format_answer, format_tool_call
 from iapo.tools.registry import run_tool
@@ -183,7 +192,9 @@ def test_centred_iapo_reward_keeps_differences_within_a_question(tiny_models, ep
     batch = [Episode(ex, segs) for segs in episodes]  # one question, three different episodes, no calls
     rewards = {}
     for center in ("none", "support"):
-        r = AttributionReward(AttributionRewardConfig(n_steps=2, center=center, target="teacher_forced"), tiny_models["teacher_alt"])
+        r = AttributionReward(
+            AttributionRewardConfig(n_steps=2, center=center, target="teacher_forced"), tiny_models["teacher_alt"]
+        )
         r.bind_policy(*tiny_models["student"])
         rewards[center] = r(prompts=[""] * 3, completions=[""] * 3, episodes=batch)
     raw, cen = rewards["none"], rewards["support"]

@@ -10,7 +10,7 @@ import torch
 
 from iapo.rewards import ToolBonus
 from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig, divergence, term_diagnostics
-from iapo.rewards.targets import TargetCache, evidence_target, question_key
+from iapo.rewards.targets import evidence_target, question_key
 from iapo.rollout.episode import COMPONENTS, assistant_segment, prompt_segments
 from iapo.rollout.loop import Episode, RolloutConfig, TurnRecord
 from iapo.tools.protocol import parse_turn
@@ -49,7 +49,7 @@ def test_cache_invalidated_by_teacher_data_and_ig_settings(tiny_models, small_wo
     assert _reward(tiny_models, tmp_path, method="trapezoid").cache.path != base.cache.path
     assert _reward(tiny_models, tmp_path, teacher_samples=2).cache.path != base.cache.path
     # the teacher: other weights give another fingerprint
-    model, proc = tiny_models["teacher_alt"]
+    model, _ = tiny_models["teacher_alt"]
     saved = model.lm_head.weight.detach().clone()
     with torch.no_grad():
         model.lm_head.weight.add_(1e-3)
@@ -77,7 +77,7 @@ def test_cache_invalidated_by_teacher_data_and_ig_settings(tiny_models, small_wo
 def test_missing_component_counts_as_zero_share():
     """A student episode without a tool call (no tool_output, no history) against a target
     that puts share on the tool output: by hand, L1 = |.2-.1| + |.2-.1| + |.3-.1| + |.3-.1| + .5 + .1."""
-    sys, spec, q, img, out, hist = range(6)
+    sys, spec, q, img = range(4)
     student = torch.zeros(6)
     student[[sys, spec, q, img]] = torch.tensor([0.2, 0.2, 0.3, 0.3])
     target = torch.tensor([0.1, 0.1, 0.1, 0.1, 0.5, 0.1])

@@ -2,7 +2,8 @@
 
 Reads only what `iapo.experiment` wrote (results, metric logs, the resolved config), so a
 report can be regenerated at any time. Every number carries its n; intervals are 95%:
-t-intervals over seeds for methods, Wilson intervals for the single SFT evaluation.
+t-intervals over seeds for methods (clipped to [0, 100] for accuracies), Wilson intervals for
+the single SFT evaluation; per-seed values are shown beside them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from iapo.rollout.episode import COMPONENTS
 from iapo.tools.session import CallClass
 
 BASELINE = "outcome"
+UNIT = (0.0, 1.0)  # the range of an accuracy or a share
 
 
 def load_results(run_dir: Path) -> list[dict]:
@@ -87,8 +89,8 @@ def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dic
             cells.append(_fmt(a) + " (questions)")
         else:
             for s in splits:
-                cells.append(_fmt(mean_ci([r["splits"][s]["accuracy"]["mean"] for r in rs])))
-            a = mean_ci(avg[m])
+                cells.append(_fmt(mean_ci([r["splits"][s]["accuracy"]["mean"] for r in rs], bounds=UNIT)))
+            a = mean_ci(avg[m], bounds=UNIT)
             cells.append(_fmt(a))
         stats[m] = {"average": a}
         if m != "sft" and sft_q:
@@ -163,14 +165,74 @@ def tool_collapse(results: list[dict]) -> tuple[list[str], list[list[str]]]:
             by_m[r["method"]].append(rate(r))
     rows = []
     for m, v in by_m.items():
-        c = mean_ci(v)
+        c = mean_ci(v, bounds=UNIT)
         collapsed = not math.isnan(start) and c.mean < 0.5 * start
         seeds = (
             "n/a" if math.isnan(start) else f"{sum(x < 0.5 * start for x in v)}/{len(v)}"
         )  # one seed can hide in a mean
-        rows.append([m, f"{100 * start:.1f}", _fmt(c), "yes" if collapsed else "no", seeds])
-    head = ["method", "SFT start: episodes with a call %", "final % [95% CI]", "collapsed (< half of start)"]
-    return [*head, "seeds collapsed"], rows
+        per_seed = " / ".join(f"{100 * x:.0f}" for x in v)
+        never = f"{sum(x == 0 for x in v)}/{len(v)}"
+        rows.append([m, f"{100 * start:.1f}", _fmt(c), per_seed, "yes" if collapsed else "no", seeds, never])
+    head = [
+        "method",
+        "SFT start: episodes with a call %",
+        "final % [95% CI]",
+        "per seed %",
+        "collapsed (< half of start)",
+    ]
+    return [*head, "seeds collapsed", "seeds that never call"], rows
+
+
+def per_seed_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Average test accuracy of every seed: a mean and its interval can hide one odd seed."""
+    by_m: dict[str, dict] = defaultdict(dict)
+    for r in results:
+        if r["method"] != "sft":
+            by_m[r["method"]][r["seed"]] = float(np.mean([s["accuracy"]["mean"] for s in r["splits"].values()]))
+    seeds = sorted({s for v in by_m.values() for s in v})
+    rows = [[m, *(f"{100 * v[s]:.1f}" if s in v else "" for s in seeds)] for m, v in by_m.items()]
+    return ["method", *(f"seed {s}" for s in seeds)], rows
+
+
+DIAG_KEYS = [
+    ("attr/rank_corr_correct", "rho(term, correct)"),
+    ("attr/rank_corr_call", "rho(term, call)"),
+    ("attr/rank_corr_useful_call", "rho(term, useful call)"),
+    ("attr/divergence_with_calls", "D with call"),
+    ("attr/divergence_no_calls", "D no call"),
+    ("attr/divergence_correct", "D right"),
+    ("attr/divergence_incorrect", "D wrong"),
+]
+
+
+def _run_mean(rows: list[dict], key: str) -> float:
+    v = [r[key] for r in rows if key in r and r[key] is not None and math.isfinite(r[key])]
+    return float(np.mean(v)) if v else math.nan
+
+
+def diagnostics_table(curves: dict[str, list[list[dict]]]) -> tuple[list[str], list[list[str]]]:
+    """What the attribution term rewards, over all training steps (mean over steps, then seeds):
+    within-group rank correlations of the term (higher = better) with correctness, with making
+    a call and with a useful call; the divergence by kind of episode; and D at the first and
+    last step (does the student align with its target?)."""
+    rows = []
+    for m, runs in curves.items():
+        if not any("attr/divergence" in r for rows_ in runs for r in rows_):
+            continue
+        cells = [m]
+        for k, _ in DIAG_KEYS:
+            v = [_run_mean(rows_, k) for rows_ in runs]
+            v = [x for x in v if math.isfinite(x)]
+            cells.append(
+                f"{np.mean(v):+.2f}" if k.startswith("attr/rank") and v else (f"{np.mean(v):.2f}" if v else "n/a")
+            )
+        first = [next((r["attr/divergence"] for r in rows_ if "attr/divergence" in r), math.nan) for rows_ in runs]
+        last = [
+            next((r["attr/divergence"] for r in reversed(rows_) if "attr/divergence" in r), math.nan) for rows_ in runs
+        ]
+        cells += [f"{np.nanmean(first):.2f}", f"{np.nanmean(last):.2f}"]
+        rows.append(cells)
+    return ["method", *(h for _, h in DIAG_KEYS), "D first step", "D last step"], rows
 
 
 ABLATIONS = {
@@ -299,6 +361,32 @@ def fig_attribution(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def fig_alignment(curves: dict[str, list[list[dict]]], path: Path) -> None:
+    """Student vs target component shares at the first and the last GRPO step, per IAPO method
+    (mean over seeds): does the student move toward its target, and on which components?"""
+    ms = [m for m, runs in curves.items() if any("attr/student_share/system" in r for rows in runs for r in rows)]
+    fig, axes = plt.subplots(1, max(1, len(ms)), figsize=(4 * max(1, len(ms)), 3.2), sharey=True, squeeze=False)
+    x = np.arange(len(COMPONENTS))
+    for ax, m in zip(axes[0], ms, strict=False):
+        for which, pick, style in (("start", 0, "--"), ("end", -1, "-")):
+            for who, color in (("student", "C0"), ("target", "C3")):
+                vals = []
+                for rows in curves[m]:
+                    rs = [r for r in rows if f"attr/{who}_share/system" in r]
+                    if rs:
+                        vals.append([rs[pick].get(f"attr/{who}_share/{c}", 0.0) for c in COMPONENTS])
+                if vals:
+                    ax.plot(x, np.mean(vals, 0), style, color=color, marker="o", label=f"{who}, {which}")
+        ax.set_xticks(x, COMPONENTS, fontsize=7, rotation=30)
+        ax.set_title(m, fontsize=9)
+    axes[0][0].set_ylabel("share of the final turn's attribution")
+    if ms:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # --- rendering ----------------------------------------------------------------------------------
 
 
@@ -332,6 +420,8 @@ def write_report(run_dir: Path) -> Path:
     acc_h, acc_r, stats = accuracy_table(results)
     eff_h, eff_r = sample_efficiency(curves)
     col_h, col_r = tool_collapse(results)
+    seed_h, seed_r = per_seed_table(results)
+    diag_h, diag_r = diagnostics_table(curves)
     abl_h, abl_r = ablation_table(stats, meta.get("config", {}).get("methods", {}))
     figs = {
         "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
@@ -341,6 +431,11 @@ def write_report(run_dir: Path) -> Path:
             fig_attribution,
             results,
         ),
+        "fig_alignment.png": (
+            "Student vs target attribution shares at the first and last GRPO step (IAPO methods)",
+            fig_alignment,
+            curves,
+        ),
     }
     for name, (_, fn, data) in figs.items():
         fn(data, run_dir / name)
@@ -348,8 +443,10 @@ def write_report(run_dir: Path) -> Path:
     verdict = _verdict(stats)
     sections = [
         ("Accuracy on the test splits (%, mean [95% CI] over seeds)", acc_h, acc_r),
+        ("Average test accuracy per seed (%)", seed_h, seed_r),
         ("Sample efficiency", eff_h, eff_r),
         ("Does tool use collapse?", col_h, col_r),
+        ("What the attribution term rewards (training, mean over steps and seeds)", diag_h, diag_r),
         ("Ablations: the three open questions", abl_h, abl_r),
     ]
     md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; seeds {seeds}; {len(results)} runs.\n\n**{verdict}**\n"]

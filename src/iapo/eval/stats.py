@@ -44,11 +44,15 @@ def wilson(successes: float, n: int, z: float = 1.96) -> CI:
     return CI(p, max(0.0, centre - half), min(1.0, centre + half), n)
 
 
-def mean_ci(values: list[float], level: float = 0.95) -> CI:
+def mean_ci(values: list[float], level: float = 0.95, bounds: tuple[float, float] | None = None) -> CI:
     """Mean and t-interval over runs (seeds); a single run has an undefined (nan) interval.
+    `bounds`: the metric's range (e.g. (0, 1) for an accuracy); the interval is clipped to it,
+    so a 3-seed interval never reads 108%.
 
     >>> c = mean_ci([0.5, 0.6, 0.7]); round(c.mean, 3), round(c.low, 3), round(c.high, 3)
     (0.6, 0.352, 0.848)
+    >>> c = mean_ci([0.1, 0.9, 0.95], bounds=(0, 1)); round(c.low, 3), round(c.high, 3)
+    (0.0, 1.0)
     """
     x = np.asarray(values, dtype=float)
     n = len(x)
@@ -58,7 +62,8 @@ def mean_ci(values: list[float], level: float = 0.95) -> CI:
     if n < 2:
         return CI(m, float("nan"), float("nan"), n)
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return CI(m, m - half, m + half, n)
+    lo, hi = (m - half, m + half) if bounds is None else (max(bounds[0], m - half), min(bounds[1], m + half))
+    return CI(m, lo, hi, n)
 
 
 @dataclass(frozen=True)

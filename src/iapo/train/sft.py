@@ -64,6 +64,14 @@ class SFTConfig(StrictModel):
         description="reading stage before the multimodal one: the last tool output and the question -> the answer "
         "(see reading_context)",
     )
+    reading_until_loss: float | None = Field(
+        None,
+        gt=0,
+        description="end the reading stage once its loss, averaged over the last 25 steps, falls below this "
+        "(reading_steps is then the cap). Learning to read is a sudden drop whose step varies with the seed "
+        "and the machine's kernels (measured: ~150 to 500+ steps for the same config), so a fixed count either "
+        "wastes steps or stops before it",
+    )
     reading_templates: list[str] | None = Field(
         None,
         description="question templates (`meta.template`) the reading stage draws from; default all. "
@@ -334,6 +342,8 @@ def _train_stage(
     )  # fmt: skip
     mlog = MetricLog(run_dir, resume_step=start)
     model.train()
+    stop_below = cfg.reading_until_loss if stage == "reading" else None
+    recent: list[float] = state["recent"] if state is not None and "recent" in state else []
     t0 = time.perf_counter()
     for step, batch in enumerate(batches, start=start):
         lr = cosine_lr(step, steps, peak_lr, cfg.warmup)
@@ -356,6 +366,12 @@ def _train_stage(
         mlog.log(step, row)
         if progress:
             progress(step + 1, steps, row)
+        recent = [*recent[-24:], loss.item()]
+        if stop_below is not None and len(recent) == 25 and sum(recent) / 25 < stop_below:
+            log.info(
+                "%s stage: loss %.3f < %.3f after %d steps, stage done", stage, sum(recent) / 25, stop_below, step + 1
+            )
+            break
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(
                 run_dir,
@@ -364,6 +380,7 @@ def _train_stage(
                     "model": model.state_dict(),
                     "opt": opt.state_dict(),
                     "data_rng": rng_at[step + 1],
+                    "recent": recent,
                 },
             )
         t0 = time.perf_counter()

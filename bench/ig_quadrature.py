@@ -1,0 +1,63 @@
+"""Completeness error of IG per quadrature rule, m and baseline, with the time of each, on a zoo's
+trained models: the table the default rule and m are chosen from (docs/method.md).
+
+    python bench/ig_quadrature.py --zoo runs/quickstart/zoo --world runs/quickstart/world [--episodes 32]
+
+Completeness: |sum_i IG_i - (f(x) - f(x'))| / |f(x) - f(x')| per episode (f = the final turn's
+log-probability); the median and the 90th percentile over episodes are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from iapo.attribution import RULES, attribute, baseline_embeddings, embed
+from iapo.models.build import load
+from iapo.rollout.episode import collate, encode
+from iapo.train.sft import sft_segments
+from iapo.world import World
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zoo", type=Path, required=True)
+    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--roles", nargs="+", default=["student", "teacher"])
+    ap.add_argument("--episodes", type=int, default=32)
+    ap.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16])
+    ap.add_argument("--rules", nargs="+", default=["gausslegendre", "trapezoid", "riemann_trapezoid"])
+    ap.add_argument("--baselines", nargs="+", default=["pad", "blank", "zero"])
+    a = ap.parse_args()
+    assert set(a.rules) <= set(RULES), f"rules: {RULES}"
+    torch.set_num_threads(2)
+    val = World(a.world).load("val")
+    rng = random.Random(0)
+    segs = [sft_segments(ex, rng, tools=True) for ex in val[: a.episodes]]
+    print("role     baseline rule                  " + "  ".join(f"m={m:<2d} med / p90 / ms" for m in a.steps))
+    for role in a.roles:
+        model, proc = load(a.zoo / role)
+        model.eval()
+        encs = [encode(s, proc) for s in segs]
+        masks = [e.assistant_mask(only=sum(k == "assistant" for k in e.kinds) - 1) for e in encs]
+        batch = collate(encs, proc.pad_token_id, masks)
+        eb = embed(model, batch, batch.completion_mask)
+        for bname in a.baselines:
+            base = baseline_embeddings(model, proc, batch, eb, bname)
+            for rule in a.rules:
+                cells = []
+                for m in a.steps:
+                    t = time.perf_counter()
+                    res = attribute(model, eb, base, m, rule, chunk=64)
+                    ms = (time.perf_counter() - t) * 1e3 / len(segs)
+                    err = res.relative_error
+                    cells.append(f"{err.median():6.3f} / {err.quantile(0.9):6.3f} / {ms:4.0f}")
+                print(f"{role:8s} {bname:8s} {rule:20s}  " + "  ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,24 @@
-"""GRPO step time broken into rollout / reward / update, per method, measured in one run.
+"""One outcome GRPO step vs one IAPO step with the default IAPO config, side by side in one run,
+split into rollout / reward / update.
 
-python bench/grpo_step.py --zoo DIR --world DIR [--steps 3]
+    python bench/grpo_step.py                              # untrained models of the default sizes
+    python bench/grpo_step.py --zoo DIR --world DIR        # e.g. a quickstart's trained models
+    python bench/grpo_step.py --config configs/quickstart.yaml --zoo ... --world ...
+
+The IAPO config is `MethodConfig(attribution=AttributionRewardConfig())` (the defaults, what
+configs/iapo.yaml sets) unless --config names an experiment whose `iapo`-like method to use.
+teacher_own targets are computed before the timed steps, as `train_grpo` does before RL. Both
+methods start from the same weights and draw the same questions; the steps alternate (outcome,
+IAPO, outcome, ...) so that a slow spell of the machine hits both. Last line:
+`IAPO / outcome step time: R`.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import statistics
+import tempfile
 from pathlib import Path
 
 import torch
@@ -17,42 +29,68 @@ from iapo.rewards.attribution import AttributionRewardConfig
 from iapo.rl.grpo import GRPOConfig, grpo_step
 from iapo.world import World
 
+KEYS = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
+
+
+def setup(zoo: Path | None, world: Path | None) -> tuple[Path, Path]:
+    if zoo is not None and world is not None:
+        return zoo, world
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny import tiny_setup
+
+    w, z = tiny_setup(Path(tempfile.mkdtemp()))
+    return z, w
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--zoo", type=Path, required=True)
-    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--zoo", type=Path)
+    ap.add_argument("--world", type=Path)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--config", type=Path, help="an ExperimentConfig YAML for the GRPO settings")
+    ap.add_argument("--config", type=Path, help="an ExperimentConfig YAML: its GRPO settings and its method --method")
+    ap.add_argument("--method", default="iapo")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    torch.set_num_threads(2)
-    cfg = GRPOConfig()
+    torch.set_num_threads(a.threads)
+    zoo, world = setup(a.zoo, a.world)
+    cfg, iapo = GRPOConfig(questions_per_step=4, group_size=8), MethodConfig(attribution=AttributionRewardConfig())
     if a.config:
         from iapo.config import load_yaml
         from iapo.experiment import ExperimentConfig
 
-        cfg = load_yaml(a.config, ExperimentConfig).grpo
-    student, proc = load(a.zoo / "student")
-    train = World(a.world).load("train")
-    methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=AttributionRewardConfig())}
+        ec = load_yaml(a.config, ExperimentConfig)
+        cfg, iapo = ec.grpo, ec.methods[a.method]
+    student, proc = load(zoo / "student")
+    train = World(world).load("train")
     q = cfg.questions_per_step
-    print(f"Q={q} x G={cfg.group_size}, mean over {a.steps} steps")
+    batches = [train[q * k : q * k + q] for k in range(a.steps + 1)]  # +1: a warm-up step, not timed
+    methods = {"outcome": MethodConfig(), "iapo": iapo}
+    state = {}
     for name, m in methods.items():
         model = copy.deepcopy(student)
-        rewards = make_rewards(m, a.zoo, None, 0)
+        rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
         for r in rewards:
             if hasattr(r.fn, "bind_policy"):
                 r.fn.bind_policy(model, proc)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-        rows = [
-            grpo_step(model, copy.deepcopy(student), proc, opt, train[q * k : q * k + q], rewards, cfg)[0]
-            for k in range(a.steps)
-        ]
-        mean = {
-            k: sum(r[k] for r in rows) / len(rows)
-            for k in ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
-        }
-        print(f"  {name:8s} " + "  ".join(f"{k.split('/')[1][:-2]} {v:6.2f}s" for k, v in mean.items()))
+            if hasattr(r.fn, "prepare"):
+                r.fn.prepare([ex for b in batches for ex in b])
+        state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
+    rows: dict[str, list[dict]] = {n: [] for n in methods}
+    for k, batch in enumerate(batches):
+        for name, (model, rewards, opt, ref) in state.items():
+            torch.manual_seed(k)
+            row, _ = grpo_step(model, ref, proc, opt, batch, rewards, cfg, k)
+            if k:
+                rows[name].append(row)
+    a_cfg = iapo.attribution
+    desc = "no attribution" if a_cfg is None else f"target {a_cfg.target}, {a_cfg.method} m={a_cfg.n_steps}"
+    print(f"Q={q} x G={cfg.group_size}, median of {a.steps} steps after one warm-up; IAPO: {desc}")
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in KEYS} for n, rs in rows.items()}
+    for name, m in med.items():
+        print(f"  {name:8s} " + "  ".join(f"{k.split('/')[1][:-2]} {v:6.2f}s" for k, v in m.items()))
+    print(f"IAPO / outcome step time: {med['iapo']['time/step_s'] / med['outcome']['time/step_s']:.2f}")
 
 
 if __name__ == "__main__":

@@ -274,13 +274,59 @@ def eval_(
         )  # fmt: skip
         if judge is not None:
             res.summary["judge_unparsed"] = jm.unparsed
+        res.summary["rendering"] = _rendering(loaded, exs, proc)
     print_eval(res.summary, f"{title}{' (no tools)' if no_tools else ''}")
     if bench is not None:
         console.print(f"skipped rows: {len(loaded.skipped)}; episodes without applicable tools: "
                       f"{res.summary['tools_unavailable']}")  # fmt: skip
+        _print_rendering(res.summary, loaded)
     if out:
         write_result(res, out)
         console.print(f"wrote {out}")
+
+
+def _rendering(loaded, exs: list, proc) -> dict:
+    """What a reader of the benchmark number needs to know about the images: answers that are
+    cells and fully visible, undrawable characters, and images the processor downscales."""
+    from PIL import Image
+
+    from iapo.data.render import size_policy
+
+    sizes = []
+    for path in dict.fromkeys(str(e.image_file()) for e in exs):
+        with Image.open(path) as im:
+            sizes.append(im.size)
+    return {
+        "answer_cells": loaded.answer_cells,
+        "answer_cells_visible": loaded.answer_cells_visible,
+        "missing_glyphs": loaded.missing_glyphs,
+        **size_policy(sizes, max_pixels(proc.image_processor)),
+    }
+
+
+def max_pixels(ip) -> int:
+    """The image processor's pixel budget (transformers 5 keeps Qwen's max_pixels as size.longest_edge)."""
+    size = getattr(ip, "size", None)
+    value = getattr(ip, "max_pixels", None) or getattr(size, "max_pixels", None) or getattr(size, "longest_edge", None)
+    if value is None and isinstance(size, dict):
+        value = size.get("max_pixels") or size.get("longest_edge")
+    if value is None:
+        raise IapoError("the model's image processor names no max_pixels / size.longest_edge")
+    return int(value)
+
+
+def _print_rendering(summary: dict, loaded) -> None:
+    r = summary["rendering"]
+    if loaded.answer_cells:
+        console.print(f"answers that are a cell: {r['answer_cells']}, fully visible in the image: "
+                      f"{r['answer_cells_visible']}")  # fmt: skip
+    if r["missing_glyphs"]:
+        console.print(f"[yellow]characters no font could draw:[/] {escape(str(r['missing_glyphs']))} "
+                      "(pip install 'iapo[fonts]' adds Noto Sans CJK)")  # fmt: skip
+    if r["over_max_pixels"]:
+        console.print(f"[yellow]{r['over_max_pixels']} of {r['images']} images exceed the model's max_pixels "
+                      f"({r['max_pixels']}) and are downscaled (smallest scale {r['min_scale']:.2f}); "
+                      f"{r['text_under_legible_px']} end with text under 8 px[/]")  # fmt: skip
 
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -214,6 +214,8 @@ def grpo_step(
     row.update(tool_stats(episodes))
     row["accuracy"] = sum(e.correct for e in episodes) / len(episodes)
     row["reward/group_std"] = float(total.view(-1, cfg.group_size).std(1).mean())
+    outcome_r = torch.tensor([e.correct for e in episodes], dtype=torch.float64).view(-1, cfg.group_size)
+    row["reward/zero_variance_groups"] = float((outcome_r.std(1) == 0).double().mean())  # no outcome signal
     row["adv/abs_mean"] = float(adv.abs().mean())
     row["episode/tokens"] = sum(sum(len(t.ids) for t in e.turns) for e in episodes) / len(episodes)
     ok = _all_ranks(acc, bool(torch.isfinite(adv).all()))

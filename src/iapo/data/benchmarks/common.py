@@ -17,6 +17,9 @@ class Loaded:
     skipped: list[str] = field(default_factory=list)  # one message per skipped row
     tools_unavailable: int = 0  # examples whose image carries no boxes: answered without tools
     withheld: int = 0  # rows whose gold answer the release withholds (CharXiv test): not loaded
+    answer_cells: int = 0  # rendered tables: questions whose gold answer is the text of a cell
+    answer_cells_visible: int = 0  # ... and that cell is fully visible in the image
+    missing_glyphs: dict[str, int] = field(default_factory=dict)  # characters the font cannot draw
 
     def full(self, limit: int | None) -> bool:
         return limit is not None and len(self.examples) >= limit

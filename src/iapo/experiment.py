@@ -74,6 +74,14 @@ class EvalConfig(StrictModel):
     attribution_episodes: int = Field(48, ge=0, description="test episodes whose attribution shares are recorded")
 
 
+class ReportRoles(StrictModel):
+    """Which methods the report compares: every method against `baseline`, the verdict and the
+    ablation column against `proposed`."""
+
+    baseline: str = "outcome"
+    proposed: str = "iapo"
+
+
 class ExperimentConfig(StrictModel):
     world: WorldConfig = Field(default_factory=WorldConfig)
     zoo: ZooConfig = Field(default_factory=ZooConfig)
@@ -82,6 +90,7 @@ class ExperimentConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     eval: EvalConfig = Field(default_factory=EvalConfig)
     student: str = "student"
+    report: ReportRoles = Field(default_factory=ReportRoles)
     trm_steps: int = 600
     threads: int | None = None
     workers: int = Field(
@@ -97,6 +106,9 @@ class ExperimentConfig(StrictModel):
             raise ValueError("methods: define at least one method")
         if "sft" in self.methods:
             raise ValueError("methods: 'sft' is reserved for the SFT student baseline")
+        for role, name in self.report.model_dump().items():
+            if name not in self.methods:
+                raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
         for name, m in self.methods.items():
             if m.needs_teacher and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
                 raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")

@@ -62,8 +62,8 @@ def _per_question(r: dict, splits: list[str]) -> dict[str, float]:
     return {f"{s}:{e['id']}": float(e["correct"]) for s in splits for e in r["episodes"][s]}
 
 
-def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dict]:
-    """Rows: method; columns: each test split, the average, paired tests vs the outcome baseline."""
+def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[str], list[list[str]], dict]:
+    """Rows: method; columns: each test split, the average, paired tests vs the baseline method."""
     splits = sorted(results[0]["splits"])
     by_m: dict[str, list[dict]] = defaultdict(list)
     for r in results:
@@ -73,10 +73,10 @@ def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dic
     }
     header = [
         "method", "seeds", *splits, "average", "p vs sft (questions, t)",
-        f"diff vs {BASELINE}", "p (seeds, t)", "p (questions, t)",
+        f"diff vs {baseline}", "p (seeds, t)", "p (questions, t)",
     ]  # fmt: skip
     rows, stats = [], {}
-    base = {r["seed"]: r for r in by_m.get(BASELINE, [])}
+    base = {r["seed"]: r for r in by_m.get(baseline, [])}
     sft_q = _per_question(by_m["sft"][0], splits) if "sft" in by_m else {}
     for m, rs in by_m.items():
         cells = [m, str(len(rs))]
@@ -105,7 +105,7 @@ def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dic
         else:
             cells.append("")
         paired = [r for r in rs if r["seed"] in base]
-        if m != BASELINE and paired:
+        if m != baseline and paired:
             pt = paired_test(
                 [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
                 [float(np.mean([base[r["seed"]]["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
@@ -132,11 +132,13 @@ def final_val(curves: list[list[dict]]) -> list[float]:
     return [next((r["val/accuracy"] for r in reversed(rows) if "val/accuracy" in r), math.nan) for rows in curves]
 
 
-def sample_efficiency(curves: dict[str, list[list[dict]]]) -> tuple[list[str], list[list[str]]]:
-    """Steps until val accuracy first reaches the outcome baseline's final (mean) val accuracy."""
-    if BASELINE not in curves:
+def sample_efficiency(
+    curves: dict[str, list[list[dict]]], baseline: str = BASELINE
+) -> tuple[list[str], list[list[str]]]:
+    """Steps until val accuracy first reaches the baseline's final (mean) val accuracy."""
+    if baseline not in curves:
         return [], []
-    target = float(np.nanmean(final_val(curves[BASELINE])))
+    target = float(np.nanmean(final_val(curves[baseline])))
     rows = []
     for m, runs in curves.items():
         steps = []
@@ -235,40 +237,44 @@ def diagnostics_table(curves: dict[str, list[list[dict]]]) -> tuple[list[str], l
     return ["method", *(h for _, h in DIAG_KEYS), "D first step", "D last step"], rows
 
 
-ABLATIONS = {
-    "iapo_random": "Is it the attribution term, or any target? (random Dirichlet target)",
-    "iapo_weak": "Does a weaker teacher still help?",
-    "iapo_alt": "Does a teacher with another tokenizer work?",
+TARGETS = {
+    "teacher_own": "The teacher's own attribution (cached per question)",
+    "teacher_forced": "The teacher forced through the student's rollout",
+    "random": "Is it the attribution term, or any target? (random Dirichlet target)",
+    "evidence": "Can any component-level target help? (fixed evidence target, no teacher)",
 }
 
 
-def ablation_question(name: str, methods: dict) -> str:
-    """What an IAPO variant asks, from its name or else from how its config differs from iapo's."""
-    if name == "iapo":
+def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
+    """What an attribution variant asks, from how its config differs from the proposed method's."""
+    if name == proposed:
         return "the method"
-    if name in ABLATIONS:
-        return ABLATIONS[name]
-    m, ref = methods.get(name, {}), methods.get("iapo", {})
-    if (m.get("attribution") or {}).get("target") == "random":
-        return ABLATIONS["iapo_random"]
-    center = (m.get("attribution") or {}).get("center", "none")
-    if center != (ref.get("attribution") or {}).get("center", "none"):
-        return f"Does centring the term help? (center: {center})"
-    teacher = m.get("teacher", "teacher")  # MethodConfig's default: nothing is inherited from iapo
+    m, ref = methods.get(name, {}), methods.get(proposed, {})
+    ma, ra = m.get("attribution") or {}, ref.get("attribution") or {}
+    target = ma.get("target", "teacher_own")
+    if target != ra.get("target", "teacher_own"):
+        return TARGETS.get(target, target)
+    if ma.get("center", "none") != ra.get("center", "none"):
+        return f"Does centring the term help? (center: {ma.get('center')})"
+    teacher = m.get("teacher", "teacher")  # MethodConfig's default: nothing is inherited
     if teacher != ref.get("teacher", "teacher"):
         return f"Another teacher: {teacher}"
     return "lambda / divergence sweep"
 
 
-def ablation_table(stats: dict, methods: dict | None = None) -> tuple[list[str], list[list[str]]]:
-    """`methods`: the experiment's method configs (experiment.json), to say what each variant asks."""
+def ablation_table(
+    stats: dict, methods: dict | None = None, baseline: str = BASELINE, proposed: str = "iapo"
+) -> tuple[list[str], list[list[str]]]:
+    """Every method with an attribution term. `methods`: the experiment's method configs
+    (experiment.json), to say what each variant asks."""
     rows = []
-    ref = stats.get("iapo", {}).get("average")
+    methods = methods or {}
+    ref = stats.get(proposed, {}).get("average")
     for m, s in stats.items():
-        if not m.startswith("iapo"):
+        if not (methods.get(m, {}).get("attribution") or (not methods and m.startswith("iapo"))):
             continue
-        q = ablation_question(m, methods or {})
-        d_iapo = "" if ref is None or m == "iapo" else f"{100 * (s['average'].mean - ref.mean):+.1f}"
+        q = ablation_question(m, methods, proposed)
+        d_iapo = "" if ref is None or m == proposed else f"{100 * (s['average'].mean - ref.mean):+.1f}"
         rows.append(
             [
                 m,
@@ -279,7 +285,7 @@ def ablation_table(stats: dict, methods: dict | None = None) -> tuple[list[str],
                 d_iapo,
             ]
         )
-    return ["run", "question", "average acc % [95% CI]", f"vs {BASELINE}", "p (questions)", "vs iapo"], rows
+    return ["run", "question", "average acc % [95% CI]", f"vs {baseline}", "p (questions)", f"vs {proposed}"], rows
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -417,12 +423,14 @@ def write_report(run_dir: Path) -> Path:
     results = load_results(run_dir)
     curves = load_curves(run_dir)
     meta = json.loads((run_dir / "experiment.json").read_text()) if (run_dir / "experiment.json").exists() else {}
-    acc_h, acc_r, stats = accuracy_table(results)
-    eff_h, eff_r = sample_efficiency(curves)
+    roles = meta.get("config", {}).get("report") or {}
+    baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
+    acc_h, acc_r, stats = accuracy_table(results, baseline)
+    eff_h, eff_r = sample_efficiency(curves, baseline)
     col_h, col_r = tool_collapse(results)
     seed_h, seed_r = per_seed_table(results)
     diag_h, diag_r = diagnostics_table(curves)
-    abl_h, abl_r = ablation_table(stats, meta.get("config", {}).get("methods", {}))
+    abl_h, abl_r = ablation_table(stats, meta.get("config", {}).get("methods", {}), baseline, proposed)
     figs = {
         "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
         "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", fig_misuse, results),
@@ -440,7 +448,7 @@ def write_report(run_dir: Path) -> Path:
     for name, (_, fn, data) in figs.items():
         fn(data, run_dir / name)
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
-    verdict = _verdict(stats)
+    verdict = _verdict(stats, baseline, proposed)
     sections = [
         ("Accuracy on the test splits (%, mean [95% CI] over seeds)", acc_h, acc_r),
         ("Average test accuracy per seed (%)", seed_h, seed_r),
@@ -477,23 +485,23 @@ def write_report(run_dir: Path) -> Path:
     return out
 
 
-def _verdict(stats: dict) -> str:
+def _verdict(stats: dict, baseline: str = BASELINE, proposed: str = "iapo") -> str:
     """A win needs both tests: questions are not the unit of replication of an RL run, seeds are
     (a seed whose policy has not yet switched to tools moves hundreds of questions at once)."""
-    if "iapo" not in stats or BASELINE not in stats:
-        return "IAPO vs outcome: not both in this run."
-    s = stats["iapo"]
+    if proposed not in stats or baseline not in stats:
+        return f"{proposed} vs {baseline}: not both in this run."
+    s = stats[proposed]
     d, pq, ps = 100 * s.get("diff", math.nan), s.get("p_questions", math.nan), s.get("p_seeds", math.nan)
     if math.isnan(d):
-        return "IAPO vs outcome: no paired seeds."
+        return f"{proposed} vs {baseline}: no paired seeds."
     sig_q, sig_s = pq < 0.05, ps < 0.05  # False for nan
     tests = f"p = {_p(ps)} over seeds, {_p(pq)} over questions"
     if d > 0 and sig_q and sig_s:
-        return f"IAPO beats the outcome baseline here: {d:+.1f} points average accuracy ({tests})."
+        return f"{proposed} beats {baseline} here: {d:+.1f} points average accuracy ({tests})."
     if d > 0 and sig_q:
         return (
-            f"IAPO is above the outcome baseline here by {d:+.1f} points average accuracy, significant over "
+            f"{proposed} is above {baseline} here by {d:+.1f} points average accuracy, significant over "
             f"questions but not over seeds ({tests}): not a win at this number of seeds."
         )
     word = "is below" if d < 0 and sig_q and sig_s else ("does not beat" if d < 0 else "does not significantly beat")
-    return f"IAPO {word} the outcome baseline here: {d:+.1f} points average accuracy ({tests})."
+    return f"{proposed} {word} {baseline} here: {d:+.1f} points average accuracy ({tests})."

@@ -18,7 +18,9 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("iapo_long", methods) == "Another teacher: teacher_long"
     assert ablation_question("iapo_dirichlet", methods).startswith("Is it the attribution term")
     assert ablation_question("iapo_lam2", methods) == "lambda / divergence sweep"
-    assert ablation_question("iapo_weak", {}) == "Does a weaker teacher still help?"  # known names need no config
+    targets = {"iapo": {"attribution": {"target": "teacher_own"}}, "ev": {"attribution": {"target": "evidence"}}}
+    assert ablation_question("ev", targets).startswith("Can any component-level target help?")
+    assert ablation_question("ev", targets, proposed="ev") == "the method"
     # a variant names no teacher: it gets MethodConfig's default ("teacher"), not iapo's
     other = {"iapo": {"teacher": "teacher_long"}, "iapo_lam2": {"attribution": {"lam": 2.0}}}
     assert ablation_question("iapo_lam2", other) == "Another teacher: teacher"
@@ -37,9 +39,10 @@ def _result(method: str, seed, with_call: float) -> dict:
 def test_collapse_table_counts_the_seed_that_a_mean_hides():
     results = [_result("sft", None, 1.0), _result("iapo", 0, 1.0), _result("iapo", 1, 0.0), _result("iapo", 2, 1.0)]
     head, rows = tool_collapse(results)
-    assert head[-1] == "seeds collapsed"
+    assert head[-2:] == ["seeds collapsed", "seeds that never call"]
     (row,) = rows
-    assert row[0] == "iapo" and row[3] == "no" and row[4] == "1/3"  # mean 67% of start, one seed at 0
+    assert row[0] == "iapo" and row[3] == "100 / 0 / 100" and row[4] == "no"  # mean 67% of start
+    assert row[5] == "1/3" and row[6] == "1/3"  # one seed at 0
 
 
 def test_verdict_calls_a_win_only_when_seeds_agree():
@@ -48,11 +51,13 @@ def test_verdict_calls_a_win_only_when_seeds_agree():
     def verdict(diff, p_seeds, p_questions):
         return _verdict({"outcome": {}, "iapo": {"diff": diff, "p_seeds": p_seeds, "p_questions": p_questions}})
 
-    assert verdict(0.094, 0.01, 0.0001).startswith("IAPO beats the outcome baseline here: +9.4 points")
+    assert verdict(0.094, 0.01, 0.0001).startswith("iapo beats outcome here: +9.4 points")
     # significant over questions, not over seeds (the quickstart's case): no win
     v = verdict(0.094, 0.327, 0.0001)
     assert "not over seeds" in v and "beats" not in v and "p = 0.327 over seeds" in v
     assert verdict(0.094, float("nan"), 0.0001).endswith("not a win at this number of seeds.")  # one seed
-    assert verdict(-0.02, 0.01, 0.001).startswith("IAPO is below")
-    assert verdict(-0.019, 0.737, 0.052).startswith("IAPO does not beat the outcome baseline here: -1.9 points")
-    assert verdict(0.01, 0.6, 0.5).startswith("IAPO does not significantly beat")
+    assert verdict(-0.02, 0.01, 0.001).startswith("iapo is below")
+    assert verdict(-0.019, 0.737, 0.052).startswith("iapo does not beat outcome here: -1.9 points")
+    assert verdict(0.01, 0.6, 0.5).startswith("iapo does not significantly beat")
+    roles = _verdict({"base": {}, "mine": {"diff": 0.1, "p_seeds": 0.01, "p_questions": 0.01}}, "base", "mine")
+    assert roles.startswith("mine beats base here")

@@ -34,6 +34,7 @@ from iapo.attribution import attribute, baseline_embeddings, embed, sequence_log
 from iapo.experiment import MethodConfig, make_rewards
 from iapo.models.build import ModelSpec, build_model, load, n_params, save
 from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.protocol import prepare
 from iapo.rl.grpo import GRPOConfig, grpo_step
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import RolloutConfig
@@ -128,10 +129,7 @@ def steps_side_by_side(zoo: Path, world: World, cfg: GRPOConfig, n: int) -> dict
     for name, m in {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=AttributionRewardConfig())}.items():
         model = copy.deepcopy(student)
         rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
-        for r in rewards:
-            if hasattr(r.fn, "bind_policy"):
-                r.fn.bind_policy(model, proc)
-                r.fn.prepare([ex for b in batches for ex in b])
+        prepare(rewards, [ex for b in batches for ex in b])
         state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
     rows: dict[str, list[dict]] = {k: [] for k in state}
     for k, b in enumerate(batches):
@@ -150,7 +148,6 @@ def trl_step(zoo: Path, world: World, cfg: GRPOConfig, out: Path) -> float:
     _, proc = load(zoo / "student")
     train = world.load("train")[: cfg.questions_per_step]
     rewards = make_rewards(MethodConfig(attribution=AttributionRewardConfig()), zoo, None, 0, rollout_cfg=cfg.rollout)
-    rewards[-1].fn.prepare(train)
     one = cfg.model_copy(update={"steps": 1})
     args = trl_engine.grpo_args(one, out, 1, use_cpu=DEVICE == "cpu")
     trainer = trl_engine.IAPOGRPOTrainer(zoo / "student", proc, train, rewards, one, args)

@@ -26,6 +26,7 @@ import torch
 from iapo.experiment import MethodConfig, make_rewards
 from iapo.models.build import load
 from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.protocol import prepare
 from iapo.rl.grpo import GRPOConfig, grpo_step
 from iapo.world import World
 
@@ -71,11 +72,7 @@ def main() -> None:
     for name, m in methods.items():
         model = copy.deepcopy(student)
         rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
-        for r in rewards:
-            if hasattr(r.fn, "bind_policy"):
-                r.fn.bind_policy(model, proc)
-            if hasattr(r.fn, "prepare"):
-                r.fn.prepare([ex for b in batches for ex in b])
+        prepare(rewards, [ex for b in batches for ex in b])
         state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
     rows: dict[str, list[dict]] = {n: [] for n in methods}
     for k, batch in enumerate(batches):

@@ -1,7 +1,7 @@
 """Rendering rate of real tables: the WTQ fixture's tables drawn from scratch, and a benchmark
 load whose tables are already cached (what a second `iapo eval --bench wtq` pays).
 
-    python bench/render_speed.py [--fixtures ../shared/fixtures]
+    python bench/render_speed.py [--fixtures tests/fixtures]
 
 Runs unchanged against older versions of `iapo.data.render` (only `render_table(header, rows)`
 is called), so before / after rates come from the same script.
@@ -21,10 +21,10 @@ from iapo.data.render import render_table
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fixtures", type=Path, help="default: shared/fixtures beside the project root")
+    ap.add_argument("--fixtures", type=Path, help="default: tests/fixtures")
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    a.fixtures = a.fixtures or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    a.fixtures = a.fixtures or Path(__file__).resolve().parents[1] / "tests" / "fixtures"
     tables = []
     for f in sorted((a.fixtures / "wtq" / "csv").glob("*/*.csv")):
         with open(f, encoding="utf-8", newline="") as fh:

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from iapo.models.build import ModelSpec, build_model, load, make_processor
-from iapo.models.corpus import world_texts
 from iapo.models.tokenizer import train_tokenizer
 from iapo.rollout.loop import RolloutConfig, rollout
+from iapo.train.corpus import world_texts
 from iapo.world import World, WorldConfig, write_world
 
 

@@ -6,7 +6,7 @@ encoding its images) against the training step itself, and what `data_workers` b
 Measured side by side in one run: seconds per batch built in the main process, per batch
 delivered by a DataLoader with N workers, and per forward + backward of the tiny student on this
 machine's CPU. On a GPU the step shrinks to ~0.1 s while building stays on the CPU: that is where
-the workers matter (docs/reading.md, section 4).
+the workers matter (research/reading/README.md, section 4).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Regenerate docs/wtq_column_mask.png: a WTQ fixture table as `iapo eval --bench wtq` renders it,
 above the same image after `focus_on_columns_with_mask(columns=["Show"])`.
 
-    python docs/wtq_column_mask.py [--fixtures ../shared/fixtures]
+    python docs/wtq_column_mask.py [--fixtures tests/fixtures]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from iapo.tools.registry import run_tool
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fixtures", type=Path, help="default: shared/fixtures beside the project root")
+    ap.add_argument("--fixtures", type=Path, help="default: tests/fixtures")
     a = ap.parse_args()
-    a.fixtures = a.fixtures or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    a.fixtures = a.fixtures or Path(__file__).resolve().parents[1] / "tests" / "fixtures"
     header, rows = _read_csv(a.fixtures / "wtq" / "csv" / "203-csv" / "543.csv")
     r = render_table(header, rows)
     masked, _ = run_tool(r.image, r.layout, "focus_on_columns_with_mask", {"columns": ["Show"]})

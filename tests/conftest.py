@@ -20,11 +20,8 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
-    """`shared/fixtures/` (real benchmark rows), which lives beside the project root."""
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "fixtures").is_dir():
-            return parent / "shared" / "fixtures"
-    pytest.fail("shared/fixtures/ not found beside the project root (or above it)")
+    """tests/fixtures/: real WTQ and TabFact rows (wtq/, tabfact/) beside our own fixtures."""
+    return Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture()
@@ -35,8 +32,8 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tokenizers(small_world: World):
     """The main (identifier-split) and alt (word-split, smaller vocabulary) tokenizers."""
-    from iapo.models.corpus import world_texts
     from iapo.models.tokenizer import SPLIT_WORDS, train_tokenizer
+    from iapo.train.corpus import world_texts
 
     train = small_world.load("train")
     return {

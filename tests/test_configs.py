@@ -1,4 +1,4 @@
-"""Every YAML under configs/ (top level) parses into the typed config it is written for."""
+"""Every YAML under configs/ (top level) and research/ parses into the typed config it is written for."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from iapo.experiment import ExperimentConfig, TrainConfig
 from iapo.train.zoo import ZooConfig
 from iapo.world import WorldConfig
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "research").rglob("*.yaml"))
 
 
 def kind(data: dict) -> type:
@@ -25,20 +26,23 @@ def kind(data: dict) -> type:
     return WorldConfig
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
 def test_config_parses(path):
     model = kind(yaml.safe_load(path.read_text()))
     cfg = load_yaml(path, model)
     assert isinstance(cfg, model)
 
 
-@pytest.mark.parametrize(("base", "grid"), [("six_family", "grid"), ("quickstart", "quickstart_grid")])
+@pytest.mark.parametrize(
+    ("base", "grid"),
+    [("research/six_family/config.yaml", "research/six_family/grid.yaml"),
+     ("configs/quickstart.yaml", "research/quickstart_grid/config.yaml")],
+)  # fmt: skip
 def test_grid_reuses_a_finished_base_run(base, grid):
     """A grid config says pointing --out at a finished run of its base reuses the world, zoo and
     runs: that holds only while the settings that name those directories agree."""
-    root = Path(__file__).resolve().parents[1] / "configs"
-    six = load_yaml(root / f"{base}.yaml", ExperimentConfig)
-    grid = load_yaml(root / f"{grid}.yaml", ExperimentConfig)
+    six = load_yaml(ROOT / base, ExperimentConfig)
+    grid = load_yaml(ROOT / grid, ExperimentConfig)
     assert grid.world == six.world and grid.grpo == six.grpo and grid.eval == six.eval
     assert grid.zoo.pretrain == six.zoo.pretrain
     assert {r: grid.zoo.roles[r] for r in six.zoo.roles} == six.zoo.roles

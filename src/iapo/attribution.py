@@ -2,7 +2,7 @@
 
 For a model turn y (the policy's tokens) of an episode x, f(x) = sum_t log p(y_t | x, y_<t).
 IG_i = (x_i - x'_i) * sum_k w_k * df/dx_i (x' + a_k (x - x')) over the LM input embeddings,
-text and image-token rows alike (STACK.md: image features are scattered into the embedding
+text and image-token rows alike (Qwen2.5-VL scatters the image features into the embedding
 rows, position ids are computed once). Summing IG over the embedding dimension and then over
 the tokens of each component gives A_c; p_c = |A_c| / sum |A_c| is what IAPO aligns.
 

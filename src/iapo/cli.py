@@ -254,7 +254,7 @@ def eval_(
         raise IapoError("no examples to evaluate")
     grader, grader_name = None, "rule-based"
     if judge is not None:
-        from iapo.metrics.charxiv import ChatModelJudge
+        from iapo.eval.judge import ChatModelJudge
 
         if bench != "charxiv":
             raise typer.BadParameter("--judge applies to --bench charxiv only")

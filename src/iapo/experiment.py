@@ -33,15 +33,17 @@ from iapo.config import StrictModel
 from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
 from iapo.errors import ConfigError
-from iapo.eval.evaluate import episode_record, summarize
+from iapo.eval.evaluate import episode_record
 from iapo.models.build import META, load, save
 from iapo.models.processor import VLProcessor
 from iapo.rewards import ToolBonus, exact_match, format_reward, outcome
 from iapo.rewards.attribution import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
+from iapo.rewards.protocol import WeightedReward
 from iapo.rewards.trm import TRMReward, load_trm, save_trm, train_trm
-from iapo.rl.grpo import GRPOConfig, WeightedReward, planned_questions, train_grpo
+from iapo.rl.grpo import GRPOConfig, planned_questions, train_grpo
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
+from iapo.rollout.stats import summarize
 from iapo.train.common import CKPT
 from iapo.train.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
@@ -413,7 +415,7 @@ def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: Pr
     for name, m in cfg.methods.items():
         if m.attribution is None or m.attribution.target != "teacher_own":
             continue
-        [(_, reward)] = [(r.name, r.fn) for r in make_rewards(m, zoo, None, 0, rollout_cfg=cfg.grpo.rollout)
+        [(_, reward)] = [(r.name, r.reward) for r in make_rewards(m, zoo, None, 0, rollout_cfg=cfg.grpo.rollout)
                          if r.name == "attribution"]  # fmt: skip
         questions = [q for s in cfg.seeds for q in planned_questions(train, cfg.grpo.model_copy(update={"seed": s}))]
         reward.prepare(questions, (lambda i, n, k=name: progress(f"targets:{k}", i, n, {})) if progress else None)

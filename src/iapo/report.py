@@ -20,9 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iapo.eval.stats import CI, mean_ci, paired_test, wilson
 from iapo.rollout.episode import COMPONENTS
+from iapo.stats import CI, mean_ci, paired_test, wilson
 from iapo.tools.session import CallClass
+from iapo.viz import write_gallery
 
 BASELINE = "outcome"
 UNIT = (0.0, 1.0)  # the range of an accuracy or a share
@@ -447,6 +448,7 @@ def write_report(run_dir: Path) -> Path:
     }
     for name, (_, fn, data) in figs.items():
         fn(data, run_dir / name)
+    gallery = write_gallery(run_dir, sorted({r["method"] for r in results} - {"sft"}))
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     verdict = _verdict(stats, baseline, proposed)
     sections = [
@@ -466,6 +468,14 @@ def write_report(run_dir: Path) -> Path:
     for name, (title, _, _) in figs.items():
         md.append(f"## {title}\n\n![{title}]({name})\n")
         body.append(f"<h2>{html.escape(title)}</h2><img src='{name}' alt='{html.escape(title)}'>")
+    if gallery:
+        title = "Episode gallery: the SFT student and seed 0 of each method on the same test questions"
+        note = ("Questions where the policies disagree most. Each row: the episode's images with the attribution "
+                "heat map of its final turn (red: raises the answer's log-probability), its turns and answer, "
+                "and its component shares.")  # fmt: skip
+        md.append(f"## {title}\n\n{note}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in gallery) + "\n")
+        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
+                    + "".join(f"<img src='{p.name}' alt='{p.stem}'>" for p in gallery))  # fmt: skip
     notes = (
         "SFT is the student before RL, evaluated once (greedy decoding, so seed-independent); its intervals are "
         "Wilson intervals over questions, the methods' are t-intervals over seeds. p (seeds): paired "

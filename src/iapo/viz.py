@@ -1,9 +1,11 @@
-"""`iapo attribute`: one episode's attribution, as a heat map over every image's vision tokens,
-the component shares, and the text tokens that matter most."""
+"""Episodes as pictures: `iapo attribute` (one episode's attribution as a heat map over every
+image's vision tokens, the component shares and the text tokens that matter most) and the
+report's episode gallery (the SFT student and every method on the same test questions)."""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iapo.attribution import attribute_episodes
+from iapo.attribution import TurnAttribution, attribute_episodes
 from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.models.build import load
@@ -68,29 +70,41 @@ def attribute_episode_file(
     return {c: float(p) for c, p in zip(COMPONENTS, ta.p, strict=True)}
 
 
+def image_heat(ta: TurnAttribution, proc) -> list[np.ndarray]:
+    """The scored turn's IG summed per vision token, one (h, w) map per image of the episode."""
+    attr = ta.token_attr.numpy()
+    grid = ta.encoded.image_grid_thw
+    pos = np.nonzero((ta.encoded.input_ids == proc.image_token_id).numpy())[0]
+    maps, k = [], 0
+    for g in grid if grid is not None else []:
+        h, w = int(g[1]) // 2, int(g[2]) // 2  # merged 2x2 patches
+        maps.append(attr[pos[k : k + h * w]].reshape(h, w))
+        k += h * w
+    return maps
+
+
+def _show(ax, im, heat: np.ndarray, scale: float, title: str) -> None:
+    h, w = heat.shape
+    ax.imshow(im.resize((w * 28, h * 28)))
+    ax.imshow(np.kron(heat, np.ones((28, 28))), cmap="coolwarm", vmin=-scale, vmax=scale, alpha=0.55)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
 def plot(ta, proc, segs: list[Segment], question: str, out: Path) -> None:
     enc, attr = ta.encoded, ta.token_attr.numpy()
     images = [im for s in segs for im in s.images]
-    grid = enc.image_grid_thw
-    img_pos = np.nonzero((enc.input_ids == proc.image_token_id).numpy())[0]
+    img_pos = set(np.nonzero((enc.input_ids == proc.image_token_id).numpy())[0].tolist())
     n_img = len(images)
     fig, axes = plt.subplots(1, n_img + 2, figsize=(3.2 * (n_img + 2), 3.6))
-    k = 0
     scale = np.abs(attr).max() or 1.0
-    for i, im in enumerate(images):
-        h, w = int(grid[i, 1]) // 2, int(grid[i, 2]) // 2
-        a = attr[img_pos[k : k + h * w]].reshape(h, w)
-        k += h * w
-        ax = axes[i]
-        ax.imshow(im.resize((w * 28, h * 28)))
-        ax.imshow(np.kron(a, np.ones((28, 28))), cmap="coolwarm", vmin=-scale, vmax=scale, alpha=0.55)
-        ax.set_title("image" if i == 0 else f"tool output {i}", fontsize=9)
-        ax.axis("off")
+    for i, (im, heat) in enumerate(zip(images, image_heat(ta, proc), strict=True)):
+        _show(axes[i], im, heat, scale, "image" if i == 0 else f"tool output {i}")
     ax = axes[n_img]
     ax.barh(COMPONENTS[::-1], ta.p.numpy()[::-1])
     ax.set_xlim(0, 1)
     ax.set_title(f"p_c, turn {ta.turn} (completeness err {ta.relative_error:.2f})", fontsize=9)
-    text_pos = [j for j in range(len(enc)) if j not in set(img_pos.tolist()) and j < len(attr)]
+    text_pos = [j for j in range(len(enc)) if j not in img_pos and j < len(attr)]
     top = sorted(text_pos, key=lambda j: -abs(attr[j]))[:12]
     ax = axes[n_img + 1]
     labels = [repr(proc.tokenizer.decode([int(enc.input_ids[j])]))[:18] for j in top]
@@ -102,3 +116,95 @@ def plot(ta, proc, segs: list[Segment], question: str, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+# --- the report's episode gallery -------------------------------------------------------------
+
+
+def pick_questions(records: dict[str, dict[str, dict]], n: int) -> list[str]:
+    """Test questions where the policies disagree most (some right, some wrong), then by id.
+    records: policy -> question id -> episode record."""
+    common = sorted(set.intersection(*(set(r) for r in records.values())))
+
+    def spread(q: str) -> tuple:
+        right = [recs[q]["correct"] > 0 for recs in records.values()]
+        return (-min(sum(right), len(right) - sum(right)), q)
+
+    return sorted(common, key=spread)[:n]
+
+
+def gallery_figure(
+    question: str, rows: list[tuple[str, dict, list[Segment], TurnAttribution | None]], proc_of, out: Path
+):
+    """One question: a row per policy with each image of its episode (attribution heat map of the
+    final turn), its turns, answer and right / wrong, and its component shares."""
+    n_img = max(sum(len(s.images) for s in segs) for _, _, segs, _ in rows)
+    fig, axes = plt.subplots(
+        len(rows), n_img + 2, figsize=(2.2 * n_img + 7.5, 2.3 * len(rows)), squeeze=False,
+        gridspec_kw={"width_ratios": [1] * n_img + [3.2, 1.6]},
+    )  # fmt: skip
+    for r, (name, rec, segs, ta) in enumerate(rows):
+        images = [im for s in segs for im in s.images]
+        heats = image_heat(ta, proc_of(name)) if ta is not None else [np.zeros((1, 1))] * len(images)
+        scale = max((float(np.abs(h).max()) for h in heats), default=1.0) or 1.0
+        for i in range(n_img):
+            if i < len(images):
+                _show(axes[r, i], images[i], heats[i], scale, "image" if i == 0 else f"tool output {i}")
+            else:
+                axes[r, i].axis("off")
+        ax = axes[r, n_img]
+        ax.axis("off")
+        right = rec["correct"] > 0
+        turns = [textwrap.shorten(t, 70) for t in rec["turns"]]
+        verdict = f"answer {rec['answer']!r}: {'right' if right else 'wrong'} (gold {rec['gold']!r})"
+        ax.text(0, 0.5, "\n".join([name, *turns, verdict]), fontsize=7, va="center", family="monospace",
+                color="darkgreen" if right else "darkred", wrap=True)  # fmt: skip
+        ax = axes[r, n_img + 1]
+        if ta is not None:
+            ax.barh(COMPONENTS[::-1], ta.p.numpy()[::-1])
+            ax.set_xlim(0, 1)
+            ax.tick_params(labelsize=7)
+            ax.set_title("final-turn shares", fontsize=8)
+        else:
+            ax.axis("off")
+    fig.suptitle(question[:140], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = 16) -> list[Path]:
+    """`gallery_<k>.png` in `run_dir`: the SFT student and seed 0 of each method on the same
+    test questions (where they disagree most). Needs the world, zoo and saved policies of the run;
+    returns [] when they are missing."""
+    world = run_dir / "world"
+    policies = {"sft": run_dir / "zoo" / "student", **{m: run_dir / "runs" / m / "seed0" / "policy" for m in methods}}
+    results = {m: run_dir / "runs" / m / ("result.json" if m == "sft" else "seed0/result.json") for m in policies}
+    if (
+        not world.is_dir()
+        or not all(p.is_dir() for p in policies.values())
+        or not all(p.exists() for p in results.values())
+    ):
+        return []
+    records = {}
+    for m, path in results.items():
+        eps = json.loads(path.read_text()).get("episodes", {})
+        split = sorted(k for k in eps if k.startswith("test"))[:1]
+        records[m] = {e["id"]: e for k in split for e in eps[k]}
+    if not all(records.values()):
+        return []
+    qs = pick_questions(records, n_questions)
+    examples = {e.id: e for split in {records["sft"][q]["split"] for q in qs} for e in World(world).load(split)}
+    models = {m: load(p) for m, p in policies.items()}
+    outs = []
+    for k, q in enumerate(qs):
+        rows = []
+        for m, (model, proc) in models.items():
+            rec = records[m][q]
+            segs = replay(examples[q], rec["turns"])
+            (turns,) = attribute_episodes(model, proc, [segs], "final", n_steps)
+            rows.append((m, rec, segs, turns[-1] if turns else None))
+        out = run_dir / f"gallery_{k}.png"
+        gallery_figure(examples[q].question, rows, lambda m: models[m][1], out)
+        outs.append(out)
+    return outs

@@ -165,10 +165,10 @@ def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, s
     r = AttributionReward(AttributionRewardConfig(n_steps=2, target="teacher_forced"), tiny_models["teacher_alt"])
     r.bind_policy(*tiny_models["student"])
     out = r(prompts=[""] * 5, completions=[""] * 5, episodes=batch)
-    assert r.last["attr/unique_episodes"] == pytest.approx(3 / 5)
+    assert r.metrics()["attr/unique_episodes"] == pytest.approx(3 / 5)
     # no episode here has a tool call: the split of the divergence by tool use says so
-    assert r.last["attr/divergence_no_calls"] == pytest.approx(r.last["attr/divergence"])
-    assert r.last["attr/divergence_with_calls"] != r.last["attr/divergence_with_calls"]  # NaN
+    assert r.metrics()["attr/divergence_no_calls"] == pytest.approx(r.metrics()["attr/divergence"])
+    assert r.metrics()["attr/divergence_with_calls"] != r.metrics()["attr/divergence_with_calls"]  # NaN
     assert out[0] == out[2] and out[1] == out[4] and len({out[0], out[1], out[3]}) == 3
     alone = r(prompts=[""], completions=[""], episodes=[eps[1]])
     assert alone[0] == pytest.approx(out[1], abs=1e-6)

@@ -12,6 +12,7 @@ import pytest
 
 from iapo.experiment import ExperimentConfig, SplitGuard, run_experiment
 from iapo.report import write_report
+from iapo.viz import pick_questions
 from iapo.world import World
 
 TINY = {
@@ -119,6 +120,16 @@ def test_report_renders_with_figures_and_tables(run):
     assert all(n >= 2 for n in p.rows)  # a header row and at least one data row
     md = (out / "report.md").read_text()
     assert re.search(r"\| iapo \| 2 \|", md)
+    assert "gallery_0.png" in p.imgs and "## Episode gallery" in md  # the policies' episodes, side by side
+
+
+def test_gallery_picks_questions_where_policies_disagree():
+    records = {
+        "sft": {"a": {"correct": 1.0}, "b": {"correct": 0.0}, "c": {"correct": 0.0}},
+        "x": {"a": {"correct": 1.0}, "b": {"correct": 1.0}, "c": {"correct": 0.0}},
+        "y": {"a": {"correct": 1.0}, "b": {"correct": 1.0}, "c": {"correct": 1.0}, "d": {"correct": 0.0}},
+    }
+    assert pick_questions(records, 2) == ["b", "c"]  # 'a': all right; 'd': not seen by every policy
 
 
 def test_parallel_workers_train_every_run_once(run, tmp_path):

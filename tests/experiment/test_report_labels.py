@@ -3,8 +3,8 @@ collapse counted per seed as well as on the mean."""
 
 from __future__ import annotations
 
-from iapo.eval.stats import CI
 from iapo.report import ablation_question, ablation_table, tool_collapse
+from iapo.stats import CI
 
 
 def test_variants_are_labelled_from_their_config():

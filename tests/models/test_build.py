@@ -27,7 +27,7 @@ def test_save_load_identical_logits(tiny_models, small_world, tmp_path):
 
 
 def test_mm_token_type_ids_matter(tiny_models, small_world):
-    """Without mm_token_type_ids the model silently uses 1-D RoPE (STACK.md); ours are passed."""
+    """Without mm_token_type_ids the model silently uses 1-D RoPE (measured with transformers 5); ours are passed."""
     import random
 
     model, proc = tiny_models["student"]

@@ -140,6 +140,6 @@ def test_teacher_own_reward_uses_cached_target(tiny_models, small_world, tmp_pat
     r.prepare(exs)
     eps = [Episode(ex, [*prompt_segments(ex), assistant_segment("<answer>1</answer>")]) for ex in exs]
     out = r(prompts=[""] * 2, completions=[""] * 2, episodes=eps)
-    assert r.last["attr/targets_computed_in_step"] == 0
+    assert r.metrics()["attr/targets_computed_in_step"] == 0
     for o, ps, ex in zip(out, r.last["p_student"], exs, strict=True):
         assert o == pytest.approx(-0.5 * divergence(ps, r.cache.get(ex), "l1"), abs=1e-6)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from iapo.rewards import format_reward, outcome
-from iapo.rl.grpo import GRPOConfig, WeightedReward, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
+from iapo.rewards.protocol import WeightedReward
+from iapo.rl.grpo import GRPOConfig, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
 from iapo.rollout.loop import RolloutConfig, rollout
 
 

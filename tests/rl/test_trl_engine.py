@@ -18,8 +18,9 @@ pytest.importorskip("trl")
 
 from iapo.models.build import load, save
 from iapo.rewards import format_reward, outcome
-from iapo.rl import trl_engine
-from iapo.rl.grpo import GRPOConfig, WeightedReward, token_logprobs
+from iapo.rewards.protocol import WeightedReward
+from iapo.rl import grpo, trl_engine
+from iapo.rl.grpo import GRPOConfig, token_logprobs, train_grpo
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, new_episode, step_episode
 from iapo.tools.protocol import format_answer, format_tool_call
@@ -130,7 +131,7 @@ CONFIG = {
     "eval": {"val_examples": 2, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0},
     "model": {"device": "cpu"},
 }  # fmt: skip
-KEYS = ["reward", "rewards/attribution/mean", "accuracy", "loss", "kl", "grad_norm", "attr/divergence"]
+KEYS = ["reward/total", "reward/attribution", "accuracy", "loss", "kl", "grad_norm", "attr/divergence"]
 
 
 def cpu_variant(name: str, tmp_path) -> str:
@@ -191,4 +192,28 @@ def test_nonfinite_loss_is_skipped_and_counted(student_dir, small_world, tmp_pat
     after = trainer.model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())
     rows = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
-    assert rows[0]["skipped/nonfinite_loss"] == 1.0
+    assert rows[0]["guard/skipped_steps"] == 1.0
+
+
+def test_both_engines_log_the_same_metrics(student_dir, small_world, tmp_path, monkeypatch):
+    """One contract: on the same episodes and rewards, the CPU loop and the TRL engine write
+    metrics.jsonl rows with the same keys, and the same values where nothing is sampled (two
+    questions: each engine's one step draws both)."""
+    exs = [ex for ex in small_world.load("train") if ex.valid_paths and ex.valid_paths[0]][:2]
+    monkeypatch.setattr(trl_engine.IAPOGRPOTrainer, "_rollout", lambda self, p, e: scripted(e, self.vl_processor))
+    monkeypatch.setattr(
+        grpo,
+        "rollout_groups",
+        lambda m, proc, e, cfg, *_: scripted([x for x in e for _ in range(cfg.group_size)], proc),
+    )
+    trainer, proc = make_trainer(student_dir, exs, tmp_path, steps=1)
+    trl_engine.train(trainer)
+    model, _ = load(student_dir)
+    cfg = GRPOConfig(steps=1, questions_per_step=2, group_size=2, lr=1e-3, beta=0.0, seed=trainer.cfg.seed)
+    rewards = [WeightedReward("outcome", outcome, 1.0), WeightedReward("format", format_reward, 0.2)]
+    train_grpo(model, None, proc, exs, rewards, cfg, tmp_path / "own")
+    [theirs] = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
+    [ours] = [json.loads(x) for x in (tmp_path / "own" / "metrics.jsonl").read_text().splitlines()]
+    assert set(theirs) == set(ours), set(theirs) ^ set(ours)
+    for k in ("reward/total", "reward/outcome", "accuracy", "tools/calls_per_episode", "episode/tokens"):
+        assert theirs[k] == pytest.approx(ours[k]), k

@@ -1,4 +1,4 @@
-"""SFT stages on the world: the optional reading stage (docs/reading.md)."""
+"""SFT stages on the world: the optional reading stage (research/reading/README.md)."""
 
 from __future__ import annotations
 

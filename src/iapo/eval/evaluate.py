@@ -6,16 +6,14 @@ Tool statistics come from `iapo.rollout.stats`.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from iapo.data.example import Example
-from iapo.eval.stats import wilson
 from iapo.models.processor import VLProcessor
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
-from iapo.rollout.stats import tool_stats
+from iapo.rollout.stats import summarize
 
 
 @dataclass
@@ -42,27 +40,6 @@ def episode_record(ep: Episode, correct: float) -> dict:
         "turns": [t.text for t in ep.turns],
         "calls": [t.call_class.value for t in ep.calls if t.call_class is not None],
         "well_formed": ep.well_formed,
-    }
-
-
-def summarize(episodes: list[Episode], correct: list[float] | None = None) -> dict:
-    correct = [e.correct for e in episodes] if correct is None else correct
-    by_family: dict[str, list[float]] = defaultdict(list)
-    by_type: dict[str, list[float]] = defaultdict(list)  # world question templates: where a model fails
-    for e, c in zip(episodes, correct, strict=True):
-        by_family[e.example.family].append(c)
-        if "template" in e.example.meta:
-            by_type[f"{e.example.family}/{e.example.meta['template']}"].append(c)
-
-    def acc(groups: dict[str, list[float]]) -> dict:
-        return {k: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for k, cs in sorted(groups.items())}
-
-    return {
-        "n": len(episodes),
-        "accuracy": wilson(sum(correct), len(correct)).to_json(),
-        "families": acc(by_family),
-        "question_types": acc(by_type),
-        **tool_stats(episodes),
     }
 
 

@@ -46,7 +46,7 @@ class ModelSpec(StrictModel):
     rope_theta: float = Field(
         10000.0,
         gt=0,
-        description="RoPE base (at 1e4 a 32-dim head's width section turns < 0.004 rad per position; docs/reading.md)",
+        description="RoPE base (at 1e4 a 32-dim head's width section turns < 0.004 rad per position; research/reading/README.md)",
     )
 
     @model_validator(mode="after")
@@ -74,7 +74,7 @@ def build_config(spec: ModelSpec, processor: VLProcessor) -> Qwen2_5_VLConfig:
     ]}  # fmt: skip
     vocab = len(tok)
     # bos/eos/pad go in text_config too, or transformers warns that Qwen's default ids
-    # (151643/151645) lie outside the vocabulary (STACK.md).
+    # (151643/151645) lie outside the vocabulary (measured with transformers 5).
     common = {"bos_token_id": ids["pad"], "eos_token_id": ids["eos"], "pad_token_id": ids["pad"]}
     return Qwen2_5_VLConfig(
         text_config={

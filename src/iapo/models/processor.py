@@ -1,7 +1,7 @@
 """A thin Qwen2.5-VL processor that works without torchvision.
 
 `Qwen2_5_VLProcessor` cannot be built here (its video processor needs torchvision, which would
-pull a 5.5 GB CUDA torch; STACK.md). This processor is what it does for images: the slow
+pull a 5.5 GB CUDA torch). This processor is what it does for images: the slow
 `Qwen2VLImageProcessorPil` + the tokenizer + expanding each `<|image_pad|>` into
 `grid_thw.prod() // merge**2` tokens, and it returns `mm_token_type_ids` (without them the model
 silently falls back to 1-D RoPE). It loads a tiny model's directory and a real Qwen2.5-VL

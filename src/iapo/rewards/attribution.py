@@ -27,6 +27,7 @@ from scipy.stats import spearmanr
 from iapo.attribution import RULES, attribute_episodes, mean_shares
 from iapo.config import StrictModel
 from iapo.data.example import Example
+from iapo.rewards.protocol import Reward
 from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_target, fill_cache
 from iapo.rollout.episode import COMPONENTS, full_text
 from iapo.rollout.loop import Episode, RolloutConfig
@@ -88,11 +89,11 @@ def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
-class AttributionReward:
-    """Reward function (TRL convention) returning -lambda * D per episode, 0 where dropped.
+class AttributionReward(Reward):
+    """-lambda * D per episode, 0 where dropped (the `Reward` contract).
 
     `bind_policy` gives it the live policy; `prepare(questions)` fills the teacher_own cache
-    before RL; `last` holds per-episode shares and the `attr/*` metrics of the latest call."""
+    before RL; `last` holds per-episode shares of the latest call, `metrics()` its `attr/*`."""
 
     __name__ = "attribution"
 
@@ -138,6 +139,16 @@ class AttributionReward:
             self.cache, *self.teacher, questions, self.rollout_cfg, self.cfg.teacher_samples,
             self.cfg.ig_settings(), progress=progress,
         )  # fmt: skip
+
+    def metrics(self) -> dict[str, float]:
+        return {k: v for k, v in self.last.items() if isinstance(v, float)}
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "gen" in state:
+            self.gen.set_state(state["gen"])
 
     def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
         """Shares per episode. Identical episodes (same example, same turns: a group's samples

@@ -56,7 +56,7 @@ def match_score(calls: list[dict], ref: list[dict]) -> float:
 
 def exact_match(prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
     """Tool calls compared with one reference path; another valid path scores lower (by design
-    of the baseline, which is the brittleness METHOD.md describes)."""
+    of the baseline, the brittleness docs/method.md describes)."""
     return [match_score(e.calls_as_dicts(), reference_path(e)) for e in episodes]
 
 

@@ -5,8 +5,8 @@ convention) -> group-relative advantages -> clipped policy-ratio loss on the pol
 only (never prompt, image or tool-output tokens) + k3 KL to the frozen reference (SFT) policy.
 
 This is the CPU default engine. The scale-out engine is TRL's `GRPOTrainer`
-(`iapo.rl.trl_engine`); both use this module's rollout shards and advantages and the same
-reward functions (docs/grpo.md).
+(`iapo.rl.trl_engine`); both use this module's rollout shards, advantages and step metrics,
+and drive rewards through `iapo.rewards.protocol` (docs/grpo.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +25,8 @@ from pydantic import Field
 from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
+from iapo.rewards.protocol import WeightedReward, bind_policy, prepare, score
+from iapo.rewards.protocol import weights as reward_weights
 from iapo.rollout.episode import Batch, collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.stats import tool_stats
@@ -127,29 +128,23 @@ def grpo_loss(
     return loss, stats
 
 
-# --- rewards ----------------------------------------------------------------------------------------
+# --- the step's metrics (both engines) ----------------------------------------------------------
 
 
-@dataclass
-class WeightedReward:
-    name: str
-    fn: Callable[..., list[float]]
-    weight: float = 1.0
-
-
-def compute_rewards(rewards: list[WeightedReward], episodes: list[Episode]) -> tuple[torch.Tensor, dict[str, float]]:
-    """(N,) total reward and the mean of each component, calling every reward TRL-style."""
-    prompts = [e.example.question for e in episodes]
-    completions = ["".join(t.text for t in e.turns) for e in episodes]
-    total = torch.zeros(len(episodes), dtype=torch.float64)
-    row: dict[str, float] = {}
-    for r in rewards:
-        vals = torch.tensor(r.fn(prompts=prompts, completions=completions, episodes=episodes), dtype=torch.float64)
-        total += r.weight * vals
-        row[f"reward/{r.name}"] = float(vals.mean())
-        row.update({k: v for k, v in getattr(r.fn, "last", {}).items() if isinstance(v, float)})
-    row["reward/total"] = float(total.mean())
-    return total, row
+def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor, group_size: int) -> dict[str, float]:
+    """The per-step metrics both engines log under the same names: the total reward and its
+    spread within groups, groups without an outcome signal, accuracy, tool use and length.
+    total, adv: (N,) in group order."""
+    outcome_r = torch.tensor([e.correct for e in episodes], dtype=torch.float64).view(-1, group_size)
+    return {
+        "reward/total": float(total.mean()),
+        "reward/group_std": float(total.view(-1, group_size).std(1).mean()),
+        "reward/zero_variance_groups": float((outcome_r.std(1) == 0).double().mean()),
+        "adv/abs_mean": float(adv.abs().mean()),
+        "accuracy": sum(e.correct for e in episodes) / len(episodes),
+        "episode/tokens": sum(sum(len(t.ids) for t in e.turns) for e in episodes) / len(episodes),
+        **tool_stats(episodes),
+    }
 
 
 # --- the loop ---------------------------------------------------------------------------------------
@@ -208,16 +203,12 @@ def grpo_step(
         local = examples  # rollout_groups picks this process's shards
     episodes = rollout_groups(policy, processor, local, cfg, step, shards)
     t1 = time.perf_counter()
-    total, row = compute_rewards(rewards, episodes)
+    bind_policy(rewards, policy, processor)  # the live policy (unwrapped), on its device
+    per_func, row = score(rewards, episodes)  # (N, F)
+    total = per_func @ reward_weights(rewards)
     adv = group_advantages(total, cfg.group_size, cfg.scale_rewards).float()
     t2 = time.perf_counter()
-    row.update(tool_stats(episodes))
-    row["accuracy"] = sum(e.correct for e in episodes) / len(episodes)
-    row["reward/group_std"] = float(total.view(-1, cfg.group_size).std(1).mean())
-    outcome_r = torch.tensor([e.correct for e in episodes], dtype=torch.float64).view(-1, cfg.group_size)
-    row["reward/zero_variance_groups"] = float((outcome_r.std(1) == 0).double().mean())  # no outcome signal
-    row["adv/abs_mean"] = float(adv.abs().mean())
-    row["episode/tokens"] = sum(sum(len(t.ids) for t in e.turns) for e in episodes) / len(episodes)
+    row.update(step_metrics(episodes, total, adv, cfg.group_size))
     ok = _all_ranks(acc, bool(torch.isfinite(adv).all()))
     if ok:
         ok = _update(model, ref_model, processor, opt, episodes, adv, cfg, row, acc)
@@ -341,19 +332,14 @@ def train_grpo(
         opt.load_state_dict(state["opt"])
         rng.setstate(state["data_rng"])
         start, skipped = state["step"], state["skipped"]
-        for r, s in zip(rewards, state.get("reward_rng", []), strict=False):
-            if s is not None:
-                r.fn.gen.set_state(s)
+        for r, s in zip(rewards, state.get("rewards", []), strict=False):
+            r.reward.load_state_dict(s)
         log.info("resumed GRPO at step %d", start)
     if acc is not None:
         model, opt = acc.prepare(model, opt)
         if ref_model is not None:
             ref_model.to(acc.device)
-    for r in rewards:
-        if hasattr(r.fn, "bind_policy"):  # the live policy (unwrapped), on its device
-            r.fn.bind_policy(acc.unwrap_model(model) if acc is not None else model, processor)
-        if hasattr(r.fn, "prepare"):  # per-question work done once, before RL (cached targets)
-            r.fn.prepare(planned_questions(train, cfg))
+    prepare(rewards, planned_questions(train, cfg))  # per-question work once, before RL (cached targets)
     mlog = MetricLog(run_dir, resume_step=start + 1 if start else 0) if main else None  # rows logged at step + 1
     if on_eval is not None and eval_every and start == 0 and main:
         mlog.log(0, on_eval(0))
@@ -378,7 +364,7 @@ def train_grpo(
                     "model": (acc.unwrap_model(model) if acc is not None else model).state_dict(),
                     "opt": opt.state_dict(),
                     "data_rng": rng.getstate(),
-                    "reward_rng": [r.fn.gen.get_state() if hasattr(r.fn, "gen") else None for r in rewards],
+                    "rewards": [r.reward.state_dict() for r in rewards],
                 },
             )
     if mlog is not None:

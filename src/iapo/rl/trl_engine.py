@@ -3,13 +3,15 @@
 TRL owns the training loop, the GRPO loss (clipping, k3 KL to its reference model, loss
 normalisation), gradient accumulation, DDP / DeepSpeed ZeRO / FSDP through `accelerate launch`,
 checkpoints and logging. We own what TRL cannot carry for a multi-turn agent whose tools return
-images: the episode loop and how an episode becomes model inputs. So exactly one method is
+images: the episode loop and how an episode becomes model inputs. So one method is
 overridden, `_generate_and_score_completions`: it runs `iapo.rollout` (the same function as
-the CPU loop in `iapo.rl.grpo`), scores episodes with the same reward functions through TRL's
-own `_calculate_rewards` (which gathers them across processes), and returns the batch in
+the CPU loop in `iapo.rl.grpo`), scores episodes through `iapo.rewards.protocol.score` (the
+same call the CPU loop makes), gathers the scores over processes, and returns the batch in
 TRL's layout: left-padded prompt, right-padded completion that holds every later turn, tool
 outputs (text and images) masked out of the loss by `tool_mask`, and the pixel values of every
-image of the episode.
+image of the episode. metrics.jsonl holds the CPU loop's keys (`step_metrics`, the rewards'
+own metrics, loss / kl / clip_frac / entropy / grad_norm, time/*, guard/skipped_steps), so
+runs of either engine read the same; TRL's own names go to TensorBoard only.
 
 Why not TRL's own tool loop (`tools=` / `environment_factory=`): it renders tool calls and
 responses with the tokenizer's chat template and parses them with a `response_template`, both
@@ -22,6 +24,7 @@ feeds only the dataset's images to the forward pass, so image tool outputs are l
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -29,11 +32,12 @@ from transformers import TrainerCallback
 
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
+from iapo.rewards.protocol import WeightedReward, bind_policy, prepare, score
+from iapo.rewards.protocol import weights as reward_weights
 from iapo.rl.grpo import GRPOConfig as IAPOGRPOConfig
-from iapo.rl.grpo import WeightedReward, group_advantages, seeded_rollout
+from iapo.rl.grpo import group_advantages, planned_questions, seeded_rollout, step_metrics
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import Episode, rollout
-from iapo.rollout.stats import tool_stats
 
 try:  # the `scale` extra
     from datasets import Dataset
@@ -85,13 +89,31 @@ def trl_batch(episodes: list[Episode], processor: VLProcessor, device: torch.dev
 
 
 def _named(r: WeightedReward):
-    """The reward function under our name for it: TRL logs `rewards/<__name__>`."""
+    """The reward under our name for it (TRL reads names and weights from `reward_funcs`;
+    scoring goes through `iapo.rewards.protocol.score`)."""
 
-    def fn(*args, **kwargs):
-        return r.fn(*args, **kwargs)
+    def fn(prompts, completions, **kwargs):
+        return r.reward(prompts, completions, **kwargs)
 
     fn.__name__ = r.name
     return fn
+
+
+TRL_NAMES = {
+    "loss": "loss",
+    "kl": "kl",
+    "entropy": "entropy",
+    "grad_norm": "grad_norm",
+    "clip_ratio/region_mean": "clip_frac",
+}
+OUR_PREFIXES = ("reward/", "attr/", "tools/", "format/", "adv/", "episode/", "time/", "guard/", "accuracy")
+
+
+def our_row(logs: dict) -> dict:
+    """A TRL log row under the CPU loop's metric names (TRL-only keys dropped)."""
+    row = {ours: logs[k] for k, ours in TRL_NAMES.items() if k in logs}
+    row.update({k: v for k, v in logs.items() if k.startswith(OUR_PREFIXES)})
+    return row
 
 
 class _SaveProcessor(TrainerCallback):
@@ -122,7 +144,7 @@ class _JsonlLog(TrainerCallback):
         if state.is_world_process_zero and logs and "loss" in logs:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
-                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                f.write(json.dumps({"step": state.global_step, **our_row(logs)}) + "\n")
 
 
 class IAPOGRPOTrainer(GRPOTrainer):
@@ -161,6 +183,8 @@ class IAPOGRPOTrainer(GRPOTrainer):
         self.examples = {ex.id: ex for ex in examples}
         self.cfg = cfg
         self.iapo_rewards = rewards
+        self._skipped, self._step_t0, self._scored_s = 0, None, 0.0
+        prepare(rewards, planned_questions(examples, cfg))  # per-question work once, before RL
 
     def _rollout(self, policy, examples: list[Example]) -> list[Episode]:
         """This process's share of the step's episodes; with `rollout_shards` a multiple of the
@@ -180,24 +204,22 @@ class IAPOGRPOTrainer(GRPOTrainer):
         device = self.accelerator.device
         mode = "train" if self.model.training else "eval"
         examples = [self.examples[x["example_id"]] for x in inputs]
+        t0 = time.perf_counter()
         # Under ZeRO-3 the context gathers the sharded weights: generation and the attribution
         # term's input gradients (torch.autograd.grad, no parameter gradients) need whole layers.
         with unwrap_model_for_generation(
             self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation
         ) as policy:
             episodes = self._rollout(policy, examples)
-            for r in self.iapo_rewards:
-                if hasattr(r.fn, "bind_policy"):  # the attribution term differentiates the live policy
-                    r.fn.bind_policy(policy, self.vl_processor)
-            rows = [{**x, "episodes": e} for x, e in zip(inputs, episodes, strict=True)]
-            completions = ["".join(t.text for t in e.turns) for e in episodes]
-            completion_ids = [[i for t in e.turns for i in t.ids] for e in episodes]
-            per_func = self._calculate_rewards(rows, [x["prompt"] for x in inputs], completions, completion_ids)
-        per_func = torch.nan_to_num(per_func, nan=0.0)  # (N_all, F), gathered over processes
-        rewards = (per_func * self.reward_weights.to(device).unsqueeze(0)).sum(1)
-        adv = group_advantages(rewards, self.num_generations, scale=self.scale_rewards != "none")
+            t1 = time.perf_counter()
+            bind_policy(self.iapo_rewards, policy, self.vl_processor)
+            local_scores, reward_row = score(self.iapo_rewards, episodes)  # (n, F) on this process
+        per_func = self.accelerator.gather(local_scores.to(device)).cpu()  # (N_all, F), group order
+        total = per_func @ reward_weights(self.iapo_rewards)
+        adv_all = group_advantages(total, self.num_generations, scale=self.scale_rewards != "none")
         rank = self.accelerator.process_index
-        adv = adv[rank * len(inputs) : (rank + 1) * len(inputs)]
+        adv = adv_all[rank * len(inputs) : (rank + 1) * len(inputs)].float().to(device)
+        t2 = time.perf_counter()
 
         batch = trl_batch(episodes, self.vl_processor, device)
         ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
@@ -220,26 +242,36 @@ class IAPOGRPOTrainer(GRPOTrainer):
         batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
         batch["advantages"] = adv
 
-        local = {k: v for r in self.iapo_rewards for k, v in getattr(r.fn, "last", {}).items() if isinstance(v, float)}
-        local.update({k: v for k, v in tool_stats(episodes).items() if not k.startswith("tools/class/")})
-        local["accuracy"] = sum(e.correct for e in episodes) / len(episodes)
+        local = {**reward_row, **step_metrics(episodes, total[rank * len(inputs) : (rank + 1) * len(inputs)],
+                 adv.cpu(), self.num_generations)}  # fmt: skip
+        local.update({"reward/total": float(total.mean()), "time/rollout_s": t1 - t0, "time/reward_s": t2 - t1})
         m = self._metrics[mode]
         for k, v in self._process_mean(local).items():
             m[k].append(v)
-        for j, r in enumerate(self.iapo_rewards):
-            m[f"rewards/{r.name}/mean"].append(per_func[:, j].mean().item())
-        m["reward"].append(rewards.mean().item())
+        self._step_t0 = self._step_t0 or t0
+        self._scored_s += t2 - t0
         return batch
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """TRL's loss, with the guard of the CPU loop: a non-finite loss contributes a zero
         gradient instead (every process still joins the all-reduce) and is counted."""
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        bad = not bool(torch.isfinite(loss.detach()))
-        self._metrics["train" if model.training else "eval"]["skipped/nonfinite_loss"].append(float(bad))
-        if bad:
+        if not bool(torch.isfinite(loss.detach())):
+            self._skipped += 1
             return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
         return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the step's wall time split and the skipped-update count, as the CPU loop logs them."""
+        if "loss" in logs and self._step_t0 is not None:
+            step_s = time.perf_counter() - self._step_t0
+            mode = "train" if self.model.training else "eval"
+            m = self._metrics[mode]
+            m["time/step_s"].append(step_s)
+            m["time/update_s"].append(step_s - self._scored_s)
+            m["guard/skipped_steps"].append(float(self._skipped))
+            self._step_t0, self._scored_s = None, 0.0
+        super().log(logs, start_time)
 
     def _process_mean(self, row: dict[str, float]) -> dict[str, float]:
         """Every process's metrics averaged (NaN-aware), so the log describes the whole batch."""

@@ -1,6 +1,6 @@
 """An episode as labelled segments, and its exact tokenization.
 
-The prompt builder is where the input components are decided (METHOD.md): every token of an
+The prompt builder is where the input components are decided (docs/method.md): every token of an
 episode belongs to exactly one segment, and every segment to one component:
 
     system       <|im_start|>system\\n{instructions}\\n\\n# Tools\\n

@@ -1,14 +1,16 @@
 """Tool-use statistics of a set of episodes, from the world's call classifier.
 
 Calls per episode, share of episodes that call a tool, and the rate of every call class (the
-misuse ground truth of the paper's Fig. 3). Training logs and evaluation both use them.
+misuse ground truth of the paper's Fig. 3); accuracy overall, per family and question type.
+Training logs, the model zoo's validation and evaluation all use them.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 from iapo.rollout.loop import Episode
+from iapo.stats import wilson
 from iapo.tools.session import MISUSE_CLASSES, CallClass
 
 
@@ -29,3 +31,24 @@ def tool_stats(episodes: list[Episode]) -> dict[str, float]:
     for c in CallClass:
         out[f"tools/class/{c.value}"] = counts[c] / n_calls if calls else 0.0
     return out
+
+
+def summarize(episodes: list[Episode], correct: list[float] | None = None) -> dict:
+    correct = [e.correct for e in episodes] if correct is None else correct
+    by_family: dict[str, list[float]] = defaultdict(list)
+    by_type: dict[str, list[float]] = defaultdict(list)  # world question templates: where a model fails
+    for e, c in zip(episodes, correct, strict=True):
+        by_family[e.example.family].append(c)
+        if "template" in e.example.meta:
+            by_type[f"{e.example.family}/{e.example.meta['template']}"].append(c)
+
+    def acc(groups: dict[str, list[float]]) -> dict:
+        return {k: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for k, cs in sorted(groups.items())}
+
+    return {
+        "n": len(episodes),
+        "accuracy": wilson(sum(correct), len(correct)).to_json(),
+        "families": acc(by_family),
+        "question_types": acc(by_type),
+        **tool_stats(episodes),
+    }

@@ -1,6 +1,6 @@
 """Executing an episode's tool calls, and classifying every call.
 
-The classes are the ground truth of "misused tool calls" (METHOD.md, the paper's Fig. 3):
+The classes are the ground truth of "misused tool calls" (docs/method.md, the paper's Fig. 3):
 
 - `valid_useful`: the call keeps all evidence salient and removes some non-evidence from view;
 - `valid_useless`: the call runs but hides evidence, or emphasises something else instead;

@@ -2,7 +2,7 @@
 
 Every real VLM starts from a pretrained vision encoder; ours is trained here, offline, as a
 linear head on each merged vision token predicting what lies under it (a glyph, a bar segment
-of a series, a dot, masked, empty) and how emphasised it is (highlights / drawn boxes). STACK.md:
+of a series, a dot, masked, empty) and how emphasised it is (highlights / drawn boxes). Measured:
 from the answer loss alone a from-scratch tower does not learn to read at all.
 
 Images are the world's training images and the outputs of tools applied to them (random prefixes

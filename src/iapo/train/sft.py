@@ -8,7 +8,7 @@
    token); the skill transfers to the full prompt afterwards.
 2. `reading` (optional, `reading_steps`): the question, the original image and the output of a
    valid tool path -> the answer. A curriculum for finding the answer in the last of several
-   images, which full episodes teach slowly (docs/reading.md).
+   images, which full episodes teach slowly (research/reading/README.md).
 3. `multimodal`: full episodes with images.
 
 Each multimodal episode takes one valid tool path drawn at random among ALL valid paths of the
@@ -17,7 +17,7 @@ ends with the gold answer; a share of episodes offers no tools and answers direc
 no-tools mode that `iapo eval --no-tools` measures). The loss is on the assistant turns only.
 
 Why a compact loop rather than TRL's SFTTrainer / transformers' Trainer: the Qwen2.5-VL
-processor they drive cannot be built without torchvision here (STACK.md), and the loss mask must
+processor they drive cannot be built without torchvision here, and the loss mask must
 follow our exact per-segment spans of multi-turn, multi-image tool episodes.
 """
 
@@ -171,7 +171,7 @@ def reading_segments(
     """Reading-stage episode: (`full`: system prompt, tool spec, the original image, then) the
     output of a valid tool path and the question; the answer follows at once (no calls to write).
     Short contexts like this let a small LM learn to find the answer in the LAST image within a few
-    hundred steps, where full episodes take far longer (docs/reading.md sections 2 and 9)."""
+    hundred steps, where full episodes take far longer (research/reading/README.md sections 2 and 9)."""
     return _reading_segments(ex, choose_path(ex, rng, shortest_share), context)
 
 

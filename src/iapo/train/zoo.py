@@ -24,12 +24,12 @@ from transformers import AutoTokenizer
 
 from iapo.config import StrictModel
 from iapo.data.example import Example
-from iapo.eval.evaluate import summarize
 from iapo.models.build import ModelSpec, build_model, load, make_processor, n_params, save
-from iapo.models.corpus import world_texts
 from iapo.models.tokenizer import SPLIT_IDENTIFIERS, SPLIT_WORDS, train_tokenizer
 from iapo.rollout.loop import RolloutConfig, rollout
+from iapo.rollout.stats import summarize
 from iapo.train.common import seed_everything, set_threads
+from iapo.train.corpus import world_texts
 from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
 from iapo.train.sft import SFTConfig, train_sft
 from iapo.world.dataset import World

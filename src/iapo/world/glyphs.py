@@ -1,7 +1,7 @@
 """Token tiles: what one merged 28x28 vision token of a world image can show.
 
 Every world image is a grid of tiles aligned with the 14x14 patches and the 2x2 merge of a
-Qwen2.5-VL vision encoder, one glyph or bar segment per merged token (STACK.md: glyphs at
+Qwen2.5-VL vision encoder, one glyph or bar segment per merged token (measured: glyphs at
 arbitrary positions in free fonts were not learnable from scratch; grid-aligned ones are).
 """
 

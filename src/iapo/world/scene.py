@@ -3,7 +3,7 @@
 `TokenGrid` is the exact description of an image at the resolution of merged vision tokens.
 `render` turns it into pixels; `TokenGrid.apply` interprets the same tool primitives the pixel
 tools use (`iapo.tools.ops`), so the dense per-token labels of every tool output are known exactly
-(the vision pretraining stage needs them, STACK.md).
+(the vision pretraining stage needs them).
 """
 
 from __future__ import annotations

@@ -1,0 +1,105 @@
+"""The one reward contract both GRPO engines drive the same way.
+
+A reward is called as TRL calls its `reward_funcs`: `fn(prompts, completions, episodes=...)`
+-> one float per episode. A stateful reward (the attribution term, the TRM) also subclasses
+`Reward` and overrides what it needs:
+
+- `prepare(questions)`: once before RL, with every question the run will draw (cached targets);
+- `bind_policy(model, processor)`: before every scoring, the live (unwrapped) policy;
+- `metrics()`: floats describing the latest call, logged under the reward's own prefix;
+- `state_dict()` / `load_state_dict()`: what a resumed run needs to continue identically.
+
+Plain functions are wrapped by `WeightedReward`, so the engines never test for attributes.
+`score()` is the one place rewards are called and their metrics named (`reward/<name>`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from iapo.data.example import Example
+from iapo.rollout.loop import Episode
+
+
+class Reward:
+    """Base class of a stateful reward; every hook is a no-op by default."""
+
+    __name__ = "reward"
+
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **kw) -> list[float]:
+        raise NotImplementedError
+
+    def prepare(self, questions: list[Example]) -> None:
+        """Per-question work done once before RL."""
+
+    def bind_policy(self, model, processor) -> None:
+        """The live policy, before each step's scoring."""
+
+    def metrics(self) -> dict[str, float]:
+        """Metrics of the latest call (full key names, e.g. `attr/divergence`)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
+
+
+class FunctionReward(Reward):
+    """A plain reward function (`outcome`, `format_reward`, a lambda) as a `Reward`."""
+
+    def __init__(self, fn: Callable[..., list[float]]):
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "reward")
+
+    def __call__(self, prompts, completions, episodes, **kw) -> list[float]:
+        return self.fn(prompts=prompts, completions=completions, episodes=episodes, **kw)
+
+
+@dataclass
+class WeightedReward:
+    """A reward under its log name, with its weight in the total."""
+
+    name: str
+    fn: Reward | Callable[..., list[float]]
+    weight: float = 1.0
+    _reward: Reward = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._reward = self.fn if isinstance(self.fn, Reward) else FunctionReward(self.fn)
+
+    @property
+    def reward(self) -> Reward:
+        return self._reward
+
+
+def prepare(rewards: list[WeightedReward], questions: list[Example]) -> None:
+    for r in rewards:
+        r.reward.prepare(questions)
+
+
+def bind_policy(rewards: list[WeightedReward], model, processor) -> None:
+    for r in rewards:
+        r.reward.bind_policy(model, processor)
+
+
+def score(rewards: list[WeightedReward], episodes: list[Episode]) -> tuple[torch.Tensor, dict[str, float]]:
+    """(N, F) reward values of N episodes under F rewards, and the rewards' own metrics.
+    `reward/<name>` is each reward's mean; the engines add `reward/total` after weighting."""
+    prompts = [e.example.question for e in episodes]
+    completions = ["".join(t.text for t in e.turns) for e in episodes]
+    cols, row = [], {}
+    for r in rewards:
+        vals = torch.tensor(r.reward(prompts, completions, episodes=episodes), dtype=torch.float64)  # (N,)
+        cols.append(vals)
+        row[f"reward/{r.name}"] = float(vals.mean())
+        row.update(r.reward.metrics())
+    return torch.stack(cols, 1), row
+
+
+def weights(rewards: list[WeightedReward]) -> torch.Tensor:
+    return torch.tensor([r.weight for r in rewards], dtype=torch.float64)

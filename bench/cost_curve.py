@@ -18,7 +18,6 @@ it the LM head dominates a forward pass unless it runs on the scored tokens only
 from __future__ import annotations
 
 import argparse
-import copy
 import random
 import statistics
 import sys
@@ -30,12 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
+from grpo_step import side_by_side
 from iapo.attribution import attribute, baseline_embeddings, embed, sequence_logprob
 from iapo.experiment import MethodConfig, make_rewards
 from iapo.models.build import ModelSpec, build_model, load, n_params, save
 from iapo.rewards.attribution import AttributionRewardConfig
-from iapo.rewards.protocol import prepare
-from iapo.rl.grpo import GRPOConfig, grpo_step
+from iapo.rl.grpo import GRPOConfig
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import RolloutConfig
 from iapo.train.sft import sft_segments
@@ -120,24 +119,8 @@ def ig_timings(model, proc, segs, m: int, rule: str, sync) -> tuple[float, float
 
 
 def steps_side_by_side(zoo: Path, world: World, cfg: GRPOConfig, n: int) -> dict[str, dict[str, float]]:
-    student, proc = load(zoo / "student")
-    student.to(DEVICE)
-    train = world.load("train")
-    q = cfg.questions_per_step
-    batches = [train[q * k : q * k + q] for k in range(n + 1)]
-    state = {}
-    for name, m in {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=AttributionRewardConfig())}.items():
-        model = copy.deepcopy(student)
-        rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
-        prepare(rewards, [ex for b in batches for ex in b])
-        state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
-    rows: dict[str, list[dict]] = {k: [] for k in state}
-    for k, b in enumerate(batches):
-        for name, (model, rewards, opt, ref) in state.items():
-            torch.manual_seed(k)
-            row, _ = grpo_step(model, ref, proc, opt, b, rewards, cfg, k)
-            if k:
-                rows[name].append(row)
+    methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=AttributionRewardConfig())}
+    rows = side_by_side(zoo, world, cfg, methods, n, DEVICE)
     keys = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
     return {n_: {k: statistics.median(r[k] for r in rs) for k in keys} for n_, rs in rows.items()}
 

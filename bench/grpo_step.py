@@ -45,6 +45,32 @@ def setup(zoo: Path | None, world: Path | None) -> tuple[Path, Path]:
     return z, w
 
 
+def side_by_side(
+    zoo: Path, world: World, cfg: GRPOConfig, methods: dict[str, MethodConfig], n: int, device: str = "cpu"
+) -> dict[str, list[dict]]:
+    """n GRPO steps of each method from the same student on the same questions, interleaved
+    step by step (so machine noise hits every method alike), after one untimed warm-up step."""
+    student, proc = load(zoo / "student")
+    student.to(device)
+    train = world.load("train")
+    q = cfg.questions_per_step
+    batches = [train[q * k : q * k + q] for k in range(n + 1)]
+    state = {}
+    for name, m in methods.items():
+        model = copy.deepcopy(student)
+        rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
+        prepare(rewards, [ex for b in batches for ex in b])
+        state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
+    rows: dict[str, list[dict]] = {name: [] for name in methods}
+    for k, batch in enumerate(batches):
+        for name, (model, rewards, opt, ref) in state.items():
+            torch.manual_seed(k)
+            row, _ = grpo_step(model, ref, proc, opt, batch, rewards, cfg, k)
+            if k:
+                rows[name].append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--zoo", type=Path)
@@ -63,24 +89,8 @@ def main() -> None:
 
         ec = load_yaml(a.config, ExperimentConfig)
         cfg, iapo = ec.grpo, ec.methods[a.method]
-    student, proc = load(zoo / "student")
-    train = World(world).load("train")
     q = cfg.questions_per_step
-    batches = [train[q * k : q * k + q] for k in range(a.steps + 1)]  # +1: a warm-up step, not timed
-    methods = {"outcome": MethodConfig(), "iapo": iapo}
-    state = {}
-    for name, m in methods.items():
-        model = copy.deepcopy(student)
-        rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
-        prepare(rewards, [ex for b in batches for ex in b])
-        state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
-    rows: dict[str, list[dict]] = {n: [] for n in methods}
-    for k, batch in enumerate(batches):
-        for name, (model, rewards, opt, ref) in state.items():
-            torch.manual_seed(k)
-            row, _ = grpo_step(model, ref, proc, opt, batch, rewards, cfg, k)
-            if k:
-                rows[name].append(row)
+    rows = side_by_side(zoo, World(world), cfg, {"outcome": MethodConfig(), "iapo": iapo}, a.steps)
     a_cfg = iapo.attribution
     desc = "no attribution" if a_cfg is None else f"target {a_cfg.target}, {a_cfg.method} m={a_cfg.n_steps}"
     print(f"Q={q} x G={cfg.group_size}, median of {a.steps} steps after one warm-up; IAPO: {desc}")

@@ -30,7 +30,7 @@ from iapo.rewards.protocol import weights as reward_weights
 from iapo.rollout.episode import Batch, collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.stats import tool_stats
-from iapo.train.common import MetricLog, load_checkpoint, save_checkpoint, seed_everything
+from iapo.train.common import resume, run_steps, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -326,48 +326,42 @@ def train_grpo(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     rng = random.Random(f"grpo:{cfg.seed}")
-    start, skipped = 0, 0
-    if (state := load_checkpoint(run_dir)) is not None:
+    skipped = [0]
+
+    def restore(state: dict) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         rng.setstate(state["data_rng"])
-        start, skipped = state["step"], state["skipped"]
+        skipped[0] = state["skipped"]
         for r, s in zip(rewards, state.get("rewards", []), strict=False):
             r.reward.load_state_dict(s)
-        log.info("resumed GRPO at step %d", start)
+
+    start = resume(run_dir, restore, "GRPO")
     if acc is not None:
         model, opt = acc.prepare(model, opt)
         if ref_model is not None:
             ref_model.to(acc.device)
     prepare(rewards, planned_questions(train, cfg))  # per-question work once, before RL (cached targets)
-    mlog = MetricLog(run_dir, resume_step=start + 1 if start else 0) if main else None  # rows logged at step + 1
-    if on_eval is not None and eval_every and start == 0 and main:
-        mlog.log(0, on_eval(0))
-    for step in range(start, cfg.steps):
+
+    def step(k: int) -> dict[str, float]:
         examples = rng.sample(train, cfg.questions_per_step)
-        row, applied = grpo_step(model, ref_model, processor, opt, examples, rewards, cfg, step, acc)
-        skipped += not applied
-        row["guard/skipped_steps"] = float(skipped)
-        if not main:
-            continue
-        if on_eval is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == cfg.steps):
-            row.update(on_eval(step + 1))
-        mlog.log(step + 1, {k: (v if math.isfinite(v) else float("nan")) for k, v in row.items()})
-        if progress:
-            progress(step + 1, cfg.steps, row)
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            save_checkpoint(
-                run_dir,
-                {
-                    "step": step + 1,
-                    "skipped": skipped,
-                    "model": (acc.unwrap_model(model) if acc is not None else model).state_dict(),
-                    "opt": opt.state_dict(),
-                    "data_rng": rng.getstate(),
-                    "rewards": [r.reward.state_dict() for r in rewards],
-                },
-            )
-    if mlog is not None:
-        mlog.close()
+        row, applied = grpo_step(model, ref_model, processor, opt, examples, rewards, cfg, k, acc)
+        skipped[0] += not applied
+        return {**row, "guard/skipped_steps": float(skipped[0])}
+
+    def snapshot(_: int) -> dict:
+        return {
+            "skipped": skipped[0],
+            "model": (acc.unwrap_model(model) if acc is not None else model).state_dict(),
+            "opt": opt.state_dict(),
+            "data_rng": rng.getstate(),
+            "rewards": [r.reward.state_dict() for r in rewards],
+        }
+
+    # rows are logged at k + 1: step 0 is the SFT policy's evaluation
+    run_steps(
+        run_dir, start, cfg.steps, step, snapshot, cfg.checkpoint_every, progress, on_eval, eval_every,
+        log_offset=1, eval_at_start=True, main=main,
+    )  # fmt: skip
     if acc is not None:
         acc.wait_for_everyone()

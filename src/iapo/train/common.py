@@ -1,13 +1,16 @@
-"""What every training loop shares: seeding, metric logs (JSONL + TensorBoard), and checkpoints
-that make a killed run resume where it stopped."""
+"""What every training loop shares: seeding, metric logs (JSONL + TensorBoard), checkpoints
+that make a killed run resume where it stopped, and the step loop itself (`resume`, `run_steps`),
+used by vision pretraining, SFT and GRPO alike."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 
 CKPT = "checkpoint.pt"
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -91,3 +95,54 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     state = torch.load(p, map_location="cpu", weights_only=False)
     set_rng_state(state["rng"])
     return state
+
+
+def resume(run_dir: Path, restore: Callable[[dict[str, Any]], None], what: str) -> int:
+    """The step to start from: 0, or the checkpoint's step after `restore(state)` put back the
+    model, optimiser and data RNG (the global RNGs are restored by `load_checkpoint`)."""
+    state = load_checkpoint(run_dir)
+    if state is None:
+        return 0
+    restore(state)
+    log.info("resumed %s at step %d", what, state["step"])
+    return state["step"]
+
+
+def run_steps(
+    run_dir: Path,
+    start: int,
+    steps: int,
+    step: Callable[[int], dict[str, float]],
+    snapshot: Callable[[int], dict[str, Any]],
+    checkpoint_every: int,
+    progress: Callable[[int, int, dict], None] | None = None,
+    on_eval: Callable[[int], dict] | None = None,
+    eval_every: int = 0,
+    stop: Callable[[dict[str, float]], bool] | None = None,
+    log_offset: int = 0,
+    eval_at_start: bool = False,
+    main: bool = True,
+) -> None:
+    """The loop every trainer shares (pretraining, SFT, GRPO): `step(k)` does step k and returns
+    its metrics row; then evaluation every `eval_every` steps and at the end, one metrics.jsonl
+    row (at k + log_offset), progress, an early `stop(row)`, and an atomic checkpoint of
+    `snapshot(k + 1)` every `checkpoint_every` steps. Off the main process only `step` runs.
+    `eval_at_start`: a fresh run first logs `on_eval(0)` as row 0 (the policy before training)."""
+    mlog = MetricLog(run_dir, resume_step=start + log_offset if start else 0) if main else None
+    if mlog is not None and eval_at_start and on_eval is not None and eval_every and start == 0:
+        mlog.log(0, on_eval(0))
+    for k in range(start, steps):
+        row = step(k)
+        if not main:
+            continue
+        if on_eval is not None and eval_every and ((k + 1) % eval_every == 0 or k + 1 == steps):
+            row.update(on_eval(k + 1))
+        mlog.log(k + log_offset, {n: (v if math.isfinite(v) else float("nan")) for n, v in row.items()})
+        if progress:
+            progress(k + 1, steps, row)
+        if stop is not None and stop(row):
+            break
+        if (k + 1) % checkpoint_every == 0 and k + 1 < steps:
+            save_checkpoint(run_dir, {"step": k + 1, **snapshot(k + 1)})
+    if mlog is not None:
+        mlog.close()

@@ -29,7 +29,7 @@ from iapo.data.example import Example
 from iapo.models.build import ModelSpec, build_model, make_processor
 from iapo.models.processor import VLProcessor
 from iapo.tools.registry import run_tool
-from iapo.train.common import MetricLog, cosine_lr, load_checkpoint, save_checkpoint, seed_everything
+from iapo.train.common import cosine_lr, resume, run_steps, seed_everything
 from iapo.world.dataset import example_image, grid_after
 from iapo.world.glyphs import EMPHASIS_CLASSES, LABELS
 from iapo.world.paths import candidate_calls
@@ -139,21 +139,21 @@ def pretrain_vision(
     params = [*model.model.visual.parameters(), *heads.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
-    start = 0
-    if (state := load_checkpoint(run_dir)) is not None:
+
+    def restore(state: dict) -> None:
         model.model.visual.load_state_dict(state["visual"])
         heads.load_state_dict(state["heads"])
         opt.load_state_dict(state["opt"])
         rng.setstate(state["data_rng"])
-        start = state["step"]
-        log.info("resumed vision pretraining at step %d", start)
-    metrics_log = MetricLog(run_dir, resume_step=start)
+
+    start = resume(run_dir, restore, "vision pretraining")
     val_batch = make_batch(val, processor, random.Random(1234), min(64, len(val)), cfg.tool_output_share).to(device)
     model.train()
     last: dict[str, float] = {}
-    for step in range(start, cfg.steps):
+
+    def step(k: int) -> dict[str, float]:
         t0 = time.perf_counter()
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        lr = cosine_lr(k, cfg.steps, cfg.lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         b = make_batch(train, processor, rng, cfg.batch_images, cfg.tool_output_share).to(device)
@@ -163,22 +163,18 @@ def pretrain_vision(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        row = {"vision/loss": loss.item(), "lr": lr, "time/step_s": time.perf_counter() - t0}
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            row.update(evaluate_reading(model, heads, val_batch))
-            last = row
-        metrics_log.log(step, row)
-        if progress:
-            progress(step + 1, cfg.steps, row)
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            save_checkpoint(
-                run_dir,
-                {
-                    "step": step + 1, "visual": model.model.visual.state_dict(), "heads": heads.state_dict(),
-                    "opt": opt.state_dict(), "data_rng": rng.getstate(),
-                },
-            )  # fmt: skip
-    metrics_log.close()
+        last["vision/loss"] = loss.item()
+        return {"vision/loss": loss.item(), "lr": lr, "time/step_s": time.perf_counter() - t0}
+
+    def evaluate(_: int) -> dict[str, float]:  # the returned dict: the last evaluated step's
+        last.update(evaluate_reading(model, heads, val_batch))
+        return {k: v for k, v in last.items() if k != "vision/loss"}
+
+    def snapshot(_: int) -> dict:
+        return {"visual": model.model.visual.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
+                "data_rng": rng.getstate()}  # fmt: skip
+
+    run_steps(run_dir, start, cfg.steps, step, snapshot, cfg.checkpoint_every, progress, evaluate, cfg.eval_every)
     visual = {k: v.cpu() for k, v in model.model.visual.state_dict().items()}
     torch.save({"spec": spec.model_dump(), "visual": visual}, run_dir / VISION_WEIGHTS)
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)

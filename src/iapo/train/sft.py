@@ -49,7 +49,7 @@ from iapo.rollout.episode import (
 )
 from iapo.tools.protocol import format_answer, format_tool_call
 from iapo.tools.registry import run_tool
-from iapo.train.common import CKPT, MetricLog, cosine_lr, load_checkpoint, save_checkpoint, seed_everything
+from iapo.train.common import CKPT, cosine_lr, resume, run_steps, seed_everything
 
 log = logging.getLogger(__name__)
 ReadingContext = Literal["full", "short"]
@@ -323,65 +323,63 @@ def _train_stage(
     opt = torch.optim.AdamW(params, lr=peak_lr, weight_decay=cfg.weight_decay)
     rng = random.Random(f"{cfg.seed}:{stage}")
     content = content_ids(processor.tokenizer)
-    start = 0
-    if (state := load_checkpoint(run_dir)) is not None:
+    recent: list[float] = []  # the last 25 losses (reading_until_loss)
+    at = [0]  # steps done
+
+    def restore(state: dict) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         rng.setstate(state["data_rng"])
-        start = state["step"]
-        log.info("resumed SFT %s stage at step %d", stage, start)
+        recent[:] = state.get("recent", [])
+
+    start = resume(run_dir, restore, f"SFT {stage} stage")
     pool = stage_pool(stage, train, cfg)
     plans, rng_at = [], {}
-    for step in range(start, steps):  # every random choice up front: workers only build batches
+    for k in range(start, steps):  # every random choice up front: workers only build batches
         plans.append(plan_step(stage, pool, rng, cfg))
-        if (step + 1) % cfg.checkpoint_every == 0:
-            rng_at[step + 1] = rng.getstate()
-    batches = torch.utils.data.DataLoader(
+        if (k + 1) % cfg.checkpoint_every == 0:
+            rng_at[k + 1] = rng.getstate()
+    batches = iter(torch.utils.data.DataLoader(
         _StageBatches(stage, plans, processor, cfg.rationale, cfg.reading_context), batch_size=None, shuffle=False,
         num_workers=cfg.data_workers, prefetch_factor=4 if cfg.data_workers else None,
-    )  # fmt: skip
-    mlog = MetricLog(run_dir, resume_step=start)
+    ))  # fmt: skip
     model.train()
-    stop_below = cfg.reading_until_loss if stage == "reading" else None
-    recent: list[float] = state["recent"] if state is not None and "recent" in state else []
-    t0 = time.perf_counter()
-    for step, batch in enumerate(batches, start=start):
-        lr = cosine_lr(step, steps, peak_lr, cfg.warmup)
+
+    def step(k: int) -> dict[str, float]:
+        t0 = time.perf_counter()
+        lr = cosine_lr(k, steps, peak_lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = batch.to(model.device)
+        batch = next(batches).to(model.device)
         t1 = time.perf_counter()
         loss = completion_loss(model, batch, content, cfg.content_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        row = {
+        recent[:] = [*recent[-24:], loss.item()]
+        at[0] = k + 1
+        return {
             f"sft_{stage}/loss": loss.item(), f"sft_{stage}/grad_norm": float(gnorm), "lr": lr,
             "time/data_s": t1 - t0, "time/step_s": time.perf_counter() - t0,
         }  # fmt: skip
-        if on_eval is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
-            row.update(on_eval(step + 1))
-            model.train()
-        mlog.log(step, row)
-        if progress:
-            progress(step + 1, steps, row)
-        recent = [*recent[-24:], loss.item()]
-        if stop_below is not None and len(recent) == 25 and sum(recent) / 25 < stop_below:
-            log.info(
-                "%s stage: loss %.3f < %.3f after %d steps, stage done", stage, sum(recent) / 25, stop_below, step + 1
-            )
-            break
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
-            save_checkpoint(
-                run_dir,
-                {
-                    "step": step + 1,
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "data_rng": rng_at[step + 1],
-                    "recent": recent,
-                },
-            )
-        t0 = time.perf_counter()
-    mlog.close()
+
+    def evaluate(k: int) -> dict[str, float]:
+        row = on_eval(k)
+        model.train()
+        return row
+
+    def done(_: dict) -> bool:  # the reading stage ends once its loss is low enough
+        below = cfg.reading_until_loss if stage == "reading" else None
+        if below is None or len(recent) < 25 or sum(recent) / 25 >= below:
+            return False
+        log.info("%s stage: loss %.3f < %.3f after %d steps, stage done", stage, sum(recent) / 25, below, at[0])
+        return True
+
+    def snapshot(k: int) -> dict:
+        return {"model": model.state_dict(), "opt": opt.state_dict(), "data_rng": rng_at[k], "recent": list(recent)}
+
+    run_steps(
+        run_dir, start, steps, step, snapshot, cfg.checkpoint_every, progress,
+        evaluate if on_eval is not None else None, eval_every, stop=done,
+    )  # fmt: skip

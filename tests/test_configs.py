@@ -9,11 +9,16 @@ import yaml
 
 from iapo.config import load_yaml
 from iapo.experiment import ExperimentConfig, TrainConfig
+from iapo.train.finetune import FinetuneConfig
 from iapo.train.zoo import ZooConfig
 from iapo.world import WorldConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "research").rglob("*.yaml"))
+CONFIGS = [
+    *sorted((ROOT / "configs").glob("*.yaml")),
+    *sorted((ROOT / "configs" / "qwen2_5_vl_3b").glob("*.yaml")),
+    *sorted((ROOT / "research").rglob("*.yaml")),
+]
 
 
 def kind(data: dict) -> type:
@@ -23,6 +28,8 @@ def kind(data: dict) -> type:
         return TrainConfig
     if "roles" in data:
         return ZooConfig
+    if "student" in data and "sft" in data:
+        return FinetuneConfig
     return WorldConfig
 
 

@@ -3,8 +3,8 @@ side in one run (random weights: time does not depend on them).
 
     python bench/cost_curve.py [--sizes tiny 10m 100m] [--steps 2] [--trl] [--device cpu|cuda] [--dtype ...]
 
-Per size: one outcome GRPO step and one IAPO step (the default IAPO config: teacher_own targets,
-computed before the timed steps) split into rollout / reward / update; our IG per episode; the
+Per size: one outcome GRPO step and one IAPO step (the default IAPO config: the teacher-forced
+target, the student's and the teacher's IG every step) split into rollout / reward / update; our IG per episode; the
 floor of any IG (m forward + input-gradient backward passes of the same batch, nothing else);
 captum's IntegratedGradients on the same inputs, rule and m, with the natural forward function
 (the model's full logits -> log-softmax -> the turn's log-probability); and, with --trl, one IAPO

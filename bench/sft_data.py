@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from iapo.models.build import load
-from iapo.train.sft import SFTConfig, _StageBatches, completion_loss, plan_step
+from iapo.train.sft import _StageBatches, completion_loss, plan_step
+from iapo.train.zoo import ZooSFTConfig
 from iapo.world import World
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     world, zoo = tiny_setup(Path(tempfile.gettempdir()) / "iapo_bench_tiny")
     train = World(world).load("train")
     model, proc = load(zoo / "student")
-    cfg = SFTConfig(batch_size=a.batch)
+    cfg = ZooSFTConfig(batch_size=a.batch)
     rng = random.Random(0)
     data = _StageBatches("multimodal", [plan_step("multimodal", train, rng, cfg) for _ in range(a.steps)], proc, False)
     serial = batches_per_s(data, 0)

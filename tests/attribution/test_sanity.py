@@ -17,7 +17,8 @@ from iapo.attribution import attribute_episodes
 from iapo.models.build import ModelSpec, build_model, make_processor
 from iapo.rollout.episode import COMPONENTS
 from iapo.train.pretrain import PretrainConfig, load_vision, pretrain_vision
-from iapo.train.sft import SFTConfig, sft_segments, train_sft
+from iapo.train.sft import sft_segments, train_sft
+from iapo.train.zoo import ZooSFTConfig
 
 VISUAL = [COMPONENTS.index("image"), COMPONENTS.index("tool_output")]
 
@@ -32,7 +33,7 @@ def test_trained_model_attributes_more_to_the_image(small_world, tokenizers, tmp
     untrained = build_model(spec, proc, seed=1)
     trained = build_model(spec, proc, seed=1)
     load_vision(trained, tmp_path / "v" / "vision.pt")
-    cfg = SFTConfig(text_steps=0, steps=150, batch_size=16, lr=3e-3, no_tools_share=0.0, warmup=10)
+    cfg = ZooSFTConfig(text_steps=0, steps=150, batch_size=16, lr=3e-3, no_tools_share=0.0, warmup=10)
     train_sft(trained, proc, train, cfg, tmp_path / "sft")
     rng = random.Random(0)
     episodes = [sft_segments(ex, rng, tools=True) for ex in val]

@@ -12,6 +12,7 @@ import pytest
 from iapo.rollout.episode import NO_TOOLS, encode
 from iapo.tools.registry import render_tool_spec, run_tool
 from iapo.train.sft import SFTConfig, _StageBatches, choose_path, plan_step, reading_segments, train_sft
+from iapo.train.zoo import ZooSFTConfig
 
 
 def test_reading_episode_shows_both_images_and_trains_the_answer_only(tiny_models, small_world):
@@ -37,7 +38,7 @@ def test_reading_episode_shows_both_images_and_trains_the_answer_only(tiny_model
 def test_reading_stage_runs_between_text_and_multimodal_and_resumes(tiny_models, small_world, tmp_path):
     model, proc = tiny_models["student"]
     train = small_world.load("train")
-    cfg = SFTConfig(text_steps=0, reading_steps=2, steps=1, batch_size=2, warmup=0, checkpoint_every=1)
+    cfg = ZooSFTConfig(text_steps=0, reading_steps=2, steps=1, batch_size=2, warmup=0, checkpoint_every=1)
     train_sft(model, proc, train, cfg, tmp_path)
     for stage in ("reading", "multimodal"):
         assert (tmp_path / stage / "done.pt").exists()
@@ -57,7 +58,7 @@ class _Stop(Exception):
 def test_batches_do_not_depend_on_workers_and_a_killed_run_resumes_identically(tiny_models, small_world, tmp_path):
     model, proc = tiny_models["student"]
     train = small_world.load("train")
-    cfg = SFTConfig(text_steps=0, steps=5, batch_size=3, warmup=0, checkpoint_every=2, content_weight=1.0)
+    cfg = ZooSFTConfig(text_steps=0, steps=5, batch_size=3, warmup=0, checkpoint_every=2, content_weight=1.0)
     runs = {}
     for name, workers in (("single", 0), ("workers", 2)):
         train_sft(copy.deepcopy(model), proc, train, cfg.model_copy(update={"data_workers": workers}), tmp_path / name)
@@ -77,7 +78,7 @@ def test_batches_do_not_depend_on_workers_and_a_killed_run_resumes_identically(t
 def test_direct_share_offers_tools_but_answers_at_once_and_leaves_other_plans_unchanged(tiny_models, small_world):
     _, proc = tiny_models["student"]
     train = [e for e in small_world.load("train") if e.valid_paths]
-    base = SFTConfig(batch_size=len(train), no_tools_share=0.0)
+    base = ZooSFTConfig(batch_size=len(train), no_tools_share=0.0)
 
     def plans(cfg: SFTConfig, stage: str = "multimodal"):
         return plan_step(stage, train, random.Random(3), cfg)
@@ -105,7 +106,7 @@ def test_reading_templates_restrict_the_reading_stage_only(small_world):
     from iapo.train.sft import stage_pool
 
     train = small_world.load("train")
-    cfg = SFTConfig(reading_templates=["value", "chart_value"], batch_size=2)
+    cfg = ZooSFTConfig(reading_templates=["value", "chart_value"], batch_size=2)
     pool = stage_pool("reading", train, cfg)
     assert pool and {ex.meta["template"] for ex in pool} == {"value", "chart_value"}
     assert stage_pool("multimodal", train, cfg) is train and stage_pool("text", train, cfg) is train
@@ -113,7 +114,7 @@ def test_reading_templates_restrict_the_reading_stage_only(small_world):
     drawn = [ex for plan in (plan_step("reading", pool, rng, cfg) for _ in range(10)) for ex, _, _ in plan]
     assert {ex.meta["template"] for ex in drawn} <= {"value", "chart_value"}
     with pytest.raises(ConfigError, match=r"reading_templates.*fewer than one batch"):
-        stage_pool("reading", train, SFTConfig(reading_templates=["no_such_template"]))
+        stage_pool("reading", train, ZooSFTConfig(reading_templates=["no_such_template"]))
 
 
 def test_short_reading_episode_is_the_tool_output_and_question_only(tiny_models, small_world):

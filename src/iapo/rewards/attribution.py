@@ -50,7 +50,8 @@ class AttributionRewardConfig(StrictModel):
         "models (RMSNorm's gradient at 0 is ~1/sqrt(eps)), pad 0.15",
     )
     target: Target = Field(
-        "teacher_forced", description="what p_student is compared with (module docstring; chosen on val: docs/method.md)"
+        "teacher_forced",
+        description="what p_student is compared with (module docstring; chosen on val: docs/method.md)",
     )
     teacher_samples: int = Field(1, ge=1, description="teacher_own: episodes per question (1 = greedy)")
     evidence_share: float = Field(0.8, gt=0, le=1, description="evidence: share on the evidence component")

@@ -21,7 +21,7 @@ class FinetuneConfig(StrictModel):
     dtype: str = Field("float32", pattern="^(float32|bfloat16)$")
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
     data: DataConfig
-    sft: SFTConfig = Field(default_factory=lambda: SFTConfig(text_steps=0))
+    sft: SFTConfig = Field(default_factory=SFTConfig)
 
 
 def finetune(cfg: FinetuneConfig, out: Path, progress=None) -> Path:

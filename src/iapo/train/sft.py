@@ -56,7 +56,13 @@ ReadingContext = Literal["full", "short"]
 
 
 class SFTConfig(StrictModel):
-    text_steps: int = Field(1200, ge=0, description="language stage: short text-only episodes")
+    """SFT settings; the defaults fit fine-tuning a pretrained checkpoint (`iapo finetune`). The
+    tiny from-scratch models of the zoo use `iapo.train.zoo.ZooSFTConfig`, whose defaults add the
+    language stage, a higher learning rate and content-token weighting they need."""
+
+    text_steps: int = Field(
+        0, ge=0, description="language stage: short text-only episodes (a pretrained LM needs none)"
+    )
     text_lr: float = Field(3e-3, gt=0)
     reading_steps: int = Field(
         0,
@@ -84,8 +90,8 @@ class SFTConfig(StrictModel):
         "question; short = the tool output and the question only (about a third of the tokens)",
     )
     steps: int = Field(1000, ge=0, description="multimodal stage: full episodes with images")
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-5, gt=0)
     warmup: int = Field(50, ge=0)
     weight_decay: float = 0.01
     shortest_path_share: float = Field(
@@ -103,7 +109,7 @@ class SFTConfig(StrictModel):
         "(a demonstrator that often skips tools: the room RL has to learn when to use them)",
     )
     content_weight: float = Field(
-        5.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
+        1.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
     )
     rationale: bool = Field(
         False,

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from grpo_step import side_by_side
 from iapo.attribution import attribute, baseline_embeddings, embed, sequence_logprob
-from iapo.experiment import MethodConfig, make_rewards
 from iapo.models.build import ModelSpec, build_model, load, n_params, save
 from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOConfig
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import RolloutConfig

@@ -17,9 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
-from iapo.experiment import MethodConfig, make_rewards
 from iapo.models.build import load
 from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOConfig, train_grpo
 from iapo.rollout.loop import RolloutConfig
 from iapo.world import World

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from iapo.experiment import MethodConfig, make_rewards
 from iapo.models.build import load
 from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.protocol import prepare
 from iapo.rl.grpo import GRPOConfig, grpo_step
 from iapo.world import World

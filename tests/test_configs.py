@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from iapo.config import load_yaml
-from iapo.experiment import ExperimentConfig, TrainConfig
+from iapo.experiment import ExperimentConfig
+from iapo.run import TrainConfig
 from iapo.train.finetune import FinetuneConfig
 from iapo.train.zoo import ZooConfig
 from iapo.world import WorldConfig

@@ -19,7 +19,7 @@ STAGES = {
     "train": 5, "rl": 5,
     "eval": 6,
     "report": 7, "viz": 7,
-    "experiment": 8, "cli": 8, "__main__": 8, "__init__": 0,
+    "run": 8, "experiment": 8, "cli": 8, "__main__": 8, "__init__": 0,
 }  # fmt: skip
 
 

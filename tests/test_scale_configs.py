@@ -11,8 +11,9 @@ import torch
 
 from iapo.config import load_yaml
 from iapo.data.benchmarks import BenchmarkSource
-from iapo.experiment import SplitGuard, TrainConfig, make_rewards
 from iapo.models.build import save
+from iapo.rewards.method import make_rewards
+from iapo.run import SplitGuard, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 REFOCUS = ROOT / "tests" / "fixtures" / "refocus"

@@ -7,11 +7,14 @@ rows, position ids are computed once). Summing IG over the embedding dimension a
 the tokens of each component gives A_c; p_c = |A_c| / sum |A_c| is what IAPO aligns.
 
 All m interpolation steps of all rows run in one forward + backward (chunked by `chunk` rows),
-as captum 0.9 also does by default, so the two cost the same (bench/attribution_speed.py:
-1.0x). What is ours: rows of similar length share a chunk (less padding), f(x) and f(x') for
+as captum 0.9 also does by default, with gradients w.r.t. the path only (no weight gradients).
+Why hand-written and not captum (the reference it is tested against): captum needs a forward
+function of the inputs, which for a causal LM means the full logits of every position and
+interpolation step; ours is faster by that (bench/cost_curve.py prints the ratio per model
+size) and adds what IAPO needs: rows of similar length share a chunk (less padding), f(x) and f(x') for
 the completeness check come from the path's end points (trapezoid) instead of two more passes,
 the LM head runs on the target tokens only (`sequence_logprob`: with Qwen's 151k vocabulary the
-full logits of m steps would dominate memory), and the sums per input component.
+full logits of m steps would dominate memory and time), and the sums per input component.
 
 Baselines: `pad` (the pad token's embedding in every row; the default), `blank` (pad on text
 rows, the vision features of a blank white image on image rows) and `zero` (the textbook

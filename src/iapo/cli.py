@@ -431,7 +431,7 @@ def train(
     """GRPO with one method's rewards; resumes from its last checkpoint when rerun."""
     from iapo.config import load_yaml
     from iapo.eval.report_table import print_eval
-    from iapo.experiment import TrainConfig, run_one
+    from iapo.run import TrainConfig, run_one
     from iapo.world import World
 
     over = {k: v for k, v in (("seed", seed), ("engine", engine)) if v is not None}

@@ -15,65 +15,26 @@ evaluation and any selection use val.
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import logging
 import platform
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
-from iapo.attribution import attribute_episodes, mean_shares
 from iapo.config import StrictModel
-from iapo.data.benchmarks import BenchmarkSource, DataConfig
-from iapo.data.example import Example
-from iapo.errors import ConfigError
-from iapo.eval.evaluate import episode_record
-from iapo.models.build import META, load, save
-from iapo.models.processor import VLProcessor
-from iapo.rewards import ToolBonus, exact_match, format_reward, outcome
-from iapo.rewards.attribution import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
-from iapo.rewards.protocol import WeightedReward
-from iapo.rewards.trm import TRMReward, load_trm, save_trm, train_trm
-from iapo.rl.grpo import GRPOConfig, planned_questions, train_grpo
-from iapo.rollout.episode import COMPONENTS
-from iapo.rollout.loop import Episode, RolloutConfig, rollout
-from iapo.rollout.stats import summarize
-from iapo.train.common import CKPT
+from iapo.models.build import load
+from iapo.rewards.method import MethodConfig, make_rewards
+from iapo.rewards.trm import save_trm, train_trm
+from iapo.rl.grpo import GRPOConfig, planned_questions
+from iapo.run import EvalConfig, Progress, SplitGuard, TrainConfig, evaluate_policy, run_one
 from iapo.train.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
 log = logging.getLogger(__name__)
-
-
-class MethodConfig(StrictModel):
-    """One method = reward weights (+ the attribution term); everything else is shared."""
-
-    outcome: float = 1.0
-    format: float = 0.2
-    exact_match: float = 0.0
-    trm: float = 0.0
-    attribution: AttributionRewardConfig | None = None
-    teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
-    tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
-    tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self.attribution is not None and self.attribution.target in TEACHER_TARGETS
-
-
-class EvalConfig(StrictModel):
-    val_examples: int = Field(96, ge=1, description="val examples for the curve during training")
-    eval_every: int = Field(10, ge=0, description="val evaluation every N GRPO steps (0 = never)")
-    test_limit: int | None = Field(None, ge=1, description="examples per test split (None = all)")
-    splits: list[str] | None = Field(None, description="test splits (default: every test_* split and ood)")
-    attribution_episodes: int = Field(48, ge=0, description="test episodes whose attribution shares are recorded")
 
 
 class ReportRoles(StrictModel):
@@ -115,213 +76,6 @@ class ExperimentConfig(StrictModel):
             if m.needs_teacher and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
                 raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")
         return self
-
-
-class SplitGuard:
-    """Refuses test/ood splits until training is over: tuning and curves use val only."""
-
-    def __init__(self, world: World | BenchmarkSource):
-        self.world, self.training = world, True
-
-    def load(self, split: str) -> list[Example]:
-        if self.training and (split.startswith("test") or split == "ood"):
-            raise RuntimeError(f"split {split!r} requested during training: test splits are for the final evaluation")
-        return self.world.load(split)
-
-
-Progress = Callable[[str, int, int, dict], None]
-
-
-def final_splits(world: World | BenchmarkSource, cfg: EvalConfig) -> list[str]:
-    return cfg.splits or sorted(s for s in world.splits if s.startswith("test") or s == "ood")
-
-
-def evaluate_policy(model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: RolloutConfig) -> dict:
-    """Greedy multi-turn eval on every test split; attribution shares of a few episodes."""
-    out: dict = {"splits": {}, "episodes": {}}
-    all_eps: list[Episode] = []
-    for split in final_splits(guard.world, cfg):
-        exs = guard.load(split)[: cfg.test_limit]
-        eps = rollout(model, processor, exs, rcfg.model_copy(update={"greedy": True}))
-        out["splits"][split] = summarize(eps)
-        out["episodes"][split] = [episode_record(e, e.correct) for e in eps]
-        all_eps.extend(eps)
-    out["attribution"] = attribution_profile(model, processor, spread(all_eps, cfg.attribution_episodes))
-    return out
-
-
-def spread(items: list, n: int) -> list:
-    """Up to n items evenly spaced over the list (every split gets its share)."""
-    return items[:: max(1, len(items) // max(1, n))][:n] if n else []
-
-
-def attribution_profile(model, processor, episodes: list[Episode]) -> dict:
-    """Mean component shares of the final turn, for correct and for incorrect episodes."""
-    if not episodes:
-        return {}
-    turns = attribute_episodes(model, processor, [e.segments for e in episodes], "final", 8)
-    groups: dict[str, list[torch.Tensor]] = {"correct": [], "incorrect": []}
-    for ep, ts in zip(episodes, turns, strict=True):
-        p = mean_shares(ts)
-        if p is not None:
-            groups["correct" if ep.correct else "incorrect"].append(p)
-    return {
-        k: {
-            "n": len(v),
-            **({c: float(x) for c, x in zip(COMPONENTS, torch.stack(v).mean(0), strict=True)} if v else {}),
-        }
-        for k, v in groups.items()
-    }
-
-
-def make_rewards(
-    method: MethodConfig,
-    zoo_dir: Path,
-    trm_dir: Path | None,
-    seed: int,
-    dtype: torch.dtype = torch.float32,
-    rollout_cfg: RolloutConfig | None = None,
-) -> list[WeightedReward]:
-    """The method's weighted rewards. teacher_own targets are cached under zoo_dir/targets/,
-    shared by every run and seed that uses the same teacher and settings."""
-    rewards = [
-        WeightedReward("outcome", outcome, method.outcome),
-        WeightedReward("format", format_reward, method.format),
-    ]
-    if method.exact_match:
-        rewards.append(WeightedReward("exact_match", exact_match, method.exact_match))
-    if method.trm:
-        if trm_dir is None:
-            raise ConfigError("method uses trm but no tool-call reward model directory was given (--trm)")
-        rewards.append(WeightedReward("trm", TRMReward(load_trm(trm_dir)), method.trm))
-    if method.tool_bonus:
-        rewards.append(WeightedReward("tool_bonus", ToolBonus(method.tool_bonus_conditional), method.tool_bonus))
-    if method.attribution is not None:
-        teacher, tdir = None, None
-        if method.needs_teacher:
-            tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
-            tm, tp = load(tdir, dtype=dtype)
-            teacher = (tm.requires_grad_(False), tp)
-        term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
-        # lambda is applied inside the term; its weight here is 1
-        rewards.append(WeightedReward("attribution", term, 1.0))
-    return rewards
-
-
-class ModelConfig(StrictModel):
-    """Where the policy comes from and where it runs (a real checkpoint directory works as is)."""
-
-    student: str | None = Field(None, description="zoo role or checkpoint directory (default: --student)")
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available")
-
-
-class TrainConfig(StrictModel):
-    """`iapo train --config`: one method, one seed."""
-
-    method: MethodConfig = Field(default_factory=MethodConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig | None = Field(None, description="benchmark files instead of the world")
-    engine: Literal["own", "trl"] = Field(
-        "own", description="own: the compact loop of iapo.rl.grpo; trl: TRL's GRPOTrainer (iapo.rl.trl_engine)"
-    )
-    seed: int = 0
-
-
-def make_accelerator(cfg: ModelConfig):
-    """An `accelerate.Accelerator` when launched on several processes (`accelerate launch`) or
-    asked to run on a GPU; None for the plain single-process CPU run (no wrapping at all)."""
-    import os
-
-    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and not want_cuda:
-        return None
-    from accelerate import Accelerator
-
-    return Accelerator(cpu=not want_cuda)
-
-
-def run_one(
-    name: str, cfg: TrainConfig, student: Path, zoo_dir: Path, trm_dir: Path | None, world: World, run_dir: Path,
-    progress: Progress | None = None,
-) -> dict:  # fmt: skip
-    """GRPO from the SFT student with `cfg.method`'s rewards, then the final test evaluation.
-    A run with result.json is returned as is; an interrupted one resumes from its checkpoint."""
-    done = run_dir / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    acc = make_accelerator(cfg.model)
-    guard = SplitGuard(world)
-    if cfg.engine == "own":
-        model, processor = load(student, dtype=getattr(torch, cfg.model.dtype))
-        model.to(acc.device if acc is not None else "cpu")
-        ref = copy.deepcopy(model)
-    else:  # TRL loads the policy and its reference from the directory itself
-        processor = VLProcessor.from_pretrained(student)
-    train = guard.load("train")
-    val = guard.load("val")[: cfg.eval.val_examples]
-    rcfg = cfg.grpo.rollout
-
-    def on_eval(step: int) -> dict:
-        s = summarize(rollout(model, processor, val, rcfg.model_copy(update={"greedy": True})))
-        return {"val/accuracy": s["accuracy"]["mean"], "val/calls_per_episode": s["tools/calls_per_episode"]}
-
-    gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
-    rewards = make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype), rcfg)
-    t0 = time.perf_counter()
-    meta = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "grpo": gcfg.model_dump()}
-    if cfg.engine == "trl":
-        main = _train_trl(cfg, gcfg, student, processor, train, rewards, run_dir, acc, meta)
-        train_s = time.perf_counter() - t0
-        if not main:
-            return {}
-        model, processor = load(run_dir / "policy", dtype=getattr(torch, cfg.model.dtype))
-        model.to(acc.device if acc is not None else "cpu")
-    else:
-        train_grpo(
-            model, ref, processor, train, rewards, gcfg, run_dir,
-            (lambda s, n, row: progress(f"{name}/seed{cfg.seed}", s, n, row)) if progress else None,
-            on_eval, cfg.eval.eval_every, acc,
-        )  # fmt: skip
-        train_s = time.perf_counter() - t0
-        if acc is not None and not acc.is_main_process:
-            return {}  # the main process evaluates and writes the result
-        save(model, processor, run_dir / "policy", meta)
-    guard.training = False
-    result = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "train_seconds": round(train_s, 1)}
-    result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg))
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(done)
-    (run_dir / CKPT).unlink(missing_ok=True)  # finished: the policy/ directory is what remains
-    return result
-
-
-def _train_trl(
-    cfg: TrainConfig, gcfg: GRPOConfig, student: Path, processor, train, rewards, run_dir: Path, acc, meta: dict
-) -> bool:
-    """GRPO on TRL's GRPOTrainer (under `accelerate launch` for several processes or GPUs); the
-    policy is saved to run_dir/policy by every process together (ZeRO-3 gathers its shards).
-    Returns whether this is the main process."""
-    from iapo.rl import trl_engine
-
-    n = acc.num_processes if acc is not None else 1
-    use_cpu = acc is None or acc.device.type == "cpu"
-    args = trl_engine.grpo_args(gcfg, run_dir / "trl", n, use_cpu, bf16=cfg.model.dtype == "bfloat16")
-    trainer = trl_engine.IAPOGRPOTrainer(student, processor, train, rewards, gcfg, args)
-    trl_engine.train(trainer)
-    trainer.save_model(str(run_dir / "policy"))
-    main = trainer.accelerator.is_main_process
-    if main:
-        processor.save_pretrained(run_dir / "policy")
-        (run_dir / "policy" / META).write_text(json.dumps(meta, indent=2))
-    trainer.accelerator.wait_for_everyone()
-    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-
-    unset_hf_deepspeed_config()  # else from_pretrained would partition the evaluated policy (ZeRO-3)
-    return main
 
 
 def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path) -> dict:

@@ -1,0 +1,69 @@
+"""A method's rewards: the weights of outcome, format, exact-match, TRM and tool-bonus rewards
+and the attribution term, built into `WeightedReward`s (`make_rewards`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import Field
+
+from iapo.config import StrictModel
+from iapo.errors import ConfigError
+from iapo.models.build import load
+from iapo.rewards import ToolBonus, exact_match, format_reward, outcome
+from iapo.rewards.attribution import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
+from iapo.rewards.protocol import WeightedReward
+from iapo.rewards.trm import TRMReward, load_trm
+from iapo.rollout.loop import RolloutConfig
+
+
+class MethodConfig(StrictModel):
+    """One method = reward weights (+ the attribution term); everything else is shared."""
+
+    outcome: float = 1.0
+    format: float = 0.2
+    exact_match: float = 0.0
+    trm: float = 0.0
+    attribution: AttributionRewardConfig | None = None
+    teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
+    tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
+    tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.attribution is not None and self.attribution.target in TEACHER_TARGETS
+
+
+def make_rewards(
+    method: MethodConfig,
+    zoo_dir: Path,
+    trm_dir: Path | None,
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    rollout_cfg: RolloutConfig | None = None,
+) -> list[WeightedReward]:
+    """The method's weighted rewards. teacher_own targets are cached under zoo_dir/targets/,
+    shared by every run and seed that uses the same teacher and settings."""
+    rewards = [
+        WeightedReward("outcome", outcome, method.outcome),
+        WeightedReward("format", format_reward, method.format),
+    ]
+    if method.exact_match:
+        rewards.append(WeightedReward("exact_match", exact_match, method.exact_match))
+    if method.trm:
+        if trm_dir is None:
+            raise ConfigError("method uses trm but no tool-call reward model directory was given (--trm)")
+        rewards.append(WeightedReward("trm", TRMReward(load_trm(trm_dir)), method.trm))
+    if method.tool_bonus:
+        rewards.append(WeightedReward("tool_bonus", ToolBonus(method.tool_bonus_conditional), method.tool_bonus))
+    if method.attribution is not None:
+        teacher, tdir = None, None
+        if method.needs_teacher:
+            tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
+            tm, tp = load(tdir, dtype=dtype)
+            teacher = (tm.requires_grad_(False), tp)
+        term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
+        # lambda is applied inside the term; its weight here is 1
+        rewards.append(WeightedReward("attribution", term, 1.0))
+    return rewards

@@ -35,7 +35,7 @@ from iapo.models.processor import VLProcessor
 from iapo.rewards.protocol import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.protocol import weights as reward_weights
 from iapo.rl.grpo import GRPOConfig as IAPOGRPOConfig
-from iapo.rl.grpo import group_advantages, planned_questions, seeded_rollout, step_metrics
+from iapo.rl.grpo import group_advantages, seeded_rollout, step_metrics
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import Episode, rollout
 
@@ -184,7 +184,7 @@ class IAPOGRPOTrainer(GRPOTrainer):
         self.cfg = cfg
         self.iapo_rewards = rewards
         self._skipped, self._step_t0, self._scored_s = 0, None, 0.0
-        prepare(rewards, planned_questions(examples, cfg))  # per-question work once, before RL
+        prepare(rewards, examples)  # per-question work once, before RL (TRL's sampler: any question)
 
     def _rollout(self, policy, examples: list[Example]) -> list[Episode]:
         """This process's share of the step's episodes; with `rollout_shards` a multiple of the

@@ -543,6 +543,12 @@ def attribute(
 
 
 def main() -> None:
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():  # DeepSpeed (pulled in by transformers) would warn in every process
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     app()
 
 

@@ -19,7 +19,7 @@ def tiny_setup(root: Path) -> tuple[Path, Path]:
     train = World(world_dir).load("train")
     for name, tok, spec in (
         ("student", train_tokenizer(world_texts(train), 600), ModelSpec(layers=2)),
-        ("teacher", train_tokenizer(world_texts(train), 400, SPLIT_WORDS), ModelSpec(layers=4, vocab_size=400)),
+        ("teacher", train_tokenizer(world_texts(train), 400, SPLIT_WORDS), ModelSpec(layers=4)),
     ):
         if not (zoo / name / "config.json").exists():
             proc = make_processor(tok, spec)

@@ -53,7 +53,7 @@ def tiny_models(tokenizers):
         (
             "teacher_alt",
             tokenizers["alt"],
-            ModelSpec(hidden=64, heads=2, layers=2, intermediate=128, vision_hidden=32, vocab_size=400),
+            ModelSpec(hidden=64, heads=2, layers=2, intermediate=128, vision_hidden=32),
         ),
     ]:
         proc = make_processor(tok, spec)

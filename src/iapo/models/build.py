@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -40,8 +39,6 @@ class ModelSpec(StrictModel):
     vision_hidden: int = Field(64, ge=16)
     vision_depth: int = Field(2, ge=1)
     vision_heads: int = Field(2, ge=1)
-    vocab_size: int = Field(600, ge=300, description="BPE vocabulary (incl. 256 bytes + specials)")
-    tokenizer: Literal["identifiers", "words"] = Field("identifiers", description="BPE pre-tokenizer split")
     max_image_tokens: int = Field(128, ge=4, description="images larger than this many merged tokens are downscaled")
     rope_theta: float = Field(
         10000.0,

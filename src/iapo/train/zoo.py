@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 
 
 class TokenizerConfig(StrictModel):
-    vocab_size: int = Field(600, ge=300)
-    split: Literal["identifiers", "words"] = "identifiers"
+    """The one description of a zoo tokenizer (a role names `main` or `alt`; a model's vocabulary
+    is its tokenizer's length)."""
+
+    vocab_size: int = Field(600, ge=300, description="BPE vocabulary (incl. 256 bytes + specials)")
+    split: Literal["identifiers", "words"] = Field("identifiers", description="BPE pre-tokenizer split")
 
 
 class ZooSFTConfig(SFTConfig):
@@ -73,7 +76,7 @@ def _default_roles() -> dict[str, RoleConfig]:
         "student": RoleConfig(spec=ModelSpec(layers=2), sft=ZooSFTConfig(steps=300)),
         "weak_teacher": RoleConfig(spec=ModelSpec(layers=1), sft=ZooSFTConfig(text_steps=600, steps=300)),
         "teacher_alt": RoleConfig(
-            spec=ModelSpec(layers=4, intermediate=512, tokenizer="words", vocab_size=400),
+            spec=ModelSpec(layers=4, intermediate=512),
             sft=ZooSFTConfig(steps=1500),
             tokenizer="alt",
         ),

@@ -56,14 +56,45 @@ ReadingContext = Literal["full", "short"]
 
 
 class SFTConfig(StrictModel):
-    """SFT settings; the defaults fit fine-tuning a pretrained checkpoint (`iapo finetune`). The
-    tiny from-scratch models of the zoo use `iapo.train.zoo.ZooSFTConfig`, whose defaults add the
-    language stage, a higher learning rate and content-token weighting they need."""
+    """SFT settings; the defaults fit fine-tuning a pretrained checkpoint (`iapo finetune`): the
+    multimodal stage only. The staged curriculum of the tiny from-scratch models is
+    `CurriculumSFTConfig` (the zoo's defaults: `iapo.train.zoo.ZooSFTConfig`)."""
 
     text_steps: int = Field(
         0, ge=0, description="language stage: short text-only episodes (a pretrained LM needs none)"
     )
     text_lr: float = Field(3e-3, gt=0)
+    steps: int = Field(1000, ge=0, description="multimodal stage: full episodes with images")
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    warmup: int = Field(50, ge=0)
+    weight_decay: float = 0.01
+    shortest_path_share: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="demonstrations that take one of the shortest valid paths (else any valid path)",
+    )
+    no_tools_share: float = Field(0.2, ge=0, le=1, description="episodes that offer no tools and answer directly")
+    content_weight: float = Field(
+        1.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
+    )
+    train_vision: bool = Field(False, description="also update the (pretrained) vision tower")
+    data_workers: int = Field(
+        0,
+        ge=0,
+        description="processes that execute tool paths and encode batches ahead of the step (GPU runs); "
+        "batches are the same for any number",
+    )
+    checkpoint_every: int = Field(200, ge=1)
+    seed: int = 0
+
+
+class CurriculumSFTConfig(SFTConfig):
+    """SFT with the stages and demonstrators the tiny from-scratch models need (research/reading):
+    a reading stage before the multimodal one, and demonstrators that skip tools or write a
+    rationale. Every knob is off by default, so plain SFT is a curriculum without stages."""
+
     reading_steps: int = Field(
         0,
         ge=0,
@@ -89,18 +120,6 @@ class SFTConfig(StrictModel):
         description="reading-stage episodes: full = system prompt, tool spec, original image, tool output, "
         "question; short = the tool output and the question only (about a third of the tokens)",
     )
-    steps: int = Field(1000, ge=0, description="multimodal stage: full episodes with images")
-    batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    warmup: int = Field(50, ge=0)
-    weight_decay: float = 0.01
-    shortest_path_share: float = Field(
-        0.8,
-        ge=0,
-        le=1,
-        description="demonstrations that take one of the shortest valid paths (else any valid path)",
-    )
-    no_tools_share: float = Field(0.2, ge=0, le=1, description="episodes that offer no tools and answer directly")
     direct_share: float = Field(
         0.0,
         ge=0,
@@ -108,22 +127,15 @@ class SFTConfig(StrictModel):
         description="of the episodes that offer tools, those whose demonstration answers at once without a call "
         "(a demonstrator that often skips tools: the room RL has to learn when to use them)",
     )
-    content_weight: float = Field(
-        1.0, ge=1, description="loss weight of content tokens (names and values: single letters / digits)"
-    )
     rationale: bool = Field(
         False,
         description="answers start with <think>the values read</think> (world examples carry them)",
     )
-    train_vision: bool = Field(False, description="also update the (pretrained) vision tower")
-    data_workers: int = Field(
-        0,
-        ge=0,
-        description="processes that execute tool paths and encode batches ahead of the step (GPU runs); "
-        "batches are the same for any number",
-    )
-    checkpoint_every: int = Field(200, ge=1)
-    seed: int = 0
+
+
+def as_curriculum(cfg: SFTConfig) -> CurriculumSFTConfig:
+    """Plain SFT settings as a curriculum without stages (every curriculum knob off)."""
+    return cfg if isinstance(cfg, CurriculumSFTConfig) else CurriculumSFTConfig(**cfg.model_dump())
 
 
 def choose_path(ex: Example, rng: random.Random, shortest_share: float) -> list[dict]:
@@ -208,7 +220,7 @@ def _reading_segments(ex: Example, path: list[dict], context: ReadingContext = "
 Plan = tuple[Example, bool, list[dict]]
 
 
-def stage_pool(stage: str, train: list[Example], cfg: SFTConfig) -> list[Example]:
+def stage_pool(stage: str, train: list[Example], cfg: CurriculumSFTConfig) -> list[Example]:
     """The examples a stage draws from: the reading stage keeps `reading_templates` only."""
     if stage != "reading" or cfg.reading_templates is None:
         return train
@@ -221,7 +233,7 @@ def stage_pool(stage: str, train: list[Example], cfg: SFTConfig) -> list[Example
     return pool
 
 
-def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: SFTConfig) -> list[Plan]:
+def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: CurriculumSFTConfig) -> list[Plan]:
     """Every random choice of one step's batch, in the order the single-process loop made them,
     so that batches do not depend on how many workers build them."""
     plans = []
@@ -294,8 +306,9 @@ def train_sft(
     on_eval: Callable[[int], dict] | None = None,
     eval_every: int = 0,
 ) -> None:
-    """Both stages, in place. Each stage checkpoints under `run_dir/<stage>` and resumes; a
-    finished stage leaves `done.pt` and is skipped on a rerun."""
+    """Every stage with steps (language, reading, multimodal), in place. Each stage checkpoints
+    under `run_dir/<stage>` and resumes; a finished stage leaves `done.pt` and is skipped on a rerun."""
+    cfg = as_curriculum(cfg)
     seed_everything(cfg.seed)
     for p in model.model.visual.parameters():
         p.requires_grad_(cfg.train_vision)
@@ -322,7 +335,7 @@ def train_sft(
 
 
 def _train_stage(
-    model, processor, train, cfg: SFTConfig, stage: str, steps: int, peak_lr: float, run_dir: Path,
+    model, processor, train, cfg: CurriculumSFTConfig, stage: str, steps: int, peak_lr: float, run_dir: Path,
     progress, on_eval, eval_every: int,
 ) -> None:  # fmt: skip
     params = [p for p in model.parameters() if p.requires_grad]

@@ -31,7 +31,7 @@ from iapo.rollout.stats import summarize
 from iapo.train.common import seed_everything, set_threads
 from iapo.train.corpus import world_texts
 from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
-from iapo.train.sft import SFTConfig, train_sft
+from iapo.train.sft import CurriculumSFTConfig, train_sft
 from iapo.world.dataset import World
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,12 @@ class TokenizerConfig(StrictModel):
     split: Literal["identifiers", "words"] = Field("identifiers", description="BPE pre-tokenizer split")
 
 
-class ZooSFTConfig(SFTConfig):
+class ZooSFTConfig(CurriculumSFTConfig):
     """The curriculum of the tiny models trained from scratch here: a language stage that teaches
     copying names from the question into calls, a high learning rate, and content tokens (single
     letters / digits) weighted 5x in the loss (measured: a 2-layer model then copies a column name
-    after ~250 steps instead of 750-2,500+). Reading-stage knobs (`reading_*`, `direct_share`)
-    are set per role in the zoo configs."""
+    after ~250 steps instead of 750-2,500+). The reading stage and demonstrator knobs
+    (`reading_*`, `direct_share`, `rationale`) are set per role in the zoo configs."""
 
     text_steps: int = Field(1200, ge=0, description="language stage: short text-only episodes")
     batch_size: int = Field(32, ge=1)

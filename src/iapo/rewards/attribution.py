@@ -46,8 +46,8 @@ class AttributionRewardConfig(StrictModel):
     )
     baseline: Literal["pad", "blank", "zero"] = Field(
         "pad",
-        description="IG baseline embeddings. zero gives a completeness error of 43x at m=8 on our trained "
-        "models (RMSNorm's gradient at 0 is ~1/sqrt(eps)), pad 0.15",
+        description="IG baseline embeddings. zero fails completeness on our trained models (RMSNorm's gradient "
+        "at 0 is ~1/sqrt(eps)); pad: median error 0.16-0.48 at m=8 depending on model and rule (docs/method.md)",
     )
     target: Target = Field(
         "teacher_forced",
@@ -66,8 +66,8 @@ class AttributionRewardConfig(StrictModel):
     center: Literal["none", "support"] = Field(
         "none",
         description="support: subtract the mean D of the episodes of the same question with as many input "
-        "components; D over fewer components is smaller whatever the target, so with teacher_forced the "
-        "uncentred term pays an episode for skipping tools (docs/method.md)",
+        "components: with teacher_forced the uncentred term carries an offset between episodes with and "
+        "without a call, whose sign depends on the teacher (docs/method.md)",
     )
 
     @field_validator("target", mode="before")

@@ -10,7 +10,7 @@ from iapo.metrics import score
 from iapo.tools import CallClass, ToolSession, format_tool_call, parse_turn
 from iapo.tools.registry import compile_call, layout_after, validate_arguments
 from iapo.world import FAMILIES, World, WorldConfig, example_image, generate_example, grid_after
-from iapo.world.families import TEMPLATES
+from iapo.world.families import DEFAULT_TEMPLATES, TEMPLATES
 from iapo.world.generate import content_hash
 from iapo.world.glyphs import DIGITS, MASKED, TOKEN
 from iapo.world.scene import TokenGrid
@@ -188,8 +188,9 @@ def test_templates_select_question_types_and_drop_families_left_without_one():
     assert {
         generate_example(cfg, "test_table_lookup", i, "table_lookup").example.meta["template"] for i in range(20)
     } == {"value"}
-    # naming every template draws exactly the default world
-    every = WorldConfig(templates=list(TEMPLATES))
+    # naming every default template draws exactly the default world (opt-in ones stay out of it)
+    every = WorldConfig(templates=list(DEFAULT_TEMPLATES))
+    assert "value_pair" in TEMPLATES and "value_pair" not in DEFAULT_TEMPLATES
     assert [generate_example(every, "train", i).content_hash for i in range(20)] == [
         generate_example(WorldConfig(), "train", i).content_hash for i in range(20)
     ]
@@ -209,3 +210,19 @@ def test_template_names_match_what_each_family_writes():
             cfg = WorldConfig(templates=[name])
             drawn = {generate_example(cfg, "train", i, family).example.meta["template"] for i in range(8)}
             assert drawn == {name}, (family, fn.__name__)
+
+
+def test_value_pair_reads_two_cells_of_a_row_as_one_number():
+    """The sparse regime's template: 100 possible answers, both cells are the evidence, and a
+    tool path that leaves just them salient exists for every question."""
+    cfg = WorldConfig(templates=["value_pair"], in_dist={"table_rows": [5, 6], "table_cols": [5, 6]})
+    answers = set()
+    for i in range(40):
+        ex = generate_example(cfg, "train", i).example
+        (r, a), (r2, b) = (e.split("/") for e in ex.evidence)
+        grid_cells = {(row[0], col): v for row in ex.grid[1:] for col, v in zip(ex.grid[0][1:], row[1:], strict=True)}
+        assert r == r2 and a != b and ex.meta["template"] == "value_pair"
+        assert ex.answer == grid_cells[(r, a)] + grid_cells[(r, b)], ex.id
+        assert ex.valid_paths and score(ex.answer, ex.answer, ex.metric)
+        answers.add(ex.answer)
+    assert len(answers) >= 25  # a wide answer space: a guess is rarely right

@@ -1,7 +1,8 @@
 """Question families, mirroring the six public test sets of the method.
 
 - `table_lookup` (WikiTableQuestions / TableVQA-Bench): value of a cell, which of two rows is
-  larger, difference of two rows, which row holds a column's maximum;
+  larger, difference of two rows, which row holds a column's maximum (and, opt-in, two cells of a
+  row read as one number: the sparse-reward regime);
 - `table_verify` (TabFact): true/false statements about cells;
 - `chart_value` (ChartQA): value of a bar or point, which of two is larger;
 - `chart_series` (CharXiv reasoning): grouped bars, difference and comparison of two series;
@@ -55,6 +56,22 @@ def t_value(s: Scene, rng: random.Random) -> Question:
         [f"{r}/{c}"],
         "value",
         rationale=str(s.values[f"{r}/{c}"]),
+    )
+
+
+def t_value_pair(s: Scene, rng: random.Random) -> Question:
+    """Two cells of one row, read as a two-digit number: 100 possible answers, so a guess is right
+    about 1% of the time (one cell: 10%). The world's sparse-reward regime is built on it."""
+    r = rng.choice(s.row_names)
+    a, b = _two(rng, s.col_names)
+    va, vb = s.values[f"{r}/{a}"], s.values[f"{r}/{b}"]
+    return Question(
+        f'In row "{r}", what are column "{a}" and column "{b}", written as one number?',
+        f"{va}{vb}",
+        "exact",
+        [f"{r}/{a}", f"{r}/{b}"],
+        "value_pair",
+        rationale=f"{va}, {vb}",
     )
 
 
@@ -239,6 +256,7 @@ FAMILY_TEMPLATES: dict[str, list[tuple[str, Template, float]]] = {
         ("table", t_compare, 0.2),
         ("table", t_diff, 0.2),
         ("table", t_argmax, 0.2),
+        ("table", t_value_pair, 0.2),
     ],
     "table_verify": [("table", t_verify_value, 0.6), ("table", t_verify_compare, 0.4)],
     "chart_value": [
@@ -254,10 +272,19 @@ FAMILY_TEMPLATES: dict[str, list[tuple[str, Template, float]]] = {
 
 # family -> the `meta.template` names its templates write (what `WorldConfig.templates` selects)
 FAMILY_TEMPLATE_NAMES: dict[str, dict[Template, str]] = {
-    "table_lookup": {t_value: "value", t_compare: "compare", t_diff: "diff", t_argmax: "argmax"},
+    "table_lookup": {
+        t_value: "value",
+        t_compare: "compare",
+        t_diff: "diff",
+        t_argmax: "argmax",
+        t_value_pair: "value_pair",
+    },
     "table_verify": {t_verify_value: "verify_value", t_verify_compare: "verify_compare"},
     "chart_value": {c_value: "chart_value", c_compare: "chart_compare"},
     "chart_series": {g_diff: "series_diff", g_compare: "series_compare"},
     "focus": {t_sum_rows: "sum_rows", c_sum: "chart_sum"},
 }
 TEMPLATES = tuple(name for names in FAMILY_TEMPLATE_NAMES.values() for name in names.values())
+# drawn only when `WorldConfig.templates` names them, so that the default world stays as it was
+OPT_IN_TEMPLATES = frozenset({"value_pair"})
+DEFAULT_TEMPLATES = tuple(t for t in TEMPLATES if t not in OPT_IN_TEMPLATES)

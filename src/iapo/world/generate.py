@@ -17,7 +17,14 @@ from pydantic import Field, field_validator, model_validator
 from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.errors import ConfigError
-from iapo.world.families import FAMILIES, FAMILY_TEMPLATE_NAMES, FAMILY_TEMPLATES, TEMPLATES, Template
+from iapo.world.families import (
+    DEFAULT_TEMPLATES,
+    FAMILIES,
+    FAMILY_TEMPLATE_NAMES,
+    FAMILY_TEMPLATES,
+    TEMPLATES,
+    Template,
+)
 from iapo.world.glyphs import LOWER, UPPER
 from iapo.world.layouts import Scene, make_chart, make_table
 from iapo.world.paths import valid_paths
@@ -69,8 +76,8 @@ class WorldConfig(StrictModel):
     family_weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(FAMILIES, 1.0))
     templates: list[str] | None = Field(
         None,
-        description="question templates to draw (`meta.template` names); default all. A family left with none "
-        "is not drawn and gets no test split",
+        description="question templates to draw (`meta.template` names); default all but the opt-in "
+        "`value_pair` (two cells read as one number). A family left with none is not drawn and gets no test split",
     )
     max_path_calls: int = Field(2, ge=1, le=3, description="longest tool path enumerated as valid")
     in_dist: Regime = Field(default_factory=Regime)
@@ -104,7 +111,8 @@ class WorldConfig(StrictModel):
     def family_templates(self, family: str) -> list[tuple[str, Template, float]]:
         """The family's (style, template, weight) entries that `templates` keeps."""
         names = FAMILY_TEMPLATE_NAMES[family]
-        return [t for t in FAMILY_TEMPLATES[family] if self.templates is None or names[t[1]] in self.templates]
+        keep = DEFAULT_TEMPLATES if self.templates is None else self.templates
+        return [t for t in FAMILY_TEMPLATES[family] if names[t[1]] in keep]
 
     def families(self) -> list[str]:
         """Families that have a template left: only these get a test split."""

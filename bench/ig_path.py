@@ -1,0 +1,56 @@
+"""Where along the IG path f changes: the median share of f(x) - f(x') reached at each alpha, per
+role and baseline, on a zoo's trained models (forward passes only). It explains the completeness
+table of bench/ig_quadrature.py: a rule whose nodes miss the steps of f cannot integrate them.
+
+    python bench/ig_path.py --zoo runs/quickstart/zoo --world runs/quickstart/world [--episodes 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import torch
+
+from iapo.attribution import baseline_embeddings, embed, sequence_logprob
+from iapo.models.build import load
+from iapo.rollout.episode import collate, encode
+from iapo.train.sft import sft_segments
+from iapo.world import World
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zoo", type=Path, required=True)
+    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--roles", nargs="+", default=["student", "teacher"])
+    ap.add_argument("--baselines", nargs="+", default=["pad", "blank"])
+    ap.add_argument("--episodes", type=int, default=32)
+    ap.add_argument("--points", type=int, default=33)
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    val = World(a.world).load("val")
+    rng = random.Random(0)
+    segs = [sft_segments(ex, rng, tools=True) for ex in val[: a.episodes]]
+    alphas = torch.linspace(0, 1, a.points)
+    print("share of f(x) - f(x') reached at alpha (median over episodes)")
+    print("role     baseline " + " ".join(f"{x:5.2f}" for x in alphas.tolist()))
+    for role in a.roles:
+        model, proc = load(a.zoo / role)
+        model.eval()
+        encs = [encode(s, proc) for s in segs]
+        masks = [e.assistant_mask(only=sum(k == "assistant" for k in e.kinds) - 1) for e in encs]
+        batch = collate(encs, proc.pad_token_id, masks)
+        eb = embed(model, batch, batch.completion_mask)
+        x = eb.inputs_embeds
+        for bname in a.baselines:
+            base = baseline_embeddings(model, proc, batch, eb, bname).expand_as(x)
+            with torch.no_grad():
+                f = torch.stack([sequence_logprob(model, eb, base + t * (x - base)) for t in alphas], 1)  # (B, P)
+            reached = (f - f[:, :1]) / (f[:, -1:] - f[:, :1])
+            print(f"{role:8s} {bname:8s} " + " ".join(f"{v:5.2f}" for v in reached.median(0).values.tolist()))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,16 +8,12 @@ table of bench/ig_quadrature.py: a rule whose nodes miss the steps of f cannot i
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
 import torch
 
-from iapo.attribution import baseline_embeddings, embed, sequence_logprob
-from iapo.models.build import load
-from iapo.rollout.episode import collate, encode
-from iapo.train.sft import sft_segments
-from iapo.world import World
+from _demos import demo_batch, demo_segments
+from iapo.attribution import baseline_embeddings, sequence_logprob
 
 
 def main() -> None:
@@ -30,19 +26,12 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=33)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    val = World(a.world).load("val")
-    rng = random.Random(0)
-    segs = [sft_segments(ex, rng, tools=True) for ex in val[: a.episodes]]
+    segs = demo_segments(a.world, a.episodes)
     alphas = torch.linspace(0, 1, a.points)
     print("share of f(x) - f(x') reached at alpha (median over episodes)")
     print("role     baseline " + " ".join(f"{x:5.2f}" for x in alphas.tolist()))
     for role in a.roles:
-        model, proc = load(a.zoo / role)
-        model.eval()
-        encs = [encode(s, proc) for s in segs]
-        masks = [e.assistant_mask(only=sum(k == "assistant" for k in e.kinds) - 1) for e in encs]
-        batch = collate(encs, proc.pad_token_id, masks)
-        eb = embed(model, batch, batch.completion_mask)
+        model, proc, batch, eb = demo_batch(a.zoo / role, segs)
         x = eb.inputs_embeds
         for bname in a.baselines:
             base = baseline_embeddings(model, proc, batch, eb, bname).expand_as(x)

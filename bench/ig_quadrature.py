@@ -10,17 +10,13 @@ log-probability); the median and the 90th percentile over episodes are printed.
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
 import torch
 
-from iapo.attribution import RULES, attribute, baseline_embeddings, embed
-from iapo.models.build import load
-from iapo.rollout.episode import collate, encode
-from iapo.train.sft import sft_segments
-from iapo.world import World
+from _demos import demo_batch, demo_segments
+from iapo.attribution import RULES, attribute, baseline_embeddings
 
 
 def main() -> None:
@@ -35,17 +31,10 @@ def main() -> None:
     a = ap.parse_args()
     assert set(a.rules) <= set(RULES), f"rules: {RULES}"
     torch.set_num_threads(2)
-    val = World(a.world).load("val")
-    rng = random.Random(0)
-    segs = [sft_segments(ex, rng, tools=True) for ex in val[: a.episodes]]
+    segs = demo_segments(a.world, a.episodes)
     print("role     baseline rule                  " + "  ".join(f"m={m:<2d} med / p90 / ms" for m in a.steps))
     for role in a.roles:
-        model, proc = load(a.zoo / role)
-        model.eval()
-        encs = [encode(s, proc) for s in segs]
-        masks = [e.assistant_mask(only=sum(k == "assistant" for k in e.kinds) - 1) for e in encs]
-        batch = collate(encs, proc.pad_token_id, masks)
-        eb = embed(model, batch, batch.completion_mask)
+        model, proc, batch, eb = demo_batch(a.zoo / role, segs)
         for bname in a.baselines:
             base = baseline_embeddings(model, proc, batch, eb, bname)
             for rule in a.rules:

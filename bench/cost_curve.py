@@ -3,8 +3,8 @@ side in one run (random weights: time does not depend on them).
 
     python bench/cost_curve.py [--sizes tiny 10m 100m] [--steps 2] [--trl] [--device cpu|cuda] [--dtype ...]
 
-Per size: one outcome GRPO step and one IAPO step (the default IAPO config: the teacher-forced
-target, the student's and the teacher's IG every step) split into rollout / reward / update; our IG per episode; the
+Per size: one outcome GRPO step and one IAPO step (the default IAPO config, or `--set KEY=VALUE`
+overrides: `--set estimator=ig`) split into rollout / reward / update; our IG (m = 4) per episode; the
 floor of any IG (m forward + input-gradient backward passes of the same batch, nothing else);
 captum's IntegratedGradients on the same inputs, rule and m, with the natural forward function
 (the model's full logits -> log-softmax -> the turn's log-probability); and, with --trl, one IAPO
@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from grpo_step import side_by_side
-from iapo.attribution import attribute, baseline_embeddings, embed, sequence_logprob
+from iapo.attribution import attribute, baseline_embeddings, describe, embed, sequence_logprob
 from iapo.models.build import ModelSpec, build_model, load, n_params, save
 from iapo.rewards.attribution import AttributionRewardConfig
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -118,19 +118,21 @@ def ig_timings(model, proc, segs, m: int, rule: str, sync) -> tuple[float, float
     return t_ig, t_floor, t_cap, float((ours - ref).abs().max() / ref.abs().max())
 
 
-def steps_side_by_side(zoo: Path, world: World, cfg: GRPOConfig, n: int) -> dict[str, dict[str, float]]:
-    methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=AttributionRewardConfig())}
+def steps_side_by_side(
+    zoo: Path, world: World, cfg: GRPOConfig, n: int, attr: AttributionRewardConfig
+) -> dict[str, dict[str, float]]:
+    methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=attr)}
     rows = side_by_side(zoo, world, cfg, methods, n, DEVICE)
     keys = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
     return {n_: {k: statistics.median(r[k] for r in rs) for k in keys} for n_, rs in rows.items()}
 
 
-def trl_step(zoo: Path, world: World, cfg: GRPOConfig, out: Path) -> float:
+def trl_step(zoo: Path, world: World, cfg: GRPOConfig, out: Path, attr: AttributionRewardConfig) -> float:
     from iapo.rl import trl_engine
 
     _, proc = load(zoo / "student")
     train = world.load("train")[: cfg.questions_per_step]
-    rewards = make_rewards(MethodConfig(attribution=AttributionRewardConfig()), zoo, None, 0, rollout_cfg=cfg.rollout)
+    rewards = make_rewards(MethodConfig(attribution=attr), zoo, None, 0, rollout_cfg=cfg.rollout)
     one = cfg.model_copy(update={"steps": 1})
     args = trl_engine.grpo_args(one, out, 1, use_cpu=DEVICE == "cpu")
     trainer = trl_engine.IAPOGRPOTrainer(zoo / "student", proc, train, rewards, one, args)
@@ -151,6 +153,7 @@ def main() -> None:
     ap.add_argument("--trl", action="store_true", help="also one IAPO step of the largest size on TRL")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override the IAPO attribution config")
     a = ap.parse_args()
     DEVICE = a.device
     torch.set_num_threads(a.threads)
@@ -160,12 +163,13 @@ def main() -> None:
     wdir, tiny = tiny_setup(root)
     world = World(wdir)
     cfg = GRPOConfig(questions_per_step=4, group_size=8, rollout=RolloutConfig(max_new_tokens=40, batch_size=32))
-    ig_cfg = AttributionRewardConfig()
-    m, rule = ig_cfg.n_steps, ig_cfg.method
+    attr = AttributionRewardConfig(**dict(kv.split("=", 1) for kv in a.set))
+    m, rule = 4, "gausslegendre"  # the IG columns: IG at m = 4 against captum, whatever the step's estimator
     rng = random.Random(0)
     segs = [sft_segments(ex, rng, tools=True) for ex in world.load("train")[: a.episodes]]
     print(f"GRPO step Q={cfg.questions_per_step} x G={cfg.group_size}, max_new_tokens {cfg.rollout.max_new_tokens}; "
-          f"IG: {rule}, m={m}, pad baseline; {a.episodes} demonstration episodes for the IG columns; {DEVICE}")  # fmt: skip
+          f"IAPO: target {attr.target}, {describe(attr)}; IG columns: {rule}, m={m}, pad baseline, "
+          f"{a.episodes} demonstration episodes; {DEVICE}")  # fmt: skip
     head = ("size", "params", "outcome step", "IAPO step", "ratio", "IAPO rollout/reward/update",
             "IG/episode", "floor/episode", "captum/episode", "captum/ours", "max |ours - captum| / max |captum|")  # fmt: skip
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head), flush=True)
@@ -174,7 +178,7 @@ def main() -> None:
         model, proc = load(zoo / "student")
         model.to(DEVICE).eval()
         t_ig, t_floor, t_cap, agree = ig_timings(model, proc, segs, m, rule, sync)
-        steps = steps_side_by_side(zoo, world, cfg, a.steps)
+        steps = steps_side_by_side(zoo, world, cfg, a.steps, attr)
         o, i = steps["outcome"], steps["iapo"]
         split = f"{i['time/rollout_s']:.2f} / {i['time/reward_s']:.2f} / {i['time/update_s']:.2f} s"
         n = a.episodes
@@ -190,7 +194,7 @@ def main() -> None:
                 print(f"  {name}: IG peak memory, chunk {chunk} rows: {peak:.0f} MiB ({peak / n:.0f} MiB/episode)")
         del model
     if a.trl:
-        t = trl_step(make_zoo(root, a.sizes[-1], tiny / "student"), world, cfg, root / "trl")
+        t = trl_step(make_zoo(root, a.sizes[-1], tiny / "student"), world, cfg, root / "trl", attr)
         print(f"TRL GRPOTrainer, one IAPO step of {a.sizes[-1]} (incl. trainer start-up): {t:.1f} s")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from iapo.attribution import describe
 from iapo.models.build import load
 from iapo.rewards.attribution import AttributionRewardConfig
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -79,6 +80,7 @@ def main() -> None:
     ap.add_argument("--config", type=Path, help="an ExperimentConfig YAML: its GRPO settings and its method --method")
     ap.add_argument("--method", default="iapo")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override IAPO attribution settings")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     zoo, world = setup(a.zoo, a.world)
@@ -89,10 +91,15 @@ def main() -> None:
 
         ec = load_yaml(a.config, ExperimentConfig)
         cfg, iapo = ec.grpo, ec.methods[a.method]
+    if a.set:
+        upd = dict(kv.split("=", 1) for kv in a.set)
+        iapo = iapo.model_copy(
+            update={"attribution": AttributionRewardConfig(**{**iapo.attribution.model_dump(), **upd})}
+        )
     q = cfg.questions_per_step
     rows = side_by_side(zoo, World(world), cfg, {"outcome": MethodConfig(), "iapo": iapo}, a.steps)
     a_cfg = iapo.attribution
-    desc = "no attribution" if a_cfg is None else f"target {a_cfg.target}, {a_cfg.method} m={a_cfg.n_steps}"
+    desc = "no attribution" if a_cfg is None else f"target {a_cfg.target}, {describe(a_cfg)}"
     print(f"Q={q} x G={cfg.group_size}, median of {a.steps} steps after one warm-up; IAPO: {desc}")
     med = {n: {k: statistics.median(r[k] for r in rs) for k in KEYS} for n, rs in rows.items()}
     for name, m in med.items():

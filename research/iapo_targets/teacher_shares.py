@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from iapo.attribution import attribute_episodes, mean_shares
+from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
 from iapo.models.build import load
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
@@ -23,7 +23,8 @@ from iapo.world import World
 
 
 def shares(model, proc, episodes, keep_ids: bool, n_steps: int) -> list[torch.Tensor | None]:
-    turns = attribute_episodes(model, proc, [e.segments for e in episodes], "final", n_steps, keep_ids=keep_ids)
+    ig = AttributionSettings(estimator="ig", n_steps=n_steps)
+    turns = attribute_episodes(model, proc, [e.segments for e in episodes], "final", ig, keep_ids=keep_ids)
     return [mean_shares(t) for t in turns]
 
 

@@ -136,9 +136,13 @@ def _run_in_worker(name: str, tc: TrainConfig, student: Path, zoo: Path, trm: Pa
 
 
 def _cost(tc: TrainConfig) -> float:
-    """Relative cost of a run: the attribution term adds m IG passes per step per model."""
+    """Relative cost of a run: the attribution term adds forward/backward passes per step per
+    model (measured per episode on the quickstart models, in units of one IG node: docs/method.md)."""
     a = tc.method.attribution
-    return tc.grpo.steps * (1.0 + (0.0 if a is None else a.n_steps * (2 if a.target == "teacher_forced" else 1) / 4))
+    if a is None:
+        return float(tc.grpo.steps)
+    passes = {"ig": a.n_steps, "grad_x_delta": 0.4, "occlusion": 0.7, "shapley": 4.5}[a.estimator]
+    return tc.grpo.steps * (1.0 + passes * (2 if a.target == "teacher_forced" else 1) / 4)
 
 
 def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: Progress | None) -> list[dict]:

@@ -250,13 +250,19 @@ def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
     """What an attribution variant asks, from how its config differs from the proposed method's."""
     if name == proposed:
         return "the method"
+    from iapo.attribution import describe
+    from iapo.rewards.attribution import AttributionRewardConfig
+
     m, ref = methods.get(name, {}), methods.get(proposed, {})
-    ma, ra = m.get("attribution") or {}, ref.get("attribution") or {}
-    target = ma.get("target", "teacher_own")
-    if target != ra.get("target", "teacher_own"):
-        return TARGETS.get(target, target)
-    if ma.get("center", "none") != ra.get("center", "none"):
-        return f"Does centring the term help? (center: {ma.get('center')})"
+    # the configs with every default filled in (the defaults of this version)
+    ma = AttributionRewardConfig.model_validate(m.get("attribution") or {})
+    ra = AttributionRewardConfig.model_validate(ref.get("attribution") or {})
+    if ma.target != ra.target:
+        return TARGETS.get(ma.target, ma.target)
+    if describe(ma) != describe(ra):
+        return f"Another attribution estimator: {describe(ma)}"
+    if ma.center != ra.center:
+        return f"Does centring the term help? (center: {ma.center})"
     teacher = m.get("teacher", "teacher")  # MethodConfig's default: nothing is inherited
     if teacher != ref.get("teacher", "teacher"):
         return f"Another teacher: {teacher}"

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from iapo.attribution import attribute_episodes, mean_shares
+from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
 from iapo.config import StrictModel
 from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
@@ -60,8 +60,11 @@ def final_splits(world: World | BenchmarkSource, cfg: EvalConfig) -> list[str]:
     return cfg.splits or sorted(s for s in world.splits if s.startswith("test") or s == "ood")
 
 
-def evaluate_policy(model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: RolloutConfig) -> dict:
-    """Greedy multi-turn eval on every test split; attribution shares of a few episodes."""
+def evaluate_policy(
+    model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: RolloutConfig, attr: AttributionSettings | None = None
+) -> dict:
+    """Greedy multi-turn eval on every test split; attribution shares of a few episodes, computed
+    as the run's reward computes them (`attr`; the defaults for a run without the term)."""
     out: dict = {"splits": {}, "episodes": {}}
     all_eps: list[Episode] = []
     for split in final_splits(guard.world, cfg):
@@ -70,7 +73,7 @@ def evaluate_policy(model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: 
         out["splits"][split] = summarize(eps)
         out["episodes"][split] = [episode_record(e, e.correct) for e in eps]
         all_eps.extend(eps)
-    out["attribution"] = attribution_profile(model, processor, spread(all_eps, cfg.attribution_episodes))
+    out["attribution"] = attribution_profile(model, processor, spread(all_eps, cfg.attribution_episodes), attr)
     return out
 
 
@@ -79,11 +82,11 @@ def spread(items: list, n: int) -> list:
     return items[:: max(1, len(items) // max(1, n))][:n] if n else []
 
 
-def attribution_profile(model, processor, episodes: list[Episode]) -> dict:
+def attribution_profile(model, processor, episodes: list[Episode], attr: AttributionSettings | None = None) -> dict:
     """Mean component shares of the final turn, for correct and for incorrect episodes."""
     if not episodes:
         return {}
-    turns = attribute_episodes(model, processor, [e.segments for e in episodes], "final", 8)
+    turns = attribute_episodes(model, processor, [e.segments for e in episodes], "final", attr)
     groups: dict[str, list[torch.Tensor]] = {"correct": [], "incorrect": []}
     for ep, ts in zip(episodes, turns, strict=True):
         p = mean_shares(ts)
@@ -181,7 +184,8 @@ def run_one(
         save(model, processor, run_dir / "policy", meta)
     guard.training = False
     result = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "train_seconds": round(train_s, 1)}
-    result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg))
+    attr = cfg.method.attribution.settings() if cfg.method.attribution else None
+    result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg, attr))
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(done)

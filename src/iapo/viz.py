@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iapo.attribution import TurnAttribution, attribute_episodes
+from iapo.attribution import AttributionSettings, TurnAttribution, attribute_episodes
 from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.models.build import load
@@ -52,6 +52,12 @@ def _read_record(path: Path) -> dict:
     return data
 
 
+def token_ig(n_steps: int) -> AttributionSettings:
+    """Heat maps need per-token attribution: IG (trapezoid, `n_steps` nodes) whatever the run's
+    reward estimator."""
+    return AttributionSettings(estimator="ig", n_steps=n_steps, rule="trapezoid")
+
+
 def attribute_episode_file(
     model_dir: Path, episode: Path, world_dir: Path | None, out: Path, n_steps: int = 32, turn: int = -1
 ) -> dict[str, float]:
@@ -64,7 +70,7 @@ def attribute_episode_file(
         raise DataError(f"{episode}: example {rec['id']!r} is not in split {split!r} of {world_dir}")
     model, proc = load(model_dir)
     segs = replay(ex, rec["turns"])
-    (turns,) = attribute_episodes(model, proc, [segs], "all", n_steps)
+    (turns,) = attribute_episodes(model, proc, [segs], "all", token_ig(n_steps))
     ta = turns[turn]
     plot(ta, proc, segs, ex.question, out)
     return {c: float(p) for c, p in zip(COMPONENTS, ta.p, strict=True)}
@@ -202,7 +208,7 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
         for m, (model, proc) in models.items():
             rec = records[m][q]
             segs = replay(examples[q], rec["turns"])
-            (turns,) = attribute_episodes(model, proc, [segs], "final", n_steps)
+            (turns,) = attribute_episodes(model, proc, [segs], "final", token_ig(n_steps))
             rows.append((m, rec, segs, turns[-1] if turns else None))
         out = run_dir / f"gallery_{k}.png"
         gallery_figure(examples[q].question, rows, lambda m: models[m][1], out)

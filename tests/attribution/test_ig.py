@@ -10,6 +10,7 @@ from captum.attr import IntegratedGradients
 
 from iapo.attribution import (
     RULES,
+    AttributionSettings,
     attribute,
     attribute_episodes,
     component_scores,
@@ -57,7 +58,7 @@ def test_matches_captum(tiny_models, episodes, method):
     model.eval()
     batch = _final_turn_batch(episodes, proc)
     eb = embed(model, batch, batch.completion_mask)
-    ours = attribute(model, eb, n_steps=8, method=method, chunk=7)  # chunk forces several passes
+    ours = attribute(model, eb, n_steps=8, rule=method, chunk=7)  # chunk forces several passes
     ig = IntegratedGradients(lambda e: sequence_logprob(model, eb, e))
     ref = ig.attribute(eb.inputs_embeds, baselines=torch.zeros_like(eb.inputs_embeds), n_steps=8, method=method)
     scale = ref.abs().max()
@@ -101,12 +102,12 @@ def test_endpoint_free_rule_reports_completeness(tiny_models, episodes):
     model.eval()
     batch = _final_turn_batch(episodes, proc)
     eb = embed(model, batch, batch.completion_mask)
-    res = attribute(model, eb, n_steps=4, method="gausslegendre")
+    res = attribute(model, eb, n_steps=4, rule="gausslegendre")
     with torch.no_grad():
         f_x = sequence_logprob(model, eb, eb.inputs_embeds)
     assert torch.allclose(res.f_x, f_x, atol=1e-5)
     assert torch.isfinite(res.relative_error).all()
-    off = attribute(model, eb, n_steps=4, method="gausslegendre", completeness=False)
+    off = attribute(model, eb, n_steps=4, rule="gausslegendre", completeness=False)
     assert torch.isnan(off.delta).all() and torch.equal(off.attributions, res.attributions)
 
 
@@ -139,8 +140,9 @@ def test_teacher_with_other_tokenizer_scores_student_rollout(tiny_models, episod
     """The teacher re-tokenizes the student's turns; components line up although the token
     counts differ."""
     (s_model, s_proc), (t_model, t_proc) = tiny_models["student"], tiny_models["teacher_alt"]
-    s = attribute_episodes(s_model, s_proc, episodes, which="all", n_steps=4)
-    t = attribute_episodes(t_model, t_proc, episodes, which="all", n_steps=4, keep_ids=False)
+    ig = AttributionSettings(estimator="ig", n_steps=4)
+    s = attribute_episodes(s_model, s_proc, episodes, which="all", settings=ig)
+    t = attribute_episodes(t_model, t_proc, episodes, which="all", settings=ig, keep_ids=False)
     for se, te in zip(s, t, strict=True):
         assert len(se) == len(te) >= 1
         for a, b in zip(se, te, strict=True):

@@ -13,7 +13,7 @@ import random
 
 import torch
 
-from iapo.attribution import attribute_episodes
+from iapo.attribution import AttributionSettings, attribute_episodes
 from iapo.models.build import ModelSpec, build_model, make_processor
 from iapo.rollout.episode import COMPONENTS
 from iapo.train.pretrain import PretrainConfig, load_vision, pretrain_vision
@@ -39,7 +39,7 @@ def test_trained_model_attributes_more_to_the_image(small_world, tokenizers, tmp
     episodes = [sft_segments(ex, rng, tools=True) for ex in val]
 
     def visual_share(model) -> float:
-        turns = attribute_episodes(model, proc, episodes, "final", n_steps=16)
+        turns = attribute_episodes(model, proc, episodes, "final", AttributionSettings(estimator="ig", n_steps=16))
         return float(torch.stack([t[0].p for t in turns])[:, VISUAL].sum(-1).mean())
 
     before, after = visual_share(untrained), visual_share(trained)

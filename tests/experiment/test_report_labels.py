@@ -3,6 +3,9 @@ collapse counted per seed as well as on the mean."""
 
 from __future__ import annotations
 
+import pytest
+
+from iapo.attribution import AttributionSettings
 from iapo.report import ablation_question, ablation_table, tool_collapse
 from iapo.stats import CI
 
@@ -26,6 +29,17 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("iapo_lam2", other) == "Another teacher: teacher"
     centred = {"iapo": {}, "iapo_c": {"attribution": {"lam": 0.5, "center": "support"}}}
     assert ablation_question("iapo_c", centred) == "Does centring the term help? (center: support)"
+    # estimators: the default filled in, so naming the default is no difference
+    est = {
+        "iapo": {"attribution": {}},
+        "same": {"attribution": {"estimator": AttributionSettings().estimator}},
+        "ig4": {"attribution": {"estimator": "ig", "rule": "gausslegendre", "n_steps": 4}},
+        "ig4_old_key": {"attribution": {"estimator": "ig", "method": "gausslegendre", "n_steps": 4}},
+    }
+    assert ablation_question("same", est) == "lambda / divergence sweep"
+    assert ablation_question("ig4", est) == "Another attribution estimator: ig gausslegendre m=4"
+    with pytest.warns(DeprecationWarning, match="rule"):
+        assert ablation_question("ig4_old_key", est) == ablation_question("ig4", est)
 
     stats = {m: {"average": CI(0.2, 0.1, 0.3, 3), "diff": -0.01, "p_questions": 0.5} for m in methods}
     _, rows = ablation_table(stats, methods)

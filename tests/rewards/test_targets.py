@@ -46,7 +46,8 @@ def test_cache_invalidated_by_teacher_data_and_ig_settings(tiny_models, small_wo
     base.prepare(qs)
     # IG settings: another file
     assert _reward(tiny_models, tmp_path, n_steps=3).cache.path != base.cache.path
-    assert _reward(tiny_models, tmp_path, method="trapezoid").cache.path != base.cache.path
+    assert _reward(tiny_models, tmp_path, rule="trapezoid").cache.path != base.cache.path
+    assert _reward(tiny_models, tmp_path, estimator="occlusion").cache.path != base.cache.path
     assert _reward(tiny_models, tmp_path, teacher_samples=2).cache.path != base.cache.path
     # the teacher: other weights give another fingerprint
     model, _ = tiny_models["teacher_alt"]
@@ -143,3 +144,34 @@ def test_teacher_own_reward_uses_cached_target(tiny_models, small_world, tmp_pat
     assert r.metrics()["attr/targets_computed_in_step"] == 0
     for o, ps, ex in zip(out, r.last["p_student"], exs, strict=True):
         assert o == pytest.approx(-0.5 * divergence(ps, r.cache.get(ex), "l1"), abs=1e-6)
+
+
+def test_dropped_attribution_term_is_none_and_counted(tiny_models, small_world):
+    """An IG term over its completeness limit is dropped: None per episode (not 0.0, the best
+    value of a penalty), counted by `score` as reward/attribution_dropped."""
+    import random as _random
+
+    from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+    from iapo.rewards.protocol import WeightedReward, score
+    from iapo.rollout.loop import Episode
+    from iapo.train.sft import sft_segments
+
+    rng = _random.Random(0)
+    exs = small_world.load("val")[:2]
+    eps = [Episode(ex, sft_segments(ex, rng, tools=False)) for ex in exs]
+    strict = AttributionRewardConfig(target="random", estimator="ig", n_steps=2, max_relative_error=1e-12)
+    r = AttributionReward(strict)
+    r.bind_policy(*tiny_models["student"])
+    vals, dropped, row = score([WeightedReward("attribution", r)], eps)
+    assert dropped.all() and torch.isnan(vals).all() and row["reward/attribution_dropped"] == 2
+    assert r.metrics()["attr/dropped"] == 2
+    # the exact estimators have no completeness limit to fail: nothing is dropped
+    ok = AttributionReward(strict.model_copy(update={"estimator": "occlusion"}))
+    ok.bind_policy(*tiny_models["student"])
+    vals, dropped, row = score([WeightedReward("attribution", ok)], eps)
+    assert (
+        not dropped.any()
+        and torch.isfinite(vals).all()
+        and row["reward/attribution_dropped"] == 0
+        and (vals <= 0).all()
+    )

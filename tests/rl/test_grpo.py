@@ -10,7 +10,7 @@ import torch
 
 from iapo.rewards import format_reward, outcome
 from iapo.rewards.protocol import WeightedReward
-from iapo.rl.grpo import GRPOConfig, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
+from iapo.rl.grpo import GRPOConfig, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
 from iapo.rollout.loop import RolloutConfig, rollout
 
 
@@ -22,6 +22,23 @@ def test_group_advantages_by_hand():
     assert torch.allclose(adv[:4], torch.tensor([expect[0], expect[1], expect[1], expect[0]]), atol=1e-6)
     assert torch.equal(adv[4:], torch.zeros(4))  # all-equal group: zero, no NaN
     assert torch.allclose(group_advantages(r, 4, scale=False)[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]))
+
+
+def test_dropped_term_stays_out_of_its_group():
+    """Outcome + a penalty term that was dropped (NaN) for episode 1 of group 0. The dropped
+    episode gets the group's mean term (-0.4), not 0.0, which would be the best value in the group:
+    its advantage then comes from its outcome alone; a group with no scored term gets 0."""
+    outcome_col = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    term = torch.tensor([-0.2, math.nan, -0.6, math.nan, math.nan, math.nan])
+    filled = fill_dropped(torch.stack([outcome_col, term], 1), torch.stack([outcome_col < 0, term.isnan()], 1), 3)
+    assert torch.allclose(filled[:, 1], torch.tensor([-0.2, -0.4, -0.6, 0.0, 0.0, 0.0]))
+    assert torch.equal(filled[:, 0], outcome_col)
+    total = filled @ torch.tensor([1.0, 1.0])
+    adv = group_advantages(total, 3, scale=False)
+    # episodes 0 and 1 are both right; 1's term is left out, so it sits between 0 (-0.2) and a 0.0 fill
+    assert adv[1] < adv[0] and adv[1] == pytest.approx((1.0 - 0.4) - float(total[:3].mean()))
+    naive = group_advantages(torch.nan_to_num(torch.stack([outcome_col, term], 1)) @ torch.tensor([1.0, 1.0]), 3)
+    assert naive[1] > naive[0]  # what the old 0.0 did: the dropped episode ranked first
 
 
 def test_clipped_objective_by_hand():

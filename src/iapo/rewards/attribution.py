@@ -24,8 +24,7 @@ import torch
 from pydantic import Field, field_validator
 from scipy.stats import spearmanr
 
-from iapo.attribution import RULES, attribute_episodes, mean_shares
-from iapo.config import StrictModel
+from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
 from iapo.data.example import Example
 from iapo.rewards.protocol import Reward
 from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_target, fill_cache
@@ -36,19 +35,13 @@ Target = Literal["teacher_own", "teacher_forced", "random", "evidence"]
 TEACHER_TARGETS = ("teacher_own", "teacher_forced")
 
 
-class AttributionRewardConfig(StrictModel):
+class AttributionRewardConfig(AttributionSettings):
+    """The term's settings; how attribution is computed (estimator, m, rule, baseline, chunk,
+    completeness) is inherited from `AttributionSettings`, the one home of those defaults."""
+
     lam: float = Field(0.5, ge=0, description="lambda: weight of the divergence penalty")
     divergence: Literal["l1", "js"] = "l1"
     turns: Literal["final", "all"] = Field("final", description="scored turns: the final answer turn, or all")
-    n_steps: int = Field(4, ge=2, description="IG interpolation steps m")
-    method: Literal[RULES] = Field(  # type: ignore[valid-type]
-        "gausslegendre", description="quadrature rule (docs/method.md: completeness error vs m and time)"
-    )
-    baseline: Literal["pad", "blank", "zero"] = Field(
-        "pad",
-        description="IG baseline embeddings. zero fails completeness on our trained models (RMSNorm's gradient "
-        "at 0 is ~1/sqrt(eps)); pad: median error 0.16-0.48 at m=8 depending on model and rule (docs/method.md)",
-    )
     target: Target = Field(
         "teacher_own",
         description="what p_student is compared with (module docstring). teacher_own: the only target never "
@@ -57,8 +50,6 @@ class AttributionRewardConfig(StrictModel):
     )
     teacher_samples: int = Field(1, ge=1, description="teacher_own: episodes per question (1 = greedy)")
     evidence_share: float = Field(0.8, gt=0, le=1, description="evidence: share on the evidence component")
-    completeness: bool = Field(True, description="compute IG's completeness error (one extra forward pass)")
-    chunk: int = Field(64, ge=1, description="rows per IG forward pass (memory)")
     teacher_device: str | None = Field(
         None, description="where the frozen teacher runs, e.g. cuda:1 (default: the policy's device)"
     )
@@ -77,8 +68,9 @@ class AttributionRewardConfig(StrictModel):
     def _old_name(cls, v: str) -> str:
         return "teacher_forced" if v == "teacher" else v  # the name of versions <= 0.1
 
-    def ig_settings(self) -> dict:
-        return {"n_steps": self.n_steps, "method": self.method, "baseline": self.baseline, "chunk": self.chunk}
+    def settings(self) -> AttributionSettings:
+        """The attribution part of this config."""
+        return AttributionSettings(**{k: getattr(self, k) for k in AttributionSettings.model_fields})
 
 
 def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
@@ -95,7 +87,7 @@ def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
 
 
 class AttributionReward(Reward):
-    """-lambda * D per episode, 0 where dropped (the `Reward` contract).
+    """-lambda * D per episode, None where dropped (the `Reward` contract).
 
     `bind_policy` gives it the live policy; `prepare(questions)` fills the teacher_own cache
     before RL; `last` holds per-episode shares of the latest call, `metrics()` its `attr/*`."""
@@ -122,7 +114,7 @@ class AttributionReward(Reward):
         self.rollout_cfg = rollout_cfg or RolloutConfig()
         if cfg.target == "teacher_own":
             settings = {
-                **cfg.ig_settings(),
+                **cfg.settings().model_dump(exclude={"chunk", "completeness"}),
                 "samples": cfg.teacher_samples,
                 "rollout": self.rollout_cfg.model_dump(exclude={"batch_size", "greedy"}),
             }
@@ -142,7 +134,7 @@ class AttributionReward(Reward):
             return 0
         return fill_cache(
             self.cache, *self.teacher, questions, self.rollout_cfg, self.cfg.teacher_samples,
-            self.cfg.ig_settings(), progress=progress,
+            self.cfg.settings(), progress=progress,
         )  # fmt: skip
 
     def metrics(self) -> dict[str, float]:
@@ -165,9 +157,8 @@ class AttributionReward(Reward):
             first.setdefault(k, i)
         uniq = list(first.values())
         turns = attribute_episodes(
-            model, processor, [episodes[i].segments for i in uniq], c.turns, keep_ids=keep_ids,
-            completeness=c.completeness, **c.ig_settings(),
-        )  # fmt: skip
+            model, processor, [episodes[i].segments for i in uniq], c.turns, c.settings(), keep_ids
+        )
         pos = {i: j for j, i in enumerate(uniq)}
         turns = [turns[pos[first[k]]] for k in keys]
         self.unique_share = len(uniq) / max(1, len(episodes))
@@ -193,24 +184,23 @@ class AttributionReward(Reward):
         self.computed_now = self.prepare([e.example for e in episodes])  # normally all cached already
         return [self.cache.get(e.example) for e in episodes], zeros
 
-    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float | None]:
         if self.policy is None:
             raise RuntimeError("AttributionReward.bind_policy(model, processor) was not called")
         self.computed_now = 0
         p_s, err_s = self._shares(*self.policy, episodes, keep_ids=True)
         p_t, err_t = self._targets(episodes, p_s)
-        limit = self.cfg.max_relative_error or math.inf
+        c = self.cfg
+        limit = c.max_relative_error if c.max_relative_error and c.estimator == "ig" else math.inf
         per_ep: list[float | None] = []  # D per episode, None where dropped
         for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True):
-            errs_ok = all(
-                (math.isnan(e) and not self.cfg.completeness) or (math.isfinite(e) and e <= limit) for e in (es, et)
-            )
-            ok = ps is not None and pt is not None and errs_ok
+            ok = ps is not None and pt is not None and not (es > limit or et > limit)  # NaN > x is False
             per_ep.append(divergence(ps, pt, self.cfg.divergence) if ok else None)
         raw = list(per_ep)
         if self.cfg.center == "support":
             per_ep = center_by_support(per_ep, [e.example.id for e in episodes], p_s)
-        out = [0.0 if d is None else -self.cfg.lam * d for d in per_ep]
+        # a dropped term is None: it stays out of its group's statistics (`iapo.rl.grpo.fill_dropped`)
+        out = [None if d is None else -self.cfg.lam * d for d in per_ep]
         self.last = {
             "p_student": p_s,
             "p_target": p_t,

@@ -1,7 +1,8 @@
 """The one reward contract both GRPO engines drive the same way.
 
 A reward is called as TRL calls its `reward_funcs`: `fn(prompts, completions, episodes=...)`
--> one float per episode. A stateful reward (the attribution term, the TRM) also subclasses
+-> one float per episode, or None where the reward does not apply to it (as in TRL): that
+episode's value stays out of its group's statistics for this reward (`iapo.rl.grpo.fill_dropped`). A stateful reward (the attribution term, the TRM) also subclasses
 `Reward` and overrides what it needs:
 
 - `prepare(questions)`: once before RL, with every question the run will draw (cached targets);
@@ -15,6 +16,7 @@ Plain functions are wrapped by `WeightedReward`, so the engines never test for a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +31,7 @@ class Reward:
 
     __name__ = "reward"
 
-    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **kw) -> list[float]:
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **kw) -> list[float | None]:
         raise NotImplementedError
 
     def prepare(self, questions: list[Example]) -> None:
@@ -87,18 +89,27 @@ def bind_policy(rewards: list[WeightedReward], model, processor) -> None:
         r.reward.bind_policy(model, processor)
 
 
-def score(rewards: list[WeightedReward], episodes: list[Episode]) -> tuple[torch.Tensor, dict[str, float]]:
-    """(N, F) reward values of N episodes under F rewards, and the rewards' own metrics.
-    `reward/<name>` is each reward's mean; the engines add `reward/total` after weighting."""
+def score(
+    rewards: list[WeightedReward], episodes: list[Episode]
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """(N, F) reward values of N episodes under F rewards; (N, F) True where a reward returned
+    None (its value there is NaN, to be filled by `iapo.rl.grpo.fill_dropped`; a NaN a reward
+    returned itself stays and trips the engines' NaN guard); the rewards' own metrics:
+    `reward/<name>` is each reward's mean over the episodes it scored, `reward/<name>_dropped`
+    how many it left out. The engines add `reward/total` after weighting."""
     prompts = [e.example.question for e in episodes]
     completions = ["".join(t.text for t in e.turns) for e in episodes]
-    cols, row = [], {}
+    cols, drops, row = [], [], {}
     for r in rewards:
-        vals = torch.tensor(r.reward(prompts, completions, episodes=episodes), dtype=torch.float64)  # (N,)
+        got = r.reward(prompts, completions, episodes=episodes)
+        vals = torch.tensor([math.nan if v is None else v for v in got], dtype=torch.float64)  # (N,)
+        dropped = torch.tensor([v is None for v in got])
         cols.append(vals)
-        row[f"reward/{r.name}"] = float(vals.mean())
+        drops.append(dropped)
+        row[f"reward/{r.name}"] = float(vals[~dropped].mean()) if (~dropped).any() else math.nan
+        row[f"reward/{r.name}_dropped"] = float(dropped.sum())
         row.update(r.reward.metrics())
-    return torch.stack(cols, 1), row
+    return torch.stack(cols, 1), torch.stack(drops, 1), row
 
 
 def weights(rewards: list[WeightedReward]) -> torch.Tensor:

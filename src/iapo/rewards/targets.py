@@ -3,7 +3,7 @@
 - `teacher_own`: the frozen teacher answers the question ITSELF (greedy, or k samples); its
   final-turn component shares are averaged over its correct episodes (over all of them where
   none is right). One vector per question, computed once before RL and cached on disk
-  (`TargetCache`), so an RL step pays only the student's IG. It says where a model that
+  (`TargetCache`), so an RL step pays only the student's attribution. It says where a model that
   solves the question looks, tools included: a student that skips the teacher's tool has no
   tool-output share to match.
 - `evidence`: a fixed vector per question with no teacher: most of the share on the component
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from iapo.attribution import attribute_episodes, mean_shares
+from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
 from iapo.data.example import Example
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
@@ -115,14 +115,14 @@ class TargetCache:
 
 
 def teacher_own_records(
-    teacher, processor, examples: list[Example], rcfg: RolloutConfig, samples: int, ig: dict
+    teacher, processor, examples: list[Example], rcfg: RolloutConfig, samples: int, attr: AttributionSettings
 ) -> dict[str, dict]:
     """The teacher's own episodes for each question -> {question key: record}. A record holds
     p (C,), the number of episodes, how many were right, and which were averaged."""
     greedy = samples == 1
     group = [ex for ex in examples for _ in range(samples)]
     eps = rollout(teacher, processor, group, rcfg.model_copy(update={"greedy": greedy}))
-    turns = attribute_episodes(teacher, processor, [e.segments for e in eps], "final", keep_ids=True, **ig)
+    turns = attribute_episodes(teacher, processor, [e.segments for e in eps], "final", attr)
     out: dict[str, dict] = {}
     for i, ex in enumerate(examples):
         mine = list(range(i * samples, (i + 1) * samples))
@@ -149,14 +149,14 @@ def fill_cache(
     examples: list[Example],
     rcfg: RolloutConfig,
     samples: int,
-    ig: dict,
+    attr: AttributionSettings,
     batch: int = 32,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Compute the targets the cache lacks for `examples`, in batches; returns how many."""
     todo = cache.missing(examples)
     for i in range(0, len(todo), batch):
-        cache.put(teacher_own_records(teacher, processor, todo[i : i + batch], rcfg, samples, ig))
+        cache.put(teacher_own_records(teacher, processor, todo[i : i + batch], rcfg, samples, attr))
         if progress:
             progress(min(i + batch, len(todo)), len(todo))
     if todo:

@@ -63,6 +63,20 @@ class GRPOConfig(StrictModel):
 # --- the math --------------------------------------------------------------------------------------
 
 
+def fill_dropped(per_func: torch.Tensor, dropped: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(N, F) reward values and (N, F) True where a reward left an episode out -> the values with
+    each dropped one replaced by the mean of its group's scored values of that reward (0 if the
+    group has none):
+    the episode then gets no advantage from that reward, and the group's mean and spread of
+    the others stay as they were. Filling 0 instead would hand a dropped penalty term the best
+    value in its group."""
+    r = per_func.view(-1, group_size, per_func.shape[1])  # (Q, G, F)
+    d = dropped.view_as(r)
+    kept = (~d).sum(1, keepdim=True)
+    mean = torch.where(d, 0.0, r).sum(1, keepdim=True) / kept.clamp(min=1)  # (Q, 1, F); 0 with none kept
+    return torch.where(d, mean.expand_as(r), r).view_as(per_func)
+
+
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
     """(Q*G,) rewards, grouped consecutively -> (Q*G,) advantages r - mean_g [/ (std_g + eps)].
     A group whose rewards are all equal gets zero advantage (no division by zero)."""
@@ -204,8 +218,8 @@ def grpo_step(
     episodes = rollout_groups(policy, processor, local, cfg, step, shards)
     t1 = time.perf_counter()
     bind_policy(rewards, policy, processor)  # the live policy (unwrapped), on its device
-    per_func, row = score(rewards, episodes)  # (N, F)
-    total = per_func @ reward_weights(rewards)
+    per_func, dropped, row = score(rewards, episodes)  # (N, F) each
+    total = fill_dropped(per_func, dropped, cfg.group_size) @ reward_weights(rewards)
     adv = group_advantages(total, cfg.group_size, cfg.scale_rewards).float()
     t2 = time.perf_counter()
     row.update(step_metrics(episodes, total, adv, cfg.group_size))

@@ -35,7 +35,7 @@ from iapo.models.processor import VLProcessor
 from iapo.rewards.protocol import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.protocol import weights as reward_weights
 from iapo.rl.grpo import GRPOConfig as IAPOGRPOConfig
-from iapo.rl.grpo import group_advantages, seeded_rollout, step_metrics
+from iapo.rl.grpo import fill_dropped, group_advantages, seeded_rollout, step_metrics
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import Episode, rollout
 
@@ -213,9 +213,10 @@ class IAPOGRPOTrainer(GRPOTrainer):
             episodes = self._rollout(policy, examples)
             t1 = time.perf_counter()
             bind_policy(self.iapo_rewards, policy, self.vl_processor)
-            local_scores, reward_row = score(self.iapo_rewards, episodes)  # (n, F) on this process
+            local_scores, local_dropped, reward_row = score(self.iapo_rewards, episodes)  # (n, F) here
         per_func = self.accelerator.gather(local_scores.to(device)).cpu()  # (N_all, F), group order
-        total = per_func @ reward_weights(self.iapo_rewards)
+        dropped = self.accelerator.gather(local_dropped.to(device)).cpu()
+        total = fill_dropped(per_func, dropped, self.num_generations) @ reward_weights(self.iapo_rewards)
         adv_all = group_advantages(total, self.num_generations, scale=self.scale_rewards != "none")
         rank = self.accelerator.process_index
         adv = adv_all[rank * len(inputs) : (rank + 1) * len(inputs)].float().to(device)

@@ -1,4 +1,4 @@
-"""Integrated Gradients over input components, batched over interpolation steps.
+"""Integrated Gradients of a model turn w.r.t. the LM input embeddings, batched over interpolation steps.
 
 For a model turn y (the policy's tokens) of an episode x, f(x) = sum_t log p(y_t | x, y_<t).
 IG_i = (x_i - x'_i) * sum_k w_k * df/dx_i (x' + a_k (x - x')) over the LM input embeddings,
@@ -40,7 +40,7 @@ from typing import Literal
 
 import torch
 
-from iapo.rollout.episode import COMPONENTS, Batch, Encoded, Segment, collate, encode
+from iapo.rollout.episode import Batch
 
 Rule = Literal["gausslegendre", "trapezoid", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
 RULES: tuple[str, ...] = (
@@ -120,23 +120,28 @@ def embed(model, batch: Batch, target: torch.Tensor) -> EmbeddedBatch:
     return EmbeddedBatch(emb, pos, batch.attention_mask, batch.input_ids, target)
 
 
-def sequence_logprob(model, eb: EmbeddedBatch, inputs_embeds: torch.Tensor) -> torch.Tensor:
-    """f for each row of `inputs_embeds` (R, T, D), R a multiple of the batch: (R,) sums of the
-    target tokens' log-probs. The ids, mask and positions of the batch repeat along R.
+def sequence_logprob(
+    model, eb: EmbeddedBatch, inputs_embeds: torch.Tensor, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """f for each row of `inputs_embeds` (R, T, D): (R,) sums of the target tokens' log-probs.
+    Row r is a variant of batch row `rows[r]` (its ids, mask and positions); by default R is a
+    multiple of the batch and the batch repeats along R.
 
     The LM head runs on the target positions only: with a real vocabulary (151k for Qwen) the
     full (R, T, V) logits of m interpolation steps would dominate memory and time."""
-    reps = inputs_embeds.shape[0] // eb.inputs_embeds.shape[0]
+    if rows is None:
+        rows = torch.arange(eb.inputs_embeds.shape[0]).repeat(inputs_embeds.shape[0] // eb.inputs_embeds.shape[0])
+    rows = rows.to(eb.input_ids.device)
     hidden = model.model(
         inputs_embeds=inputs_embeds,
-        attention_mask=eb.attention_mask.repeat(reps, 1),
-        position_ids=eb.position_ids.repeat(1, reps, 1),
+        attention_mask=eb.attention_mask[rows],
+        position_ids=eb.position_ids[:, rows],
     ).last_hidden_state[:, :-1]  # (R, T-1, D): position t predicts token t+1
-    rows, cols = eb.target.repeat(reps, 1)[:, 1:].nonzero(as_tuple=True)
-    logits = model.lm_head(hidden[rows, cols])  # (N_target, V)
-    ids = eb.input_ids.repeat(reps, 1)[:, 1:][rows, cols]
+    r, cols = eb.target[rows][:, 1:].nonzero(as_tuple=True)
+    logits = model.lm_head(hidden[r, cols])  # (N_target, V)
+    ids = eb.input_ids[rows][:, 1:][r, cols]
     lp = torch.log_softmax(logits.float(), -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    return torch.zeros(inputs_embeds.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
+    return torch.zeros(inputs_embeds.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, r, lp)
 
 
 # --- Integrated Gradients -------------------------------------------------------------------------
@@ -189,7 +194,7 @@ def attribute(
     inputs: EmbeddedBatch,
     baselines: torch.Tensor | None = None,
     n_steps: int = 8,
-    method: Rule = "gausslegendre",
+    rule: Rule = "gausslegendre",
     chunk: int = 64,
     completeness: bool = True,
 ) -> IGResult:
@@ -200,7 +205,7 @@ def attribute(
     `completeness=False` skips f(x) and f(x') where the rule has no end-point nodes (delta NaN)."""
     x = inputs.inputs_embeds.detach()  # (B, T, D)
     base = torch.zeros_like(x) if baselines is None else baselines.to(x.dtype).expand_as(x)
-    w, alphas = quadrature(n_steps, method)
+    w, alphas = quadrature(n_steps, rule)
     B = x.shape[0]
     grad_sum = torch.zeros_like(x)
     per_chunk = max(1, chunk // B)  # interpolation steps per forward pass
@@ -230,93 +235,16 @@ def attribute(
     return IGResult(attributions.detach(), f_x, f_b, delta)
 
 
-# --- components -----------------------------------------------------------------------------------
-
-
-def component_scores(token_attr: torch.Tensor, comp_ids: torch.Tensor) -> torch.Tensor:
-    """A_c: token attributions (B, T) summed over each component's positions -> (B, C).
-    comp_ids (B, T) index COMPONENTS, -1 = not an input of the target turn."""
-    valid = comp_ids >= 0
-    out = torch.zeros(token_attr.shape[0], len(COMPONENTS), dtype=token_attr.dtype)
-    return out.scatter_add(1, comp_ids.clamp(min=0), token_attr * valid)
-
-
-def shares(scores: torch.Tensor) -> torch.Tensor:
-    """p_c = |A_c| / sum |A_c|, rows (B, C); an all-zero row stays zero."""
-    a = scores.abs()
-    return a / a.sum(-1, keepdim=True).clamp(min=1e-12)
-
-
-@dataclass
-class TurnAttribution:
-    """One scored turn: p (C,) component shares, A (C,), the completeness relative error, and
-    the per-token attribution (T,) with the episode's encoding (for heat maps)."""
-
-    p: torch.Tensor
-    scores: torch.Tensor
-    relative_error: float
-    token_attr: torch.Tensor
-    encoded: Encoded
-    turn: int
-    finite: bool
-
-
-def target_turns(n_turns: int, which: Literal["final", "all"]) -> list[int]:
-    return [n_turns - 1] if which == "final" else list(range(n_turns))
-
-
-def attribute_episodes(
-    model,
-    processor,
-    episodes: list[list[Segment]],
-    which: Literal["final", "all"] = "final",
-    n_steps: int = 8,
-    method: Rule = "gausslegendre",
-    baseline: Baseline = "pad",
-    keep_ids: bool = True,
-    chunk: int = 64,
-    completeness: bool = True,
-) -> list[list[TurnAttribution]]:
-    """Per-component attribution of the chosen turns of each episode (a list of segments).
-
-    `keep_ids=False` re-tokenizes the generated text with this model's own tokenizer: a teacher
-    scores a student's rollout that way, and components line up whatever the vocabularies."""
-    rows: list[tuple[int, int, Encoded]] = []
-    for i, segs in enumerate(episodes):
-        enc = encode(segs, processor, keep_ids=keep_ids)
-        n_turns = sum(k == "assistant" for k in enc.kinds)
-        rows.extend((i, t, enc) for t in target_turns(n_turns, which))
-    out: list[list[TurnAttribution]] = [[] for _ in episodes]
-    if not rows:
-        return out
-    rows.sort(key=lambda r: len(r[2]))  # similar lengths share a batch: less padding computed
-    was_training = model.training
-    model.eval()
-    # rows per IG call so that n_steps * rows stays near `chunk`
-    per_call = max(1, chunk // n_steps)
-    for r0 in range(0, len(rows), per_call):
-        part = rows[r0 : r0 + per_call]
-        encs = [e for _, _, e in part]
-        masks = [e.assistant_mask(only=t) for _, t, e in part]
-        batch = collate(encs, processor.pad_token_id, masks).to(model.device)
-        eb = embed(model, batch, batch.completion_mask)
-        base = baseline_embeddings(model, processor, batch, eb, baseline)
-        res = attribute(model, eb, base, n_steps, method, chunk, completeness)
-        tok = res.attributions.sum(-1).cpu()  # (B, T)
-        comp = torch.full_like(tok, -1, dtype=torch.long)
-        for j, (_, t, e) in enumerate(part):
-            comp[j, : len(e)] = e.component_ids(t)
-        sc = component_scores(tok.double(), comp)
-        p = shares(sc)
-        rel = res.relative_error.cpu()
-        for j, (i, t, e) in enumerate(part):
-            finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not completeness))
-            out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), tok[j, : len(e)], e, t, finite))
-    model.train(was_training)
-    return out
-
-
-def mean_shares(turns: list[TurnAttribution]) -> torch.Tensor | None:
-    """Average p over an episode's finite scored turns (None if none is finite)."""
-    ps = [t.p for t in turns if t.finite and math.isfinite(float(t.p.sum()))]
-    return torch.stack(ps).mean(0) if ps else None
+def gradient_times_delta(model, inputs: EmbeddedBatch, baselines: torch.Tensor | None = None) -> IGResult:
+    """(x - x') * df/dx at x: one forward + backward (the one-backward signal of gradient-based
+    attribution rewards). Not IG: it equals IG only where f is linear along the path; its
+    `delta` is its completeness gap, reported, never enforced."""
+    x = inputs.inputs_embeds.detach().clone().requires_grad_(True)  # (B, T, D)
+    base = torch.zeros_like(x) if baselines is None else baselines.to(x.dtype).expand_as(x)
+    with torch.enable_grad():
+        f_x = sequence_logprob(model, inputs, x)
+        (g,) = torch.autograd.grad(f_x.sum(), x)
+    with torch.no_grad():
+        f_b = sequence_logprob(model, inputs, base)
+    attributions = (x.detach() - base) * g
+    return IGResult(attributions.detach(), f_x.detach(), f_b, attributions.sum((1, 2)) - (f_x.detach() - f_b))

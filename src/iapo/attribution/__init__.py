@@ -1,0 +1,62 @@
+"""Input attribution of a model turn, summed per input component.
+
+- `ig`: Integrated Gradients w.r.t. the LM input embeddings (the method's definition) and the
+  one-backward gradient x delta;
+- `games`: exact component-level Shapley values and occlusion from forward passes;
+- `episodes`: component shares of episodes' turns under one `AttributionSettings`.
+"""
+
+from iapo.attribution.episodes import (
+    ESTIMATORS,
+    IG_REFERENCE,
+    AttributionSettings,
+    Estimator,
+    TurnAttribution,
+    attribute_episodes,
+    component_scores,
+    describe,
+    mean_shares,
+    shares,
+    target_turns,
+)
+from iapo.attribution.games import component_game, shapley_from_values
+from iapo.attribution.ig import (
+    RULES,
+    Baseline,
+    EmbeddedBatch,
+    IGResult,
+    Rule,
+    attribute,
+    baseline_embeddings,
+    embed,
+    gradient_times_delta,
+    quadrature,
+    sequence_logprob,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "IG_REFERENCE",
+    "RULES",
+    "AttributionSettings",
+    "Baseline",
+    "EmbeddedBatch",
+    "Estimator",
+    "IGResult",
+    "Rule",
+    "TurnAttribution",
+    "attribute",
+    "attribute_episodes",
+    "baseline_embeddings",
+    "component_game",
+    "component_scores",
+    "describe",
+    "embed",
+    "gradient_times_delta",
+    "mean_shares",
+    "quadrature",
+    "sequence_logprob",
+    "shapley_from_values",
+    "shares",
+    "target_turns",
+]

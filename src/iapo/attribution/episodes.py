@@ -1,0 +1,174 @@
+"""Component shares of episodes' turns under one estimator: what IAPO's reward, its cached
+targets, evaluation and the gallery all call, with one settings object (`AttributionSettings`).
+
+For a scored turn, A_c is the attribution summed over the tokens of component c (system prompt,
+tool spec, question, image, tool outputs, history) and p_c = |A_c| / sum |A_c| its share.
+Estimators (docs/method.md section 2 has the measured fidelity and cost of each):
+
+- `ig`: Integrated Gradients (`iapo.attribution.ig`), the method's definition; `n_steps` nodes
+  of the quadrature `rule`;
+- `shapley`, `occlusion`: exact component games from forward passes (`iapo.attribution.games`);
+- `grad_x_delta`: (x - x') * gradient at x, one backward.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from iapo.attribution.games import component_game
+from iapo.attribution.ig import RULES, Baseline, attribute, baseline_embeddings, embed, gradient_times_delta
+from iapo.config import StrictModel
+from iapo.rollout.episode import COMPONENTS, Encoded, Segment, collate, encode
+
+Estimator = Literal["ig", "shapley", "occlusion", "grad_x_delta"]
+ESTIMATORS: tuple[str, ...] = ("ig", "shapley", "occlusion", "grad_x_delta")
+
+
+class AttributionSettings(StrictModel):
+    """How a turn's component attribution is computed: the one home of every default."""
+
+    estimator: Estimator = Field(
+        "occlusion",
+        description="ig: the method's definition, approximated by quadrature; shapley: exact Shapley values of "
+        "the components (2^n forwards, no backward); occlusion: leave one component out; grad_x_delta: one "
+        "backward. Default chosen on the measured fidelity/cost front (docs/method.md section 2)",
+    )
+    n_steps: int = Field(4, ge=2, description="ig: quadrature nodes m")
+    rule: Literal[RULES] = Field("gausslegendre", description="ig: quadrature rule")  # type: ignore[valid-type]
+    baseline: Baseline = Field(
+        "pad",
+        description="x': the pad embedding on every row (pad), or a blank image's features on image rows (blank), "
+        "or zero (fails completeness on trained models: RMSNorm's gradient at 0 is ~1/sqrt(eps))",
+    )
+    chunk: int = Field(64, ge=1, description="rows per forward pass (memory)")
+    completeness: bool = Field(True, description="also compute f(x') and the completeness error")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, data):
+        return _rename_method(data)
+
+
+def _rename_method(data):
+    """`method` was the quadrature rule's key up to 0.1; it still reads, with a warning."""
+    if isinstance(data, dict) and "method" in data:
+        import warnings
+
+        data = dict(data)
+        warnings.warn("attribution key 'method' is deprecated: use 'rule'", DeprecationWarning, stacklevel=4)
+        data.setdefault("rule", data.pop("method"))
+    return data
+
+
+IG_REFERENCE = AttributionSettings(estimator="ig", n_steps=512, rule="trapezoid")
+"""Converged IG, what fidelity is measured against: on the quickstart's student, the trapezoid
+rule's median completeness error is 4.2% at m = 128, 0.39% at 256 and 0.07% at 512 (max 2%)."""
+
+
+def component_scores(token_attr: torch.Tensor, comp_ids: torch.Tensor) -> torch.Tensor:
+    """A_c: token attributions (B, T) summed over each component's positions -> (B, C).
+    comp_ids (B, T) index COMPONENTS, -1 = not an input of the target turn."""
+    valid = comp_ids >= 0
+    out = torch.zeros(token_attr.shape[0], len(COMPONENTS), dtype=token_attr.dtype)
+    return out.scatter_add(1, comp_ids.clamp(min=0), token_attr * valid)
+
+
+def shares(scores: torch.Tensor) -> torch.Tensor:
+    """p_c = |A_c| / sum |A_c|, rows (B, C); an all-zero row stays zero."""
+    a = scores.abs()
+    return a / a.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+@dataclass
+class TurnAttribution:
+    """One scored turn: p (C,) component shares, A (C,), the completeness relative error, and
+    the per-token attribution (T,) (None for the component games) with the episode's encoding."""
+
+    p: torch.Tensor
+    scores: torch.Tensor
+    relative_error: float
+    token_attr: torch.Tensor | None
+    encoded: Encoded
+    turn: int
+    finite: bool
+
+
+def target_turns(n_turns: int, which: Literal["final", "all"]) -> list[int]:
+    return [n_turns - 1] if which == "final" else list(range(n_turns))
+
+
+def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: AttributionSettings):
+    """(scores (B, C) float64, relative error (B,), token attribution (B, T) or None)."""
+    masks = [e.assistant_mask(only=t) for e, t in zip(encs, turns, strict=True)]
+    batch = collate(encs, processor.pad_token_id, masks).to(model.device)
+    eb = embed(model, batch, batch.completion_mask)
+    base = baseline_embeddings(model, processor, batch, eb, s.baseline)
+    comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
+    for j, (e, t) in enumerate(zip(encs, turns, strict=True)):
+        comp[j, : len(e)] = e.component_ids(t)
+    if s.estimator in ("shapley", "occlusion"):
+        res = component_game(model, eb, base, comp, s.estimator, s.chunk, s.completeness)
+        return res.scores, res.relative_error.cpu(), None
+    if s.estimator == "ig":
+        res = attribute(model, eb, base, s.n_steps, s.rule, s.chunk, s.completeness)
+    else:
+        res = gradient_times_delta(model, eb, base)
+    tok = res.attributions.sum(-1).cpu()  # (B, T)
+    return component_scores(tok.double(), comp), res.relative_error.cpu(), tok
+
+
+def rows_per_call(s: AttributionSettings) -> int:
+    """Episodes per batch so that one call's forward rows stay near `chunk`."""
+    per_row = {"ig": s.n_steps, "grad_x_delta": 1, "occlusion": 8, "shapley": 64}[s.estimator]
+    return max(1, s.chunk // per_row)
+
+
+def attribute_episodes(
+    model,
+    processor,
+    episodes: list[list[Segment]],
+    which: Literal["final", "all"] = "final",
+    settings: AttributionSettings | None = None,
+    keep_ids: bool = True,
+) -> list[list[TurnAttribution]]:
+    """Per-component attribution of the chosen turns of each episode (a list of segments).
+
+    `keep_ids=False` re-tokenizes the generated text with this model's own tokenizer: a teacher
+    scores a student's rollout that way, and components line up whatever the vocabularies."""
+    s = settings or AttributionSettings()
+    rows: list[tuple[int, int, Encoded]] = []
+    for i, segs in enumerate(episodes):
+        enc = encode(segs, processor, keep_ids=keep_ids)
+        n_turns = sum(k == "assistant" for k in enc.kinds)
+        rows.extend((i, t, enc) for t in target_turns(n_turns, which))
+    out: list[list[TurnAttribution]] = [[] for _ in episodes]
+    rows.sort(key=lambda r: len(r[2]))  # similar lengths share a batch: less padding computed
+    was_training = model.training
+    model.eval()
+    per_call = rows_per_call(s)
+    for r0 in range(0, len(rows), per_call):
+        part = rows[r0 : r0 + per_call]
+        sc, rel, tok = _score_batch(model, processor, [e for _, _, e in part], [t for _, t, _ in part], s)
+        p = shares(sc)
+        for j, (i, t, e) in enumerate(part):
+            finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not s.completeness))
+            token = None if tok is None else tok[j, : len(e)]
+            out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), token, e, t, finite))
+    model.train(was_training)
+    return out
+
+
+def mean_shares(turns: list[TurnAttribution]) -> torch.Tensor | None:
+    """Average p over an episode's finite scored turns (None if none is finite)."""
+    ps = [t.p for t in turns if t.finite and math.isfinite(float(t.p.sum()))]
+    return torch.stack(ps).mean(0) if ps else None
+
+
+def describe(s: AttributionSettings) -> str:
+    """A short label: `shapley`, `ig gausslegendre m=4`, ..."""
+    return f"ig {s.rule} m={s.n_steps}" if s.estimator == "ig" else s.estimator

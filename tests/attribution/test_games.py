@@ -1,0 +1,124 @@
+"""The forward-only component estimators (Shapley, occlusion) and the one-backward gradient x
+delta, against hand-computed games and captum's ShapleyValues / FeatureAblation / InputXGradient."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from captum.attr import FeatureAblation, InputXGradient, ShapleyValues
+
+from iapo.attribution import (
+    AttributionSettings,
+    attribute_episodes,
+    baseline_embeddings,
+    component_game,
+    embed,
+    gradient_times_delta,
+    sequence_logprob,
+    shapley_from_values,
+)
+from iapo.attribution.games import coalitions
+from iapo.rollout.episode import COMPONENTS, collate, encode
+from iapo.train.sft import sft_segments
+
+
+def test_shapley_of_a_two_player_game_by_hand():
+    """v({}) = 0, v({a}) = 1, v({b}) = 2, v({a, b}) = 5: phi_a = (1 + 3) / 2, phi_b = (2 + 4) / 2."""
+    a, b = 0, 3  # players are component indices; coalitions are bitmasks over them
+    v = {0: 0.0, 1 << a: 1.0, 1 << b: 2.0, (1 << a) | (1 << b): 5.0}
+    assert shapley_from_values(v, [a, b]) == pytest.approx({a: 2.0, b: 3.0})
+
+
+def test_shapley_of_three_players_is_efficient_and_symmetric():
+    """v(S) = |S|^2: symmetric players share v(N) = 9 equally."""
+    ps = [0, 2, 5]
+    v = {m: float(m.bit_count() ** 2) for m in coalitions(ps, "shapley", True)}
+    assert len(v) == 8
+    assert shapley_from_values(v, ps) == pytest.approx({0: 3.0, 2: 3.0, 5: 3.0})
+
+
+@pytest.fixture(scope="module")
+def no_call_batch(tiny_models, small_world):
+    """Two val demonstrations that answer without a call (4 players: a small exact game)."""
+    model, proc = tiny_models["student"]
+    model.eval()
+    rng = random.Random(0)
+    segs = [sft_segments(ex, rng, tools=False) for ex in small_world.load("val")[:2]]
+    encs = [encode(s, proc) for s in segs]
+    last = [sum(k == "assistant" for k in e.kinds) - 1 for e in encs]
+    batch = collate(encs, proc.pad_token_id, [e.assistant_mask(only=t) for e, t in zip(encs, last, strict=True)])
+    eb = embed(model, batch, batch.completion_mask)
+    comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
+    for j, (e, t) in enumerate(zip(encs, last, strict=True)):
+        comp[j, : len(e)] = e.component_ids(t)
+    base = baseline_embeddings(model, proc, batch, eb, "pad")
+    return model, eb, base, comp
+
+
+def _captum(method_cls, model, eb, base, comp, row: int, **kw) -> torch.Tensor:
+    """captum's attribution of one row with the components as feature groups; the target turn
+    and padding form one more group that the forward function never perturbs (a dummy player)."""
+    sl = slice(row, row + 1)
+    keep = comp[sl] < 0  # (1, T)
+    x = eb.inputs_embeds[sl]
+
+    def f(emb):  # (R, T, D) -> (R,)
+        emb = torch.where(keep.unsqueeze(-1), x, emb)
+        rows = torch.full((emb.shape[0],), row, dtype=torch.long)
+        return sequence_logprob(model, eb, emb, rows)
+
+    groups = torch.where(comp[sl] < 0, len(COMPONENTS), comp[sl]).unsqueeze(-1).expand_as(x).contiguous()
+    with torch.no_grad():
+        a = method_cls(f).attribute(x, baselines=base[sl], feature_mask=groups, **kw)  # (1, T, D)
+    # every element of a group carries the group's value: read one per component
+    return torch.tensor([float(a[0, comp[row] == c][0, 0]) if (comp[row] == c).any() else 0.0
+                         for c in range(len(COMPONENTS))], dtype=torch.float64)  # fmt: skip
+
+
+def test_shapley_matches_captum_and_splits_f_completely(no_call_batch):
+    model, eb, base, comp = no_call_batch
+    res = component_game(model, eb, base, comp, "shapley")
+    assert res.relative_error.max() < 1e-5  # efficiency: sum phi = f(x) - f(x')
+    for row in range(2):
+        ref = _captum(ShapleyValues, model, eb, base, comp, row, perturbations_per_eval=32)
+        assert torch.allclose(res.scores[row], ref, atol=1e-4), (res.scores[row], ref)
+
+
+def test_occlusion_matches_captum_feature_ablation(no_call_batch):
+    model, eb, base, comp = no_call_batch
+    res = component_game(model, eb, base, comp, "occlusion")
+    for row in range(2):
+        ref = _captum(FeatureAblation, model, eb, base, comp, row, perturbations_per_eval=8)
+        assert torch.allclose(res.scores[row], ref, atol=1e-4), (res.scores[row], ref)
+    # a component an episode lacks scores exactly zero
+    assert (res.scores[:, COMPONENTS.index("tool_output")] == 0).all()
+
+
+def test_gradient_times_delta_is_captum_input_x_gradient_at_a_zero_baseline(no_call_batch):
+    model, eb, _, _ = no_call_batch
+    ours = gradient_times_delta(model, eb, None).attributions
+    x = eb.inputs_embeds.detach().clone().requires_grad_(True)
+    ref = InputXGradient(lambda e: sequence_logprob(model, eb, e)).attribute(x)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("estimator", ["shapley", "occlusion", "grad_x_delta"])
+def test_batched_episodes_equal_one_by_one(tiny_models, small_world, estimator):
+    """Padding and batching change nothing: the estimator's own reference in the fidelity bench."""
+    model, proc = tiny_models["student"]
+    rng = random.Random(1)
+    segs = [sft_segments(ex, rng, tools=True) for ex in small_world.load("val")[:3]]
+    s = AttributionSettings(estimator=estimator, chunk=16)
+    batched = attribute_episodes(model, proc, segs, "final", s)
+    for seg, b in zip(segs, batched, strict=True):
+        (alone,) = attribute_episodes(model, proc, [seg], "final", s)
+        assert torch.allclose(alone[0].p, b[0].p, atol=1e-4)
+        assert alone[0].finite and abs(float(b[0].p.sum()) - 1) < 1e-5
+
+
+def test_old_method_key_still_reads_as_rule():
+    with pytest.warns(DeprecationWarning, match="rule"):
+        s = AttributionSettings(method="trapezoid")
+    assert s.rule == "trapezoid"

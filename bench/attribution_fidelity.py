@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--roles", nargs="+", default=["student", "teacher"])
     ap.add_argument("--episodes", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", nargs="+", metavar="LABEL", help="only these estimators, e.g. 'ig gausslegendre m=64'")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     segs = demo_segments(a.world, a.episodes)
@@ -80,7 +81,8 @@ def main() -> None:
         ig_ref, ig_err, ig_ms = run(model, proc, segs, IG_REFERENCE)
         print(f"{role:8s} {describe(IG_REFERENCE):24s} {'0 (itself)':>22s} {'0 (itself)':>20s} "
               f"{ig_err.median():9.4f} {ig_ms:7.1f}", flush=True)  # fmt: skip
-        for s in CANDIDATES + ([default] if default not in CANDIDATES else []):
+        cands = [s for s in CANDIDATES if not a.only or describe(s) in a.only]
+        for s in cands + ([default] if default not in cands else []):
             p, err, ms = run(model, proc, segs, s)
             own = ig_ref if s.estimator == "ig" else run(model, proc, segs, s, one_by_one=True)[0]
             d_own, d_ig = l1(p, own), l1(p, ig_ref)

@@ -119,9 +119,11 @@ def ig_timings(model, proc, segs, m: int, rule: str, sync) -> tuple[float, float
 
 
 def steps_side_by_side(
-    zoo: Path, world: World, cfg: GRPOConfig, n: int, attr: AttributionRewardConfig
+    zoo: Path, world: World, cfg: GRPOConfig, n: int, attr: AttributionRewardConfig, also: list[str]
 ) -> dict[str, dict[str, float]]:
     methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=attr)}
+    for est in also:
+        methods[est] = MethodConfig(attribution=attr.model_copy(update={"estimator": est}))
     rows = side_by_side(zoo, world, cfg, methods, n, DEVICE)
     keys = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
     return {n_: {k: statistics.median(r[k] for r in rs) for k in keys} for n_, rs in rows.items()}
@@ -154,6 +156,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override the IAPO attribution config")
+    ap.add_argument("--also", nargs="*", default=[], metavar="ESTIMATOR", help="IAPO steps under these estimators too")
     a = ap.parse_args()
     DEVICE = a.device
     torch.set_num_threads(a.threads)
@@ -171,20 +174,22 @@ def main() -> None:
           f"IAPO: target {attr.target}, {describe(attr)}; IG columns: {rule}, m={m}, pad baseline, "
           f"{a.episodes} demonstration episodes; {DEVICE}")  # fmt: skip
     head = ("size", "params", "outcome step", "IAPO step", "ratio", "IAPO rollout/reward/update",
-            "IG/episode", "floor/episode", "captum/episode", "captum/ours", "max |ours - captum| / max |captum|")  # fmt: skip
+            "IG/episode", "floor/episode", "captum/episode", "captum/ours", "max |ours - captum| / max |captum|",
+            *(f"IAPO {e} / outcome" for e in a.also))  # fmt: skip
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head), flush=True)
     for name in a.sizes:
         zoo = make_zoo(root, name, tiny / "student")
         model, proc = load(zoo / "student")
         model.to(DEVICE).eval()
         t_ig, t_floor, t_cap, agree = ig_timings(model, proc, segs, m, rule, sync)
-        steps = steps_side_by_side(zoo, world, cfg, a.steps, attr)
+        steps = steps_side_by_side(zoo, world, cfg, a.steps, attr, a.also)
         o, i = steps["outcome"], steps["iapo"]
         split = f"{i['time/rollout_s']:.2f} / {i['time/reward_s']:.2f} / {i['time/update_s']:.2f} s"
         n = a.episodes
         print(f"| {name} | {n_params(model) / 1e6:.1f}M | {o['time/step_s']:.2f} s | {i['time/step_s']:.2f} s | "
               f"{i['time/step_s'] / o['time/step_s']:.2f} | {split} | {1e3 * t_ig / n:.0f} ms | "
-              f"{1e3 * t_floor / n:.0f} ms | {1e3 * t_cap / n:.0f} ms | {t_cap / t_ig:.2f}x | {agree:.1e} |", flush=True)  # fmt: skip
+              f"{1e3 * t_floor / n:.0f} ms | {1e3 * t_cap / n:.0f} ms | {t_cap / t_ig:.2f}x | {agree:.1e} |"
+              + "".join(f" {steps[e]['time/step_s'] / o['time/step_s']:.2f} |" for e in a.also), flush=True)  # fmt: skip
         if cuda:
             _, eb, base = ig_batch(model, proc, segs)
             for chunk in (m * n, 8):

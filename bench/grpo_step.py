@@ -4,6 +4,7 @@ split into rollout / reward / update.
     python bench/grpo_step.py                              # untrained models of the default sizes
     python bench/grpo_step.py --zoo DIR --world DIR        # e.g. a quickstart's trained models
     python bench/grpo_step.py --config configs/quickstart.yaml --zoo ... --world ...
+    python bench/grpo_step.py --also ig grad_x_delta shapley   # other estimators, same run
 
 The IAPO config is `MethodConfig(attribution=AttributionRewardConfig())` (the defaults, what
 configs/iapo.yaml sets) unless --config names an experiment whose `iapo`-like method to use.
@@ -81,6 +82,9 @@ def main() -> None:
     ap.add_argument("--method", default="iapo")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override IAPO attribution settings")
+    ap.add_argument(
+        "--also", nargs="*", default=[], metavar="ESTIMATOR", help="IAPO under these estimators too, in the same run"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     zoo, world = setup(a.zoo, a.world)
@@ -97,13 +101,21 @@ def main() -> None:
             update={"attribution": AttributionRewardConfig(**{**iapo.attribution.model_dump(), **upd})}
         )
     q = cfg.questions_per_step
-    rows = side_by_side(zoo, World(world), cfg, {"outcome": MethodConfig(), "iapo": iapo}, a.steps)
+    methods = {"outcome": MethodConfig(), "iapo": iapo}
+    for est in a.also:  # e.g. `--also ig shapley`: ig keeps the config's rule and m
+        methods[f"iapo {est}"] = iapo.model_copy(
+            update={"attribution": iapo.attribution.model_copy(update={"estimator": est})}
+        )
+    rows = side_by_side(zoo, World(world), cfg, methods, a.steps)
     a_cfg = iapo.attribution
     desc = "no attribution" if a_cfg is None else f"target {a_cfg.target}, {describe(a_cfg)}"
     print(f"Q={q} x G={cfg.group_size}, median of {a.steps} steps after one warm-up; IAPO: {desc}")
     med = {n: {k: statistics.median(r[k] for r in rs) for k in KEYS} for n, rs in rows.items()}
     for name, m in med.items():
-        print(f"  {name:8s} " + "  ".join(f"{k.split('/')[1][:-2]} {v:6.2f}s" for k, v in m.items()))
+        ratio = m["time/step_s"] / med["outcome"]["time/step_s"]
+        print(
+            f"  {name:18s} " + "  ".join(f"{k.split('/')[1][:-2]} {v:6.2f}s" for k, v in m.items()) + f"  x{ratio:.2f}"
+        )
     print(f"IAPO / outcome step time: {med['iapo']['time/step_s'] / med['outcome']['time/step_s']:.2f}")
 
 

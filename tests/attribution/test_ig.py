@@ -173,7 +173,7 @@ def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, s
     assert r.metrics()["attr/divergence_with_calls"] != r.metrics()["attr/divergence_with_calls"]  # NaN
     assert out[0] == out[2] and out[1] == out[4] and len({out[0], out[1], out[3]}) == 3
     alone = r(prompts=[""], completions=[""], episodes=[eps[1]])
-    assert alone[0] == pytest.approx(out[1], abs=1e-6)
+    assert alone[0] == pytest.approx(out[1], abs=1e-5)  # float32: padding in a batch moves the 6th digit
 
 
 def test_center_by_support_by_hand():

@@ -47,7 +47,7 @@ def test_cache_invalidated_by_teacher_data_and_ig_settings(tiny_models, small_wo
     # IG settings: another file
     assert _reward(tiny_models, tmp_path, n_steps=3).cache.path != base.cache.path
     assert _reward(tiny_models, tmp_path, rule="trapezoid").cache.path != base.cache.path
-    assert _reward(tiny_models, tmp_path, estimator="occlusion").cache.path != base.cache.path
+    assert _reward(tiny_models, tmp_path, estimator="grad_x_delta").cache.path != base.cache.path
     assert _reward(tiny_models, tmp_path, teacher_samples=2).cache.path != base.cache.path
     # the teacher: other weights give another fingerprint
     model, _ = tiny_models["teacher_alt"]

@@ -33,11 +33,10 @@ class AttributionSettings(StrictModel):
     """How a turn's component attribution is computed: the one home of every default."""
 
     estimator: Estimator = Field(
-        "grad_x_delta",
+        "occlusion",
         description="ig: the method's definition, approximated by quadrature; shapley: exact Shapley values of "
         "the components (2^n forwards, no backward); occlusion: leave one component out; grad_x_delta: one "
-        "backward (the default: exact for its definition, the cheapest, as good on val as occlusion in the "
-        "sparse regime; docs/method.md section 2)",
+        "backward. Default: the exact estimator best on val in the sparse regime (docs/method.md section 2)",
     )
     n_steps: int = Field(4, ge=2, description="ig: quadrature nodes m")
     rule: Literal[RULES] = Field("gausslegendre", description="ig: quadrature rule")  # type: ignore[valid-type]

@@ -27,25 +27,17 @@ from typing import Literal
 
 import torch
 
-from iapo.attribution.ig import EmbeddedBatch, sequence_logprob
+from iapo.attribution.ig import Completeness, EmbeddedBatch, sequence_logprob
 from iapo.rollout.episode import COMPONENTS
 
 Game = Literal["shapley", "occlusion"]
 
 
-@dataclass
-class GameResult:
-    """scores (B, C) per component (0 where absent); f_x, f_base (B,); delta (B,) = sum scores -
-    (f(x) - f(x')), NaN where f(x') was not computed."""
+@dataclass(kw_only=True)
+class GameResult(Completeness):
+    """scores (B, C) per component (0 where absent); f_base NaN where f(x') was not computed."""
 
     scores: torch.Tensor
-    f_x: torch.Tensor
-    f_base: torch.Tensor
-    delta: torch.Tensor
-
-    @property
-    def relative_error(self) -> torch.Tensor:
-        return self.delta.abs() / (self.f_x - self.f_base).abs().clamp(min=1e-8)
 
 
 def players(comp: torch.Tensor) -> list[int]:
@@ -121,4 +113,4 @@ def component_game(
         phi = shapley_from_values(v, p) if game == "shapley" else {c: v[full] - v[full ^ (1 << c)] for c in p}
         for c, val in phi.items():
             scores[b, c] = val
-    return GameResult(scores, f_x, f_b, scores.sum(1) - (f_x - f_b))
+    return GameResult(scores=scores, f_x=f_x, f_base=f_b, delta=scores.sum(1) - (f_x - f_b))

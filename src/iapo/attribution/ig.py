@@ -174,11 +174,10 @@ def blank_pixels(processor, grid_thw: torch.Tensor) -> torch.Tensor:
     return pv
 
 
-@dataclass
-class IGResult:
-    """attributions (B, T, D); delta (B,) = sum IG - (f(x) - f(x')); f_x, f_base (B,)."""
+@dataclass(kw_only=True)
+class Completeness:
+    """f_x, f_base (B,); delta (B,) = sum of the attributions - (f(x) - f(x'))."""
 
-    attributions: torch.Tensor
     f_x: torch.Tensor
     f_base: torch.Tensor
     delta: torch.Tensor
@@ -187,6 +186,13 @@ class IGResult:
     def relative_error(self) -> torch.Tensor:
         """|delta| / |f(x) - f(x')| per row: the completeness check."""
         return self.delta.abs() / (self.f_x - self.f_base).abs().clamp(min=1e-8)
+
+
+@dataclass(kw_only=True)
+class IGResult(Completeness):
+    """attributions (B, T, D) per embedding coordinate."""
+
+    attributions: torch.Tensor
 
 
 def attribute(
@@ -232,7 +238,7 @@ def attribute(
         f_at.update(zip(ends, f_ends, strict=True))
     f_x, f_b = f_at.get(1.0, nan), f_at.get(0.0, nan)
     delta = attributions.sum((1, 2)) - (f_x - f_b)
-    return IGResult(attributions.detach(), f_x, f_b, delta)
+    return IGResult(attributions=attributions.detach(), f_x=f_x, f_base=f_b, delta=delta)
 
 
 def gradient_times_delta(model, inputs: EmbeddedBatch, baselines: torch.Tensor | None = None) -> IGResult:
@@ -247,4 +253,5 @@ def gradient_times_delta(model, inputs: EmbeddedBatch, baselines: torch.Tensor |
     with torch.no_grad():
         f_b = sequence_logprob(model, inputs, base)
     attributions = (x.detach() - base) * g
-    return IGResult(attributions.detach(), f_x.detach(), f_b, attributions.sum((1, 2)) - (f_x.detach() - f_b))
+    delta = attributions.sum((1, 2)) - (f_x.detach() - f_b)
+    return IGResult(attributions=attributions.detach(), f_x=f_x.detach(), f_base=f_b, delta=delta)

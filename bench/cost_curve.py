@@ -32,9 +32,9 @@ from _tiny import tiny_setup
 from grpo_step import side_by_side
 from iapo.attribution import attribute, baseline_embeddings, describe, embed, sequence_logprob
 from iapo.models.build import ModelSpec, build_model, load, n_params, save
-from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rl.grpo import GRPOConfig
+from iapo.rl.grpo import GRPOSettings
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import RolloutConfig
 from iapo.train.sft import sft_segments
@@ -119,7 +119,7 @@ def ig_timings(model, proc, segs, m: int, rule: str, sync) -> tuple[float, float
 
 
 def steps_side_by_side(
-    zoo: Path, world: World, cfg: GRPOConfig, n: int, attr: AttributionRewardConfig, also: list[str]
+    zoo: Path, world: World, cfg: GRPOSettings, n: int, attr: AttributionRewardConfig, also: list[str]
 ) -> dict[str, dict[str, float]]:
     methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=attr)}
     for est in also:
@@ -129,7 +129,7 @@ def steps_side_by_side(
     return {n_: {k: statistics.median(r[k] for r in rs) for k in keys} for n_, rs in rows.items()}
 
 
-def trl_step(zoo: Path, world: World, cfg: GRPOConfig, out: Path, attr: AttributionRewardConfig) -> float:
+def trl_step(zoo: Path, world: World, cfg: GRPOSettings, out: Path, attr: AttributionRewardConfig) -> float:
     from iapo.rl import trl_engine
 
     _, proc = load(zoo / "student")
@@ -156,6 +156,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override the IAPO attribution config")
+    ap.add_argument(
+        "--no-captum", action="store_true", help="skip the IG columns (captum's full logits need ~15 GB at 100m)"
+    )
     ap.add_argument("--also", nargs="*", default=[], metavar="ESTIMATOR", help="IAPO steps under these estimators too")
     a = ap.parse_args()
     DEVICE = a.device
@@ -165,7 +168,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp())
     wdir, tiny = tiny_setup(root)
     world = World(wdir)
-    cfg = GRPOConfig(questions_per_step=4, group_size=8, rollout=RolloutConfig(max_new_tokens=40, batch_size=32))
+    cfg = GRPOSettings(questions_per_step=4, group_size=8, rollout=RolloutConfig(max_new_tokens=40, batch_size=32))
     attr = AttributionRewardConfig(**dict(kv.split("=", 1) for kv in a.set))
     m, rule = 4, "gausslegendre"  # the IG columns: IG at m = 4 against captum, whatever the step's estimator
     rng = random.Random(0)
@@ -181,7 +184,8 @@ def main() -> None:
         zoo = make_zoo(root, name, tiny / "student")
         model, proc = load(zoo / "student")
         model.to(DEVICE).eval()
-        t_ig, t_floor, t_cap, agree = ig_timings(model, proc, segs, m, rule, sync)
+        nan = float("nan")
+        t_ig, t_floor, t_cap, agree = (nan,) * 4 if a.no_captum else ig_timings(model, proc, segs, m, rule, sync)
         steps = steps_side_by_side(zoo, world, cfg, a.steps, attr, a.also)
         o, i = steps["outcome"], steps["iapo"]
         split = f"{i['time/rollout_s']:.2f} / {i['time/reward_s']:.2f} / {i['time/update_s']:.2f} s"

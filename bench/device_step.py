@@ -18,9 +18,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from iapo.models.build import load
-from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rl.grpo import GRPOConfig, train_grpo
+from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.loop import RolloutConfig
 from iapo.world import World
 
@@ -34,7 +34,7 @@ def run(world: Path, zoo: Path, device: str, dtype: torch.dtype, method: MethodC
     model, proc = load(zoo / "student", dtype=dtype)
     ref = copy.deepcopy(model).to(acc.device)
     rewards = make_rewards(method, zoo, None, 0, dtype)
-    cfg = GRPOConfig(steps=steps, questions_per_step=4, group_size=8, lr=2e-4, micro_batch=32,
+    cfg = GRPOSettings(steps=steps, questions_per_step=4, group_size=8, lr=2e-4, micro_batch=32,
                      rollout=RolloutConfig(temperature=1.0, max_calls=3, max_new_tokens=48))  # fmt: skip
     rows: list[dict] = []
     t0 = time.perf_counter()

@@ -26,10 +26,10 @@ import torch
 
 from iapo.attribution import describe
 from iapo.models.build import load
-from iapo.rewards.attribution import AttributionRewardConfig
+from iapo.rewards.alignment import AttributionRewardConfig
+from iapo.rewards.contract import prepare
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rewards.protocol import prepare
-from iapo.rl.grpo import GRPOConfig, grpo_step
+from iapo.rl.grpo import GRPOSettings, grpo_step
 from iapo.world import World
 
 KEYS = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
@@ -48,7 +48,7 @@ def setup(zoo: Path | None, world: Path | None) -> tuple[Path, Path]:
 
 
 def side_by_side(
-    zoo: Path, world: World, cfg: GRPOConfig, methods: dict[str, MethodConfig], n: int, device: str = "cpu"
+    zoo: Path, world: World, cfg: GRPOSettings, methods: dict[str, MethodConfig], n: int, device: str = "cpu"
 ) -> dict[str, list[dict]]:
     """n GRPO steps of each method from the same student on the same questions, interleaved
     step by step (so machine noise hits every method alike), after one untimed warm-up step."""
@@ -88,7 +88,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     zoo, world = setup(a.zoo, a.world)
-    cfg, iapo = GRPOConfig(questions_per_step=4, group_size=8), MethodConfig(attribution=AttributionRewardConfig())
+    cfg, iapo = GRPOSettings(questions_per_step=4, group_size=8), MethodConfig(attribution=AttributionRewardConfig())
     if a.config:
         from iapo.config import load_yaml
         from iapo.experiment import ExperimentConfig

@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 
 KEYS = {
-    "own": ["reward/total", "reward/attribution", "accuracy", "loss", "kl", "grad_norm"],
-    "trl": ["reward", "rewards/attribution/mean", "accuracy", "loss", "kl", "grad_norm"],
+    "own": ["reward/total", "reward/attribution", "rollout/accuracy", "losses/policy", "losses/kl", "optim/grad_norm"],
+    "trl": ["reward", "rewards/attribution/mean", "rollout/accuracy", "loss", "kl", "grad_norm"],
 }
 STEP_TIME = {"own": "time/step_s", "trl": "step_time"}
 

@@ -77,7 +77,7 @@ def test_attribute_cli_writes_a_heat_map(tiny_models, small_world, tmp_path):
     mdir = save(model, proc, tmp_path / "m")
     ex = next(e for e in small_world.load("val") if e.valid_paths)
     call = ex.valid_paths[0][0]
-    from iapo.tools.protocol import format_answer, format_tool_call
+    from iapo.tools.syntax import format_answer, format_tool_call
 
     ep = {
         "id": ex.id,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from iapo.config import load_yaml
+from iapo.config import load_yaml, read_yaml
 from iapo.experiment import ExperimentConfig
 from iapo.run import TrainConfig
 from iapo.train.finetune import FinetuneConfig
@@ -36,7 +35,7 @@ def kind(data: dict) -> type:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
 def test_config_parses(path):
-    model = kind(yaml.safe_load(path.read_text()))
+    model = kind(read_yaml(path))
     cfg = load_yaml(path, model)
     assert isinstance(cfg, model)
 
@@ -55,3 +54,29 @@ def test_grid_reuses_a_finished_base_run(base, grid):
     assert grid.zoo.pretrain == six.zoo.pretrain
     assert {r: grid.zoo.roles[r] for r in six.zoo.roles} == six.zoo.roles
     assert {m: grid.methods[m] for m in six.methods} == six.methods
+
+
+def test_method_configs_share_one_grpo_block():
+    """configs/{outcome,exact_match,trm,iapo}.yaml extend configs/grpo.yaml: one budget, four rewards."""
+    base = load_yaml(ROOT / "configs" / "grpo.yaml", TrainConfig)
+    for name in ("outcome", "exact_match", "trm", "iapo"):
+        cfg = load_yaml(ROOT / "configs" / f"{name}.yaml", TrainConfig)
+        assert cfg.grpo == base.grpo and cfg.eval == base.eval and cfg.seed == base.seed
+        assert "\ngrpo:" not in (ROOT / "configs" / f"{name}.yaml").read_text()  # not copied
+    assert load_yaml(ROOT / "configs" / "iapo.yaml", TrainConfig).method.attribution is not None
+
+
+def test_extends_merges_mappings_and_names_the_broken_file(tmp_path):
+    from iapo.errors import ConfigError
+
+    (tmp_path / "base.yaml").write_text("grpo: {steps: 5, lr: 0.1}\nseed: 3\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ngrpo: {steps: 7}\n")
+    cfg = load_yaml(tmp_path / "child.yaml", TrainConfig)
+    assert (cfg.grpo.steps, cfg.grpo.lr, cfg.seed) == (7, 0.1, 3)  # merged key by key
+    (tmp_path / "loop.yaml").write_text("extends: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        read_yaml(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
+        read_yaml(tmp_path / "orphan.yaml")

@@ -340,16 +340,14 @@ def _config_path(name: str) -> Path:
 
 
 def _experiment(config: Path, out: Path, overrides: dict | None = None) -> Path:
-    import yaml
-
-    from iapo.config import load_yaml
+    from iapo.config import load_yaml, read_yaml
     from iapo.experiment import ExperimentConfig, run_experiment
     from iapo.report import write_report
 
     cfg = load_yaml(config, ExperimentConfig, overrides)
-    raw = yaml.safe_load(config.read_text())
+    source = {"file": str(config), "overrides": overrides or {}, "yaml": read_yaml(config)}
     with progress_bar() as bar:
-        run_experiment(cfg, out, _Bars(bar), raw_config={"file": str(config), "overrides": overrides or {}, **raw})
+        run_experiment(cfg, out, _Bars(bar), raw_config=source)
     return write_report(out)
 
 
@@ -417,11 +415,17 @@ def report(
 @app.command()
 @friendly
 def train(
-    config: Annotated[Path, typer.Option(help="Method YAML: configs/{outcome,exact_match,trm,iapo}.yaml.")],
+    config: Annotated[
+        Path,
+        typer.Option(
+            help="Method YAML (configs/{outcome,exact_match,trm,iapo}.yaml), or a run directory: rerun that run "
+            "exactly from its run.json (its config, student, zoo, world; options given here override)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoints, metrics.jsonl, tb/, result.json).")],
     world: Annotated[Path | None, typer.Option(help="World directory (unless the config has a data: section).")] = None,
-    zoo: Annotated[Path, typer.Option(help="Model zoo directory (iapo sft --out); roles resolve here.")] = Path("zoo"),
-    student: Annotated[str, typer.Option(help="Zoo role or model directory of the policy.")] = "student",
+    zoo: Annotated[Path | None, typer.Option(help="Model zoo directory (iapo sft --out); roles resolve here.")] = None,
+    student: Annotated[str | None, typer.Option(help="Zoo role or model directory of the policy.")] = None,
     trm: Annotated[Path | None, typer.Option(help="Tool-call reward model directory (iapo trm train).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
     engine: Annotated[
@@ -429,14 +433,28 @@ def train(
     ] = None,
 ) -> None:
     """GRPO with one method's rewards; resumes from its last checkpoint when rerun."""
-    from iapo.config import load_yaml
+    from iapo.config import build, load_yaml, set_dotted
     from iapo.eval.report_table import print_eval
-    from iapo.run import TrainConfig, run_one
+    from iapo.run import TrainConfig, load_run_record, run_one
     from iapo.world import World
 
     over = {k: v for k, v in (("seed", seed), ("engine", engine)) if v is not None}
-    cfg = load_yaml(config, TrainConfig, over or None)
-    student = cfg.model.student or student
+    name = config.stem
+    if config.is_dir():  # rerun a run from its record
+        rec, cfg = load_run_record(config)
+        data = cfg.model_dump(mode="json")
+        for k, v in over.items():
+            set_dotted(data, k, v)
+        cfg = build(TrainConfig, data, str(config / "run.json"))
+        name = rec["name"]
+        zoo = zoo or Path(rec["zoo"])
+        student = student or rec["student"]
+        trm = trm or (Path(rec["trm"]) if rec.get("trm") else None)
+        world = world or (Path(rec["world"]) if rec.get("world") else None)
+    else:
+        cfg = load_yaml(config, TrainConfig, over or None)
+    zoo = zoo or Path("zoo")
+    student = cfg.model.student or student or "student"
     sdir = zoo / student if (zoo / student).exists() else Path(student)
     if cfg.data is not None:
         from iapo.data.benchmarks import BenchmarkSource
@@ -448,11 +466,11 @@ def train(
         source = World(world)
     with progress_bar() as bar:
         bars = _Bars(bar)
-        res = run_one(config.stem, cfg, sdir, zoo, trm, source, out, lambda st, s, n, r: bars(st, s, n, r))
+        res = run_one(name, cfg, sdir, zoo, trm, source, out, lambda st, s, n, r: bars(st, s, n, r))
     if not res:
         return  # not the main process of a distributed run
     for split, summary in res["splits"].items():
-        print_eval(summary, f"{config.stem} seed {cfg.seed} on {split}")
+        print_eval(summary, f"{name} seed {cfg.seed} on {split}")
     console.print(f"wrote {out / 'result.json'}")
 
 
@@ -530,13 +548,15 @@ def attribute(
     ],
     world: Annotated[Path | None, typer.Option(help="World directory (to rebuild the episode's images).")] = None,
     out: Annotated[Path, typer.Option(help="PNG heat map to write.")] = Path("attribution.png"),
-    n_steps: Annotated[int, typer.Option(help="IG interpolation steps.")] = 32,
+    n_steps: Annotated[
+        int | None, typer.Option(help="IG nodes of the heat map (default: iapo.viz.HEATMAP_STEPS).")
+    ] = None,
     turn: Annotated[int, typer.Option(help="Which model turn to explain (-1 = final).")] = -1,
 ) -> None:
     """Per-component attribution of one episode, printed and plotted (image heat map + text)."""
-    from iapo.viz import attribute_episode_file
+    from iapo.viz import HEATMAP_STEPS, attribute_episode_file
 
-    shares = attribute_episode_file(model, episode, world, out, n_steps, turn)
+    shares = attribute_episode_file(model, episode, world, out, n_steps or HEATMAP_STEPS, turn)
     for comp, p in shares.items():
         Console().print(f"{comp:>12}: {100 * p:5.1f}%  " + "#" * round(40 * p))
     console.print(f"wrote {out}")

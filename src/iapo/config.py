@@ -1,7 +1,11 @@
 """Typed configs: pydantic models that refuse unknown keys, loaded from YAML.
 
 A wrong key or value is reported as one line naming the file and the dotted key path, e.g.
-`configs/iapo.yaml: rl.group_size: Input should be greater than or equal to 2`.
+`configs/iapo.yaml: grpo.group_size: Input should be greater than or equal to 2`.
+
+A YAML file may start from another: `extends: grpo.yaml` (relative to the file) reads that one
+first and lays this one's keys over it, mappings merged key by key (the method configs share one
+GRPO block that way).
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ def build(model: type[M], data: dict[str, Any], source: str = "config") -> M:
         raise ConfigError(format_validation_error(e, source)) from None
 
 
-def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
-    """Read `path` into `model`, with optional dotted-key overrides (`{"rl.steps": 10}`)."""
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML config file, with its `extends:` chain resolved."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -51,6 +55,28 @@ def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends: must be a path to another YAML file")
+    parent = (path.parent / base).resolve()
+    if parent in _seen or parent == path.resolve():
+        raise ConfigError(f"{path}: extends: {base} extends this file again (a cycle)")
+    return merged(read_yaml(parent, (*_seen, path.resolve())), data)
+
+
+def merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+    """Read `path` into `model`, with optional dotted-key overrides (`{"grpo.steps": 10}`)."""
+    data = read_yaml(path)
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     return build(model, data, str(path))
@@ -64,7 +90,3 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(d, dict):
             raise ConfigError(f"override {key}: {p} is not a mapping")
     d[parts[-1]] = value
-
-
-def dump_yaml(model: BaseModel) -> str:
-    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)

@@ -5,8 +5,13 @@
     out/trm/                     the tool-call reward model (when a method uses it)
     out/runs/sft/result.json     the SFT student itself, evaluated once
     out/runs/<method>/seed<k>/   GRPO checkpoints, metrics.jsonl, tb/, result.json
+
+With `zoo_seeds` (the zoo as a random factor: one zoo per seed, the world fixed), each zoo lives
+in out/zoos/seed<z>/ and its runs in out/runs/<method>/zoo<z>/seed<k>/ (sft: runs/sft/zoo<z>/).
     out/results.csv              one tidy row per (method, seed, split)
-    out/experiment.json          the resolved config, versions, wall times
+    out/runs/<method>/seed<k>/run.json   each run's resolved config, inputs and environment
+    out/experiment.json          the resolved config (every default written out), the YAML it came
+                                 from, versions, machine, wall times
 
 A run with `result.json` is never recomputed; a killed grid continues from checkpoints.
 Test splits are read only after a run's training is finished (`SplitGuard`); training-time
@@ -18,8 +23,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,9 +32,10 @@ from pydantic import Field, model_validator
 
 from iapo.config import StrictModel
 from iapo.models.build import load
+from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.trm import save_trm, train_trm
-from iapo.rl.grpo import GRPOConfig, planned_questions
+from iapo.rl.grpo import GRPOSettings, planned_questions
 from iapo.run import EvalConfig, Progress, SplitGuard, TrainConfig, evaluate_policy, run_one
 from iapo.train.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
@@ -48,9 +54,18 @@ class ReportRoles(StrictModel):
 class ExperimentConfig(StrictModel):
     world: WorldConfig = Field(default_factory=WorldConfig)
     zoo: ZooConfig = Field(default_factory=ZooConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     methods: dict[str, MethodConfig]
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    method_seeds: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="RL seeds of a method other than `seeds` (e.g. 8 for the main comparison, 4 for controls)",
+    )
+    zoo_seeds: list[int] | None = Field(
+        None,
+        description="one zoo per seed (the world stays fixed): every method x seed runs on each, and the report "
+        "treats the zoo as a random factor (intervals and tests resample zoos). None: the one zoo of zoo.seed",
+    )
     eval: EvalConfig = Field(default_factory=EvalConfig)
     student: str = "student"
     report: ReportRoles = Field(default_factory=ReportRoles)
@@ -72,20 +87,37 @@ class ExperimentConfig(StrictModel):
         for role, name in self.report.model_dump().items():
             if name not in self.methods:
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
+        for name in self.method_seeds:
+            if name not in self.methods:
+                raise ValueError(f"method_seeds.{name}: not one of the methods ({', '.join(self.methods)})")
         for name, m in self.methods.items():
             if m.needs_teacher and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
                 raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")
         return self
 
 
-def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path) -> dict:
-    done = out / "runs" / "sft" / "result.json"
+def zoo_dir(out: Path, zoo: int | None) -> Path:
+    return out / "zoo" if zoo is None else out / "zoos" / f"seed{zoo}"
+
+
+def run_dir(out: Path, method: str, zoo: int | None, seed: int | None) -> Path:
+    d = out / "runs" / method if zoo is None else out / "runs" / method / f"zoo{zoo}"
+    return d if seed is None else d / f"seed{seed}"
+
+
+def zoo_configs(cfg: ExperimentConfig) -> list[tuple[int | None, ZooConfig]]:
+    """(zoo seed or None, its config) for every zoo of the experiment."""
+    return [(None, cfg.zoo)] if cfg.zoo_seeds is None else [(z, cfg.zoo.with_seed(z)) for z in cfg.zoo_seeds]
+
+
+def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path, zoo: int | None = None) -> dict:
+    done = run_dir(out, "sft", zoo, None) / "result.json"
     if done.exists():
         return json.loads(done.read_text())
-    model, processor = load(out / "zoo" / cfg.student)
+    model, processor = load(zoo_dir(out, zoo) / cfg.student)
     guard = SplitGuard(world)
     guard.training = False  # no training happens here
-    result = {"method": "sft", "seed": None, "train_seconds": 0.0}
+    result = {"method": "sft", "seed": None, "zoo": zoo, "train_seconds": 0.0}
     result.update(evaluate_policy(model, processor, guard, cfg.eval, cfg.grpo.rollout))
     done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(result))
@@ -93,7 +125,7 @@ def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path) -> dict:
 
 
 RESULT_FIELDS = [
-    "method", "seed", "split", "n", "accuracy", "calls_per_episode", "episodes_with_call",
+    "method", "zoo", "seed", "split", "n", "accuracy", "calls_per_episode", "episodes_with_call",
     "useful_rate", "misuse_rate", "well_formed", "train_seconds",
 ]  # fmt: skip
 
@@ -103,7 +135,7 @@ def tidy_rows(results: list[dict]) -> list[dict]:
     for r in results:
         for split, s in r["splits"].items():
             rows.append({
-                "method": r["method"], "seed": r["seed"], "split": split, "n": s["n"],
+                "method": r["method"], "zoo": r.get("zoo"), "seed": r["seed"], "split": split, "n": s["n"],
                 "accuracy": s["accuracy"]["mean"], "calls_per_episode": s["tools/calls_per_episode"],
                 "episodes_with_call": s["tools/episodes_with_call"], "useful_rate": s["tools/useful_rate"],
                 "misuse_rate": s["tools/misuse_rate"], "well_formed": s["format/well_formed"],
@@ -121,18 +153,28 @@ def write_csv(rows: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
-def versions() -> dict:
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
-
-
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_in_worker(name: str, tc: TrainConfig, student: Path, zoo: Path, trm: Path | None, world: Path, run_dir: Path):
-    return run_one(name, tc, student, zoo, trm, World(world), run_dir)
+@dataclass
+class Job:
+    """One GRPO run of the grid: a method and RL seed on one zoo."""
+
+    name: str
+    cfg: TrainConfig
+    run_dir: Path
+    zoo_dir: Path
+    zoo: int | None
+    student: str
+
+    def run(self, trm: Path | None, world: World, progress: Progress | None = None) -> dict:
+        r = run_one(self.name, self.cfg, self.zoo_dir / self.student, self.zoo_dir, trm, world, self.run_dir, progress)
+        return {**r, "zoo": self.zoo} if r else r
+
+
+def _run_in_worker(job: Job, trm: Path | None, world: Path) -> dict:
+    return job.run(trm, World(world))
 
 
 def _cost(tc: TrainConfig) -> float:
@@ -142,13 +184,24 @@ def _cost(tc: TrainConfig) -> float:
     if a is None:
         return float(tc.grpo.steps)
     passes = {"ig": a.n_steps, "grad_x_delta": 0.4, "occlusion": 0.7, "shapley": 4.5}[a.estimator]
+    passes = passes * bool(a.components) + (0.4 if a.regions else 0.0)
     return tc.grpo.steps * (1.0 + passes * (2 if a.target == "teacher_forced" else 1) / 4)
 
 
-def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: Progress | None) -> list[dict]:
-    """Every (method, seed) run in a pool of `workers` processes, longest first (so no core idles
-    at the end on one long run); results in job order. Each run is independent and seeded, so its
-    result does not depend on which worker trains it."""
+def _wave(jobs: list[Job], i: int) -> tuple:
+    """Order of the pool: seed by seed (the k-th seed of every method, zoo after zoo), longest
+    first within a wave, so a grid cut off early holds paired runs of every method, and no core
+    idles at the end of a wave on one long run."""
+    seeds = sorted({j.cfg.seed for j in jobs if j.name == jobs[i].name})
+    return (seeds.index(jobs[i].cfg.seed), -_cost(jobs[i].cfg))
+
+
+def _run_parallel(
+    jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: Progress | None
+) -> list[dict]:
+    """Every (method, zoo, seed) run in a pool of `workers` processes, in waves of seeds (`_wave`);
+    results in job order. Each run is independent and seeded, so its result does not depend on
+    which worker trains it."""
     import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -156,8 +209,8 @@ def _run_parallel(jobs: list, args: tuple, world: Path, workers: int, progress: 
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-        order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][1]))
-        futures = {pool.submit(_run_in_worker, jobs[i][0], jobs[i][1], *args, world, jobs[i][2]): i for i in order}
+        order = sorted(range(len(jobs)), key=lambda i: _wave(jobs, i))
+        futures = {pool.submit(_run_in_worker, jobs[i], trm, world): i for i in order}
         results: list[dict | None] = [None] * len(jobs)
         for done, fut in enumerate(as_completed(futures), 1):
             results[futures[fut]] = fut.result()
@@ -175,7 +228,8 @@ def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: Pr
             continue
         [(_, reward)] = [(r.name, r.reward) for r in make_rewards(m, zoo, None, 0, rollout_cfg=cfg.grpo.rollout)
                          if r.name == "attribution"]  # fmt: skip
-        questions = [q for s in cfg.seeds for q in planned_questions(train, cfg.grpo.model_copy(update={"seed": s}))]
+        seeds = cfg.method_seeds.get(name, cfg.seeds)
+        questions = [q for s in seeds for q in planned_questions(train, cfg.grpo.model_copy(update={"seed": s}))]
         reward.prepare(questions, (lambda i, n, k=name: progress(f"targets:{k}", i, n, {})) if progress else None)
 
 
@@ -186,6 +240,7 @@ def run_experiment(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "experiment.json", experiment_record(cfg, raw_config))  # from the start; timings at the end
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     if not (out / "world" / "world.json").exists():
@@ -200,28 +255,35 @@ def run_experiment(
     roles = sorted(
         {cfg.student} | {m.teacher for m in cfg.methods.values() if m.attribution and m.teacher in cfg.zoo.roles}
     )
-    build_zoo(world, cfg.zoo, out / "zoo", roles, progress)
+    for z, zc in zoo_configs(cfg):
+        build_zoo(world, zc, zoo_dir(out, z), roles, progress)
     timings["zoo_s"] = time.perf_counter() - t
     if any(m.trm for m in cfg.methods.values()) and not (out / "trm" / "trm.pt").exists():
         model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)
         save_trm(model, report, out / "trm")
     t = time.perf_counter()
-    results = [run_sft_baseline(cfg, world, out)]
+    results = [{**run_sft_baseline(cfg, world, out, z), "zoo": z} for z, _ in zoo_configs(cfg)]
     trm_dir = out / "trm" if (out / "trm" / "trm.pt").exists() else None
     jobs = [
-        (name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), out / "runs" / name / f"seed{seed}")
+        Job(name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), run_dir(out, name, z, seed),
+            zoo_dir(out, z), z, cfg.student)
+        for z, _ in zoo_configs(cfg)
         for name, method in cfg.methods.items()
-        for seed in cfg.seeds
-    ]
-    args = (out / "zoo" / cfg.student, out / "zoo", trm_dir)
-    prepare_targets(cfg, world, out / "zoo", progress)
+        for seed in cfg.method_seeds.get(name, cfg.seeds)
+    ]  # fmt: skip
+    for z, _ in zoo_configs(cfg):
+        prepare_targets(cfg, world, zoo_dir(out, z), progress)
     if cfg.workers == 1:
-        results += [run_one(name, tc, *args, world, run_dir, progress) for name, tc, run_dir in jobs]
+        results += [job.run(trm_dir, world, progress) for job in jobs]
     else:
-        results += _run_parallel(jobs, args, world.root, cfg.workers, progress)
+        results += _run_parallel(jobs, trm_dir, world.root, cfg.workers, progress)
     timings["rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     write_csv(tidy_rows(results), out / "results.csv")
-    meta = {"config": raw_config or cfg.model_dump(), "versions": versions(), "timings": timings}
-    (out / "experiment.json").write_text(json.dumps(meta, indent=1))
+    write_json(out / "experiment.json", {**experiment_record(cfg, raw_config), "timings": timings})
     return results
+
+
+def experiment_record(cfg: ExperimentConfig, source: dict | None) -> dict:
+    """The experiment's provenance: its resolved config, the YAML and overrides it came from."""
+    return record(cfg, source=source)

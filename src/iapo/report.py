@@ -1,9 +1,11 @@
 """`iapo report RUN_DIR`: the experiment's tables and figures as HTML + Markdown + PNGs.
 
-Reads only what `iapo.experiment` wrote (results, metric logs, the resolved config), so a
-report can be regenerated at any time. Every number carries its n; intervals are 95%:
-t-intervals over seeds for methods (clipped to [0, 100] for accuracies), Wilson intervals for
-the single SFT evaluation; per-seed values are shown beside them.
+Reads only what `iapo.experiment` wrote (results, metric logs, the records of each run and of
+the experiment with their resolved configs), so a report can be regenerated at any time. Every
+number carries its n; intervals are 95%: for methods a bootstrap over seeds and test questions
+(`iapo.stats.bootstrap_ci`: it stays in [0, 100] by construction), Wilson intervals for the
+single SFT evaluation, percentile bootstraps over seeds for steps and call rates; per-seed values
+are shown beside them.
 """
 
 from __future__ import annotations
@@ -21,27 +23,53 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from iapo.rollout.episode import COMPONENTS
-from iapo.stats import CI, mean_ci, paired_test, wilson
+from iapo.stats import CI, bootstrap_ci, bootstrap_p, paired_test, percentile_ci, wilson
 from iapo.tools.session import CallClass
 from iapo.viz import write_gallery
 
 BASELINE = "outcome"
-UNIT = (0.0, 1.0)  # the range of an accuracy or a share
+
+
+def _run_files(run_dir: Path, name: str) -> list[tuple[str, int | None, Path]]:
+    """(method, zoo seed or None, path) of every `name` under runs/<method>/[zoo<z>/][seed<k>/]."""
+    out = []
+    for p in sorted((run_dir / "runs").rglob(name)):
+        parts = p.relative_to(run_dir / "runs").parts
+        zoo = next((int(x[3:]) for x in parts[1:-1] if x.startswith("zoo") and x[3:].isdigit()), None)
+        if len(parts) <= 4 and all(x.startswith(("zoo", "seed")) for x in parts[1:-1]):
+            out.append((parts[0], zoo, p))
+    return out
 
 
 def load_results(run_dir: Path) -> list[dict]:
-    paths = sorted((run_dir / "runs").glob("*/result.json")) + sorted((run_dir / "runs").glob("*/seed*/result.json"))
-    if not paths:
+    """Every run's result.json, with the zoo it ran on (`zoo`: None for a one-zoo grid)."""
+    found = _run_files(run_dir, "result.json")
+    if not found:
         raise FileNotFoundError(f"{run_dir}: no runs/*/result.json (run `iapo experiment` first)")
-    return [json.loads(p.read_text()) for p in paths]
+    return [{**json.loads(p.read_text()), "zoo": zoo} for _, zoo, p in found]
+
+
+def method_configs(run_dir: Path, meta: dict) -> dict[str, dict]:
+    """method -> its resolved method config, from the runs' own records (run.json) where they
+    exist, else from experiment.json: what each run ran with, not this version's defaults."""
+    out = dict(meta.get("config", {}).get("methods", {}))
+    for m, _, p in _run_files(run_dir, "run.json"):
+        out[m] = json.loads(p.read_text())["config"]["method"]
+    return out
+
+
+def load_run_curves(run_dir: Path) -> dict[str, dict[str, list[dict]]]:
+    """method -> run label (`s<k>`, or `z<z>/s<k>` with several zoos) -> its metrics.jsonl rows."""
+    out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
+    for m, zoo, p in _run_files(run_dir, "metrics.jsonl"):
+        label = ("" if zoo is None else f"z{zoo}/") + "s" + p.parent.name.removeprefix("seed")
+        out[m][label] = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    return out
 
 
 def load_curves(run_dir: Path) -> dict[str, list[list[dict]]]:
-    """method -> one metrics.jsonl (list of rows) per seed."""
-    out: dict[str, list[list[dict]]] = defaultdict(list)
-    for p in sorted((run_dir / "runs").glob("*/seed*/metrics.jsonl")):
-        out[p.parent.parent.name].append([json.loads(x) for x in p.read_text().splitlines() if x.strip()])
-    return out
+    """method -> one metrics.jsonl (list of rows) per run."""
+    return {m: list(runs.values()) for m, runs in load_run_curves(run_dir).items()}
 
 
 def _fmt(c) -> str:
@@ -63,24 +91,39 @@ def _per_question(r: dict, splits: list[str]) -> dict[str, float]:
     return {f"{s}:{e['id']}": float(e["correct"]) for s in splits for e in r["episodes"][s]}
 
 
+def _mean_per_question(runs: list[dict], splits: list[str]) -> dict[str, float]:
+    """Each question's correctness averaged over runs."""
+    acc: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        for k, v in _per_question(r, splits).items():
+            acc[k].append(v)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def _question_matrix(runs: list[dict], split: str) -> np.ndarray:
+    """(runs, questions) correctness on one split, questions in one order for every run."""
+    ids = sorted({e["id"] for e in runs[0]["episodes"][split]})
+    per = [{e["id"]: float(e["correct"]) for e in r["episodes"][split]} for r in runs]
+    return np.array([[p.get(i, np.nan) for i in ids] for p in per])
+
+
 def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[str], list[list[str]], dict]:
     """Rows: method; columns: each test split, the average, paired tests vs the baseline method."""
     splits = sorted(results[0]["splits"])
     by_m: dict[str, list[dict]] = defaultdict(list)
     for r in results:
         by_m[r["method"]].append(r)
-    avg = {
-        m: [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in rs] for m, rs in by_m.items()
-    }
     header = [
-        "method", "seeds", *splits, "average", "p vs sft (questions, t)",
-        f"diff vs {baseline}", "p (seeds, t)", "p (questions, t)",
+        "method", "runs", *splits, "average", "p vs sft (questions, t)",
+        f"diff vs {baseline}", "p (runs, t)", "p (questions, t)", "p (bootstrap)",
     ]  # fmt: skip
     rows, stats = [], {}
-    base = {r["seed"]: r for r in by_m.get(baseline, [])}
-    sft_q = _per_question(by_m["sft"][0], splits) if "sft" in by_m else {}
+    base = {(r.get("zoo"), r["seed"]): r for r in by_m.get(baseline, [])}
+    sft_q = _mean_per_question(by_m["sft"], splits) if "sft" in by_m else {}
     for m, rs in by_m.items():
         cells = [m, str(len(rs))]
+        zoos = [r.get("zoo") for r in rs]
+        clusters = zoos if len(set(zoos)) > 1 else None  # several zoos: resample zoos, then runs in them
         if len(rs) == 1:  # one run (the SFT student): Wilson intervals over its questions
             for s in splits:
                 acc = rs[0]["splits"][s]["accuracy"]
@@ -89,9 +132,10 @@ def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[
             a = wilson(sum(q.values()), len(q))
             cells.append(_fmt(a) + " (questions)")
         else:
+            strata = {s: _question_matrix(rs, s) for s in splits}
             for s in splits:
-                cells.append(_fmt(mean_ci([r["splits"][s]["accuracy"]["mean"] for r in rs], bounds=UNIT)))
-            a = mean_ci(avg[m], bounds=UNIT)
+                cells.append(_fmt(bootstrap_ci([strata[s]], clusters)))
+            a = bootstrap_ci(list(strata.values()), clusters)
             cells.append(_fmt(a))
         stats[m] = {"average": a}
         if m != "sft" and sft_q:
@@ -105,26 +149,28 @@ def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[
             stats[m]["p_vs_sft"] = p_sft
         else:
             cells.append("")
-        paired = [r for r in rs if r["seed"] in base]
+        paired = [r for r in rs if (r.get("zoo"), r["seed"]) in base]
         if m != baseline and paired:
+            partner = [base[(r.get("zoo"), r["seed"])] for r in paired]
             pt = paired_test(
                 [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
-                [float(np.mean([base[r["seed"]]["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
+                [float(np.mean([b["splits"][s]["accuracy"]["mean"] for s in splits])) for b in partner],
             )
-            # question level: each question's correctness averaged over the shared seeds
-            qa, qb = defaultdict(list), defaultdict(list)
-            for r in paired:
-                for k, v in _per_question(r, splits).items():
-                    qa[k].append(v)
-                for k, v in _per_question(base[r["seed"]], splits).items():
-                    qb[k].append(v)
+            # question level: each question's correctness averaged over the paired runs
+            qa, qb = _mean_per_question(paired, splits), _mean_per_question(partner, splits)
             keys = sorted(set(qa) & set(qb))
-            pq = paired_test([float(np.mean(qa[k])) for k in keys], [float(np.mean(qb[k])) for k in keys])
+            pq = paired_test([qa[k] for k in keys], [qb[k] for k in keys])
+            # zoos, runs and questions resampled together (zoo-aware when runs span several zoos)
+            pz = [r.get("zoo") for r in paired]
+            diffs = [_question_matrix(paired, s) - _question_matrix(partner, s) for s in splits]
+            pb = bootstrap_p(diffs, pz if len(set(pz)) > 1 else None)
             sign = "+" if pt.diff.mean >= 0 else ""
-            cells += [f"{sign}{100 * pt.diff.mean:.1f}", _p(pt.p_t), _p(pq.p_t)]
-            stats[m].update(diff=pt.diff.mean, p_seeds=pt.p_t, p_questions=pq.p_t)
+            cells += [f"{sign}{100 * pt.diff.mean:.1f}", _p(pt.p_t), _p(pq.p_t), _p(pb)]
+            # the run-level test of the verdict: zoo-aware when the runs span several zoos
+            p_runs = pb if len(set(pz)) > 1 else pt.p_t
+            stats[m].update(diff=pt.diff.mean, p_seeds=p_runs, p_questions=pq.p_t, p_bootstrap=pb)
         else:
-            cells += ["", "", ""]
+            cells += ["", "", "", ""]
         rows.append(cells)
     return header, rows, stats
 
@@ -147,7 +193,7 @@ def sample_efficiency(
             hit = [r["step"] for r in rows_ if r.get("val/accuracy", -1) >= target - 1e-9]
             steps.append(hit[0] if hit else None)
         reached = [s for s in steps if s is not None]
-        ci = mean_ci([float(s) for s in reached])
+        ci = percentile_ci([float(s) for s in reached])
         cell = f"{ci.mean:.0f}" + ("" if math.isnan(ci.low) else f" [{ci.low:.0f}, {ci.high:.0f}]") if reached else "-"
         rows.append([m, f"{len(reached)}/{len(steps)}", cell])
     return ["method", f"seeds reaching {100 * target:.1f}% val", "steps (mean [95% CI])"], rows
@@ -168,7 +214,7 @@ def tool_collapse(results: list[dict]) -> tuple[list[str], list[list[str]]]:
             by_m[r["method"]].append(rate(r))
     rows = []
     for m, v in by_m.items():
-        c = mean_ci(v, bounds=UNIT)
+        c = percentile_ci(v)
         collapsed = not math.isnan(start) and c.mean < 0.5 * start
         seeds = (
             "n/a" if math.isnan(start) else f"{sum(x < 0.5 * start for x in v)}/{len(v)}"
@@ -187,14 +233,78 @@ def tool_collapse(results: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def per_seed_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Average test accuracy of every seed: a mean and its interval can hide one odd seed."""
+    """Average test accuracy of every run (zoo x seed): a mean and its interval can hide one odd run."""
     by_m: dict[str, dict] = defaultdict(dict)
     for r in results:
         if r["method"] != "sft":
-            by_m[r["method"]][r["seed"]] = float(np.mean([s["accuracy"]["mean"] for s in r["splits"].values()]))
-    seeds = sorted({s for v in by_m.values() for s in v})
-    rows = [[m, *(f"{100 * v[s]:.1f}" if s in v else "" for s in seeds)] for m, v in by_m.items()]
-    return ["method", *(f"seed {s}" for s in seeds)], rows
+            by_m[r["method"]][(r.get("zoo"), r["seed"])] = float(
+                np.mean([s["accuracy"]["mean"] for s in r["splits"].values()])
+            )
+    keys = sorted({k for v in by_m.values() for k in v}, key=lambda k: (k[0] is not None, k[0] or 0, k[1]))
+    name = (lambda k: f"seed {k[1]}") if all(k[0] is None for k in keys) else (lambda k: f"z{k[0]}/s{k[1]}")
+    rows = [[m, *(f"{100 * v[k]:.1f}" if k in v else "" for k in keys)] for m, v in by_m.items()]
+    return ["method", *map(name, keys)], rows
+
+
+FOUND_CALLS, FOUND_USEFUL = 0.5, 0.5
+
+
+def found_step(rows: list[dict]) -> int | None:
+    """The first GRPO step whose rollouts call a tool in at least half of the episodes with at
+    least half of the calls useful: the run has found the tools (a call bonus alone can reach
+    the first condition, not the second)."""
+    for r in rows:
+        calls, useful = r.get("tools/episodes_with_call"), r.get("tools/useful_rate")
+        if calls is not None and useful is not None and calls >= FOUND_CALLS and useful >= FOUND_USEFUL:
+            return int(r["step"])
+    return None
+
+
+def tools_found_table(runs: dict[str, dict[str, list[dict]]]) -> tuple[list[str], list[list[str]]]:
+    """Per method: how many runs ever find the tools, and at which step."""
+    rows = []
+    for m, by_run in runs.items():
+        steps = {k: found_step(v) for k, v in by_run.items()}
+        hit = sorted(s for s in steps.values() if s is not None)
+        when = ", ".join(f"{k}@{s}" for k, s in steps.items() if s is not None) or "-"
+        med = f"{float(np.median(hit)):.0f}" if hit else "-"
+        rows.append([m, f"{len(hit)}/{len(steps)}", med, when])
+    head = ["method", "runs that find the tools", "median step", "runs @ step"]
+    return head, rows
+
+
+EARLY_KEYS = [
+    ("tools/episodes_with_call", "call rate"),
+    ("tools/useful_rate", "useful calls"),
+    ("rollout/accuracy", "right rollouts"),
+    ("attr/divergence", "D"),
+    ("attr/divergence_useful_calls", "D useful"),
+    ("attr/divergence_useless_calls", "D useless"),
+]
+
+
+def early_steps_table(
+    runs: dict[str, dict[str, list[dict]]], methods: list[str], first: int = 10
+) -> tuple[list[str], list[list[str]]]:
+    """For the attribution methods: what the runs that find the tools and those that stay away
+    from them did in their first `first` steps (means over steps, then runs)."""
+    rows = []
+    for m in methods:
+        groups: dict[str, list[list[dict]]] = {"find the tools": [], "never": []}
+        for rows_ in runs.get(m, {}).values():
+            groups["never" if found_step(rows_) is None else "find the tools"].append(
+                [r for r in rows_ if 1 <= r["step"] <= first]
+            )
+        for g, rs in groups.items():
+            if not rs:
+                continue
+            cells = [m, g, str(len(rs))]
+            for k, _ in EARLY_KEYS:
+                per_run = ([v for r in run if (v := _value(r, k)) is not None and math.isfinite(v)] for run in rs)
+                v = [float(np.mean(x)) for x in per_run if x]
+                cells.append(f"{np.mean(v):.2f}" if v else "n/a")
+            rows.append(cells)
+    return ["method", "runs that", "n", *(h for _, h in EARLY_KEYS)], rows
 
 
 DIAG_KEYS = [
@@ -203,8 +313,12 @@ DIAG_KEYS = [
     ("attr/rank_corr_useful_call", "rho(term, useful call)"),
     ("attr/divergence_with_calls", "D with call"),
     ("attr/divergence_no_calls", "D no call"),
+    ("attr/divergence_useful_calls", "D useful call"),
+    ("attr/divergence_useless_calls", "D useless calls"),
     ("attr/divergence_correct", "D right"),
     ("attr/divergence_incorrect", "D wrong"),
+    ("attr/region_divergence_useful_calls", "D regions, useful call"),
+    ("attr/region_divergence_useless_calls", "D regions, useless calls"),
 ]
 
 
@@ -251,21 +365,20 @@ def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
     if name == proposed:
         return "the method"
     from iapo.attribution import describe
-    from iapo.rewards.attribution import AttributionRewardConfig
+    from iapo.rewards.alignment import AttributionRewardConfig
+    from iapo.rewards.method import MethodConfig
 
-    m, ref = methods.get(name, {}), methods.get(proposed, {})
-    # the configs with every default filled in (the defaults of this version)
-    ma = AttributionRewardConfig.model_validate(m.get("attribution") or {})
-    ra = AttributionRewardConfig.model_validate(ref.get("attribution") or {})
+    # the runs' resolved configs (method_configs); a record older than 0.2 gets this version's defaults
+    m, ref = MethodConfig.model_validate(methods.get(name, {})), MethodConfig.model_validate(methods.get(proposed, {}))
+    ma, ra = m.attribution or AttributionRewardConfig(), ref.attribution or AttributionRewardConfig()
     if ma.target != ra.target:
         return TARGETS.get(ma.target, ma.target)
     if describe(ma) != describe(ra):
         return f"Another attribution estimator: {describe(ma)}"
     if ma.center != ra.center:
         return f"Does centring the term help? (center: {ma.center})"
-    teacher = m.get("teacher", "teacher")  # MethodConfig's default: nothing is inherited
-    if teacher != ref.get("teacher", "teacher"):
-        return f"Another teacher: {teacher}"
+    if m.teacher != ref.teacher:
+        return f"Another teacher: {m.teacher}"
     return "lambda / divergence sweep"
 
 
@@ -298,12 +411,22 @@ def ablation_table(
 # --- figures ------------------------------------------------------------------------------------
 
 
+LEGACY_KEYS = {"rollout/accuracy": "accuracy"}  # metric names of runs made before 0.2
+
+
+def _value(row: dict, key: str) -> float | None:
+    """A metric of a log row, under its name or the name it had before 0.2."""
+    v = row.get(key)
+    return row.get(LEGACY_KEYS[key]) if v is None and key in LEGACY_KEYS else v
+
+
 def _curve(runs: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray] | None:
     pts = defaultdict(list)
     for rows in runs:
         for r in rows:
-            if key in r and r[key] is not None and math.isfinite(r[key]):
-                pts[r["step"]].append(r[key])
+            v = _value(r, key)
+            if v is not None and math.isfinite(v):
+                pts[r["step"]].append(v)
     if not pts:
         return None
     steps = np.array(sorted(pts))
@@ -315,7 +438,7 @@ def fig_training(curves: dict[str, list[list[dict]]], path: Path) -> None:
     keys = [
         ("tools/calls_per_episode", "tool calls / episode"),
         ("tools/useful_rate", "useful-call rate"),
-        ("accuracy", "train accuracy (rollouts)"),
+        ("rollout/accuracy", "train accuracy (rollouts)"),
         ("val/accuracy", "val accuracy (greedy)"),
     ]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
@@ -327,6 +450,30 @@ def fig_training(curves: dict[str, list[list[dict]]], path: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("GRPO step")
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_val_curves(runs: dict[str, dict[str, list[dict]]], path: Path) -> None:
+    """Val accuracy against GRPO step, one line per run (a colour per zoo), a panel per method:
+    a mean curve hides when single runs find the tools."""
+    ms = [m for m, by in runs.items() if any("val/accuracy" in r for rows in by.values() for r in rows)]
+    n = max(1, len(ms))
+    cols = min(4, n)
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 2.8 * ((n + cols - 1) // cols)),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for ax, m in zip(axes.flat, ms, strict=False):
+        for label, rows in runs[m].items():
+            pts = [(r["step"], r["val/accuracy"]) for r in rows if "val/accuracy" in r]
+            zoo = label.split("/")[0] if "/" in label else ""
+            color = f"C{int(zoo[1:]) % 10}" if zoo else "C0"
+            ax.plot(*zip(*pts, strict=True), color=color, alpha=0.6, lw=1)
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("GRPO step")
+    for ax in list(axes.flat)[len(ms) :]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("val accuracy (greedy)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -428,7 +575,8 @@ CSS = (
 def write_report(run_dir: Path) -> Path:
     """Write report.html, report.md and fig_*.png into `run_dir`; returns the HTML path."""
     results = load_results(run_dir)
-    curves = load_curves(run_dir)
+    runs = load_run_curves(run_dir)
+    curves = {m: list(by.values()) for m, by in runs.items()}
     meta = json.loads((run_dir / "experiment.json").read_text()) if (run_dir / "experiment.json").exists() else {}
     roles = meta.get("config", {}).get("report") or {}
     baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
@@ -437,8 +585,16 @@ def write_report(run_dir: Path) -> Path:
     col_h, col_r = tool_collapse(results)
     seed_h, seed_r = per_seed_table(results)
     diag_h, diag_r = diagnostics_table(curves)
-    abl_h, abl_r = ablation_table(stats, meta.get("config", {}).get("methods", {}), baseline, proposed)
+    configs = method_configs(run_dir, meta)
+    abl_h, abl_r = ablation_table(stats, configs, baseline, proposed)
+    found_h, found_r = tools_found_table(runs)
+    attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
+    early_h, early_r = early_steps_table(runs, attr_methods)
+    zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
+    per_zoo = [(f"Accuracy on zoo {z} alone (%, mean [95% CI] over its seeds)",
+                *accuracy_table([r for r in results if r.get("zoo") == z], baseline)[:2]) for z in zoos]  # fmt: skip
     figs = {
+        "fig_val_runs.png": ("Val accuracy of every run (a line per run, a colour per zoo)", fig_val_curves, runs),
         "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
         "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", fig_misuse, results),
         "fig_attribution.png": (
@@ -457,18 +613,26 @@ def write_report(run_dir: Path) -> Path:
     gallery = write_gallery(run_dir, sorted({r["method"] for r in results} - {"sft"}))
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     verdict = _verdict(stats, baseline, proposed)
+    over = "zoos x seeds" if zoos else "seeds"
     sections = [
-        ("Accuracy on the test splits (%, mean [95% CI] over seeds)", acc_h, acc_r),
-        ("Average test accuracy per seed (%)", seed_h, seed_r),
+        (f"Accuracy on the test splits (%, mean [95% CI] over {over} and questions)", acc_h, acc_r),
+        *per_zoo,
+        ("Average test accuracy per run (%)", seed_h, seed_r),
         ("Sample efficiency", eff_h, eff_r),
+        ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,
+         found_r),
         ("Does tool use collapse?", col_h, col_r),
-        ("What the attribution term rewards (training, mean over steps and seeds)", diag_h, diag_r),
+        (f"What the attribution term rewards (training, mean over steps and {over})", diag_h, diag_r),
+        ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
         ("Ablations: the three open questions", abl_h, abl_r),
-    ]
-    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; seeds {seeds}; {len(results)} runs.\n\n**{verdict}**\n"]
-    body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; seeds {seeds}; "
+    ]  # fmt: skip
+    where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
+    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs.\n\n**{verdict}**\n"]
+    body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; {where}; "
             f"{len(results)} runs.</p><p><b>{html.escape(verdict)}</b></p>"]  # fmt: skip
     for title, h, r in sections:
+        if len(r) < (2 if title.startswith("Ablations") else 1):
+            continue  # nothing to compare
         md.append(f"## {title}\n\n{_md_table(h, r)}")
         body.append(f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}")
     for name, (title, _, _) in figs.items():
@@ -484,9 +648,13 @@ def write_report(run_dir: Path) -> Path:
                     + "".join(f"<img src='{p.name}' alt='{p.stem}'>" for p in gallery))  # fmt: skip
     notes = (
         "SFT is the student before RL, evaluated once (greedy decoding, so seed-independent); its intervals are "
-        "Wilson intervals over questions, the methods' are t-intervals over seeds. p (seeds): paired "
-        "t-test on per-seed average accuracy; p (questions): paired t-test on each test question's correctness "
-        "averaged over the shared seeds. Test splits were evaluated once, after training; val was used for curves."
+        "Wilson intervals over questions, the methods' are percentile bootstraps that resample zoos (when there "
+        "are several), runs within them and, within each test split, questions (they stay in [0, 100]). Runs are "
+        "paired with the baseline run of the same zoo and seed. p (runs, t): paired t-test on per-run average "
+        "accuracy; p (questions, t): paired t-test on each test question's correctness averaged over the paired "
+        "runs; p (bootstrap): the same resampling applied to the paired differences (zoo-aware). The verdict "
+        "uses the bootstrap p as its run-level test when the runs span several zoos. Test splits were evaluated "
+        "once, after training; val was used for curves."
     )
     md.append(f"## Notes\n\n{notes}\n")
     body.append(f"<h2>Notes</h2><p>{html.escape(notes)}</p>")
@@ -502,22 +670,23 @@ def write_report(run_dir: Path) -> Path:
 
 
 def _verdict(stats: dict, baseline: str = BASELINE, proposed: str = "iapo") -> str:
-    """A win needs both tests: questions are not the unit of replication of an RL run, seeds are
-    (a seed whose policy has not yet switched to tools moves hundreds of questions at once)."""
+    """A win needs both tests: questions are not the unit of replication of an RL run, runs are
+    (a seed whose policy has not yet switched to tools moves hundreds of questions at once); with
+    several zoos the run-level test resamples zoos too (a zoo can carry a result alone)."""
     if proposed not in stats or baseline not in stats:
         return f"{proposed} vs {baseline}: not both in this run."
     s = stats[proposed]
     d, pq, ps = 100 * s.get("diff", math.nan), s.get("p_questions", math.nan), s.get("p_seeds", math.nan)
     if math.isnan(d):
-        return f"{proposed} vs {baseline}: no paired seeds."
+        return f"{proposed} vs {baseline}: no paired runs."
     sig_q, sig_s = pq < 0.05, ps < 0.05  # False for nan
-    tests = f"p = {_p(ps)} over seeds, {_p(pq)} over questions"
+    tests = f"p = {_p(ps)} over runs, {_p(pq)} over questions"
     if d > 0 and sig_q and sig_s:
         return f"{proposed} beats {baseline} here: {d:+.1f} points average accuracy ({tests})."
     if d > 0 and sig_q:
         return (
             f"{proposed} is above {baseline} here by {d:+.1f} points average accuracy, significant over "
-            f"questions but not over seeds ({tests}): not a win at this number of seeds."
+            f"questions but not over runs ({tests}): not a win at this number of runs."
         )
     word = "is below" if d < 0 and sig_q and sig_s else ("does not beat" if d < 0 else "does not significantly beat")
     return f"{proposed} {word} {baseline} here: {d:+.1f} points average accuracy ({tests})."

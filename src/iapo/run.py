@@ -1,6 +1,8 @@
 """One GRPO run: from a student checkpoint, with one method's rewards, on either engine, then the
 final evaluation of its test splits (read only after training: `SplitGuard`). `iapo train`, each
-run of `iapo experiment` and the quickstart's runs all go through `run_one`."""
+run of `iapo experiment` and the quickstart's runs all go through `run_one`, which first writes
+`run.json` (the resolved config, its inputs and the environment: `iapo.provenance`); `iapo train
+--config <run dir>` reruns a run from that record."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -16,18 +17,20 @@ import torch
 from pydantic import Field
 
 from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
-from iapo.config import StrictModel
+from iapo.config import StrictModel, build
 from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
+from iapo.errors import ConfigError
 from iapo.eval.evaluate import episode_record
 from iapo.models.build import META, load, save
 from iapo.models.processor import VLProcessor
+from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rl.grpo import GRPOConfig, train_grpo
+from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
-from iapo.rollout.stats import summarize
-from iapo.train.common import CKPT
+from iapo.rollout.summary import summarize
+from iapo.train.common import CKPT, Progress
 from iapo.world import World
 
 log = logging.getLogger(__name__)
@@ -51,9 +54,6 @@ class SplitGuard:
         if self.training and (split.startswith("test") or split == "ood"):
             raise RuntimeError(f"split {split!r} requested during training: test splits are for the final evaluation")
         return self.world.load(split)
-
-
-Progress = Callable[[str, int, int, dict], None]
 
 
 def final_splits(world: World | BenchmarkSource, cfg: EvalConfig) -> list[str]:
@@ -113,7 +113,7 @@ class TrainConfig(StrictModel):
     """`iapo train --config`: one method, one seed."""
 
     method: MethodConfig = Field(default_factory=MethodConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig | None = Field(None, description="benchmark files instead of the world")
@@ -136,6 +136,46 @@ def make_accelerator(cfg: ModelConfig):
     return Accelerator(cpu=not want_cuda)
 
 
+RUN_RECORD = "run.json"
+
+
+def claim_run_dir(run_dir: Path, rec: dict) -> None:
+    """Write the run's record; a directory holds one config, so resuming it under another config
+    is an error naming the keys that differ."""
+    path = run_dir / RUN_RECORD
+    if not path.exists():
+        write_json(path, rec)
+        return
+    old = json.loads(path.read_text())["config"]
+    if old != rec["config"]:
+        keys = ", ".join(changed_keys(old, rec["config"])[:6])
+        raise ConfigError(
+            f"{path}: this run was started with another config ({keys} differ); rerun it with its own "
+            f"(`iapo train --config {run_dir} --out NEW_DIR`) or train into another directory"
+        )
+
+
+def changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += changed_keys(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def load_run_record(run_dir: Path) -> tuple[dict, TrainConfig]:
+    """A run's record and its config, for `iapo train --config <run dir>`."""
+    path = run_dir / RUN_RECORD
+    if not path.exists():
+        raise ConfigError(f"{run_dir}: no {RUN_RECORD} (not a run directory, or made before version 0.2)")
+    rec = json.loads(path.read_text())
+    return rec, build(TrainConfig, rec["config"], str(path))
+
+
 def run_one(
     name: str, cfg: TrainConfig, student: Path, zoo_dir: Path, trm_dir: Path | None, world: World, run_dir: Path,
     progress: Progress | None = None,
@@ -146,6 +186,9 @@ def run_one(
     if done.exists():
         return json.loads(done.read_text())
     acc = make_accelerator(cfg.model)
+    rec = record(cfg, name=name, student=student, zoo=zoo_dir, trm=trm_dir, world=getattr(world, "root", None))
+    if acc is None or acc.is_main_process:
+        claim_run_dir(run_dir, rec)
     guard = SplitGuard(world)
     if cfg.engine == "own":
         model, processor = load(student, dtype=getattr(torch, cfg.model.dtype))
@@ -164,7 +207,7 @@ def run_one(
     gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
     rewards = make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype), rcfg)
     t0 = time.perf_counter()
-    meta = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "grpo": gcfg.model_dump()}
+    meta = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "provenance": rec}
     if cfg.engine == "trl":
         main = _train_trl(cfg, gcfg, student, processor, train, rewards, run_dir, acc, meta)
         train_s = time.perf_counter() - t0
@@ -176,7 +219,7 @@ def run_one(
         train_grpo(
             model, ref, processor, train, rewards, gcfg, run_dir,
             (lambda s, n, row: progress(f"{name}/seed{cfg.seed}", s, n, row)) if progress else None,
-            on_eval, cfg.eval.eval_every, acc,
+            on_eval, cfg.eval.eval_every, acc, rec,
         )  # fmt: skip
         train_s = time.perf_counter() - t0
         if acc is not None and not acc.is_main_process:
@@ -194,7 +237,7 @@ def run_one(
 
 
 def _train_trl(
-    cfg: TrainConfig, gcfg: GRPOConfig, student: Path, processor, train, rewards, run_dir: Path, acc, meta: dict
+    cfg: TrainConfig, gcfg: GRPOSettings, student: Path, processor, train, rewards, run_dir: Path, acc, meta: dict
 ) -> bool:
     """GRPO on TRL's GRPOTrainer (under `accelerate launch` for several processes or GPUs); the
     policy is saved to run_dir/policy by every process together (ZeRO-3 gathers its shards).

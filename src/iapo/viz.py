@@ -19,8 +19,8 @@ from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.models.build import load
 from iapo.rollout.episode import COMPONENTS, Segment, assistant_segment, prompt_segments, tool_output_segment
-from iapo.tools.protocol import parse_turn
 from iapo.tools.session import ToolSession
+from iapo.tools.syntax import parse_turn
 from iapo.world.dataset import World
 
 
@@ -52,14 +52,17 @@ def _read_record(path: Path) -> dict:
     return data
 
 
-def token_ig(n_steps: int) -> AttributionSettings:
-    """Heat maps need per-token attribution: IG (trapezoid, `n_steps` nodes) whatever the run's
-    reward estimator."""
+HEATMAP_STEPS = 32
+"""Heat maps need per-token attribution: IG (trapezoid rule, this many nodes by default) whatever
+the run's reward estimator; `iapo attribute` and the report's gallery both use it."""
+
+
+def token_ig(n_steps: int = HEATMAP_STEPS) -> AttributionSettings:
     return AttributionSettings(estimator="ig", n_steps=n_steps, rule="trapezoid")
 
 
 def attribute_episode_file(
-    model_dir: Path, episode: Path, world_dir: Path | None, out: Path, n_steps: int = 32, turn: int = -1
+    model_dir: Path, episode: Path, world_dir: Path | None, out: Path, n_steps: int = HEATMAP_STEPS, turn: int = -1
 ) -> dict[str, float]:
     rec = _read_record(episode)
     if world_dir is None:
@@ -179,7 +182,7 @@ def gallery_figure(
     plt.close(fig)
 
 
-def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = 16) -> list[Path]:
+def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS) -> list[Path]:
     """`gallery_<k>.png` in `run_dir`: the SFT student and seed 0 of each method on the same
     test questions (where they disagree most). Needs the world, zoo and saved policies of the run;
     returns [] when they are missing."""

@@ -15,11 +15,12 @@ from iapo.attribution import (
     baseline_embeddings,
     component_game,
     embed,
+    games,
     gradient_times_delta,
     sequence_logprob,
     shapley_from_values,
 )
-from iapo.attribution.games import coalitions
+from iapo.attribution.games import coalitions, shared_prefix
 from iapo.rollout.episode import COMPONENTS, collate, encode
 from iapo.train.sft import sft_segments
 
@@ -94,6 +95,38 @@ def test_occlusion_matches_captum_feature_ablation(no_call_batch):
         assert torch.allclose(res.scores[row], ref, atol=1e-4), (res.scores[row], ref)
     # a component an episode lacks scores exactly zero
     assert (res.scores[:, COMPONENTS.index("tool_output")] == 0).all()
+
+
+def test_shared_prefix_is_computed_once_and_changes_nothing(no_call_batch, monkeypatch):
+    """The system prompt and tool spec open both rows: their KV cache is shared (so the captum
+    comparisons above run through it), and values equal those of full passes per row."""
+    model, eb, base, comp = no_call_batch
+    P = shared_prefix(eb, base, comp)
+    spec_end = int((comp[0] == COMPONENTS.index("tool_spec")).nonzero().max()) + 1
+    assert spec_end <= P
+    assert (comp[0, :P] == comp[1, :P]).all() and not eb.target[:, : P + 1].any()
+    cached = component_game(model, eb, base, comp, "shapley")
+    monkeypatch.setattr(games, "shared_prefix", lambda *a, **k: 0)
+    full = component_game(model, eb, base, comp, "shapley")
+    assert torch.allclose(cached.scores, full.scores, atol=1e-4)
+    assert torch.allclose(cached.f_base, full.f_base, atol=1e-4)
+
+
+def test_occlusion_skips_f_of_the_baseline_unless_asked(tiny_models, small_world):
+    """completeness defaults to what checks the estimator: occlusion need not add up, so f(x') is
+    not computed (NaN error) and the turn still counts as finite; asked for, it is computed."""
+    model, proc = tiny_models["student"]
+    segs = [sft_segments(ex, random.Random(2), tools=False) for ex in small_world.load("val")[:2]]
+    (off,), _ = attribute_episodes(model, proc, segs, "final", AttributionSettings(estimator="occlusion"))
+    assert off.finite and off.relative_error != off.relative_error  # NaN
+    (on,), _ = attribute_episodes(
+        model, proc, segs, "final", AttributionSettings(estimator="occlusion", completeness=True)
+    )
+    assert on.finite and on.relative_error >= 0 and torch.allclose(on.p, off.p)
+    assert (
+        AttributionSettings(estimator="ig").checks_completeness
+        and AttributionSettings(estimator="shapley").checks_completeness
+    )
 
 
 def test_gradient_times_delta_is_captum_input_x_gradient_at_a_zero_baseline(no_call_batch):

@@ -20,8 +20,8 @@ from iapo.attribution import (
     shares,
 )
 from iapo.rollout.episode import COMPONENTS, assistant_segment, collate, encode, prompt_segments, tool_output_segment
-from iapo.tools.protocol import format_answer, format_tool_call
 from iapo.tools.registry import run_tool
+from iapo.tools.syntax import format_answer, format_tool_call
 
 
 def _episode(ex, rng):
@@ -158,7 +158,7 @@ def test_teacher_with_other_tokenizer_scores_student_rollout(tiny_models, episod
 
 def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, small_world):
     """Duplicate episodes (same example, same turns) get the same reward, computed once."""
-    from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+    from iapo.rewards.alignment import AttributionReward, AttributionRewardConfig
     from iapo.rollout.loop import Episode
 
     exs = [e for e in small_world.load("val") if e.valid_paths][:3]
@@ -177,7 +177,7 @@ def test_iapo_reward_attributes_identical_episodes_once(tiny_models, episodes, s
 
 
 def test_center_by_support_by_hand():
-    from iapo.rewards.attribution import center_by_support
+    from iapo.rewards.alignment import center_by_support
 
     four, six = torch.tensor([0.3, 0.2, 0.4, 0.1, 0, 0]), torch.full((6,), 1 / 6)
     d = [0.2, 0.4, 0.9, 0.5, 0.3, None]
@@ -187,7 +187,7 @@ def test_center_by_support_by_hand():
 
 def test_centred_iapo_reward_keeps_differences_within_a_question(tiny_models, episodes, small_world):
     """center='support': same ranking of a question's episodes, zero mean, no offset between kinds."""
-    from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
+    from iapo.rewards.alignment import AttributionReward, AttributionRewardConfig
     from iapo.rollout.loop import Episode
 
     ex = next(e for e in small_world.load("val") if e.valid_paths)

@@ -148,3 +148,55 @@ def test_parallel_workers_train_every_run_once(run, tmp_path):
     for seed in cfg.seeds:
         rows = (par / "runs" / "outcome" / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(x)["step"] for x in rows] == [0, 1, 2]
+
+
+def _rows(path) -> list[dict]:
+    """metrics.jsonl rows without wall times (the only thing a rerun may change)."""
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def test_every_run_and_the_experiment_record_their_resolved_config(run):
+    from iapo.run import TrainConfig
+
+    out, cfg, _ = run
+    meta = json.loads((out / "experiment.json").read_text())
+    assert meta["config"]["methods"]["iapo"]["attribution"]["estimator"] == "occlusion"  # a default, written out
+    assert meta["environment"]["iapo"] and meta["environment"]["machine"]["cpu"]
+    assert meta["source"] is None or "yaml" in meta["source"]
+    rec = json.loads((out / "runs" / "iapo" / "seed1" / "run.json").read_text())
+    tc = TrainConfig.model_validate(rec["config"])
+    assert tc.seed == 1 and tc.method == cfg.methods["iapo"] and tc.grpo == cfg.grpo
+    assert rec["name"] == "iapo" and rec["world"] == str(out / "world")
+    policy = json.loads((out / "runs" / "iapo" / "seed1" / "policy" / "iapo.json").read_text())
+    assert policy["provenance"]["config"] == rec["config"]
+    zoo = json.loads((out / "zoo" / "student" / "iapo.json").read_text())
+    assert zoo["provenance"]["config"]["roles"]["student"]["sft"]["steps"] == 2
+
+
+def test_a_run_reruns_from_its_directory_with_identical_metrics(run, tmp_path):
+    """`iapo train --config <run dir>` reads run.json: config, student, zoo and world."""
+    from typer.testing import CliRunner
+
+    from iapo.cli import app
+
+    out, _, _ = run
+    src = out / "runs" / "iapo" / "seed0"
+    res = CliRunner().invoke(app, ["train", "--config", str(src), "--out", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    assert _rows(tmp_path / "again" / "metrics.jsonl") == _rows(src / "metrics.jsonl")
+    a, b = (json.loads((d / "result.json").read_text()) for d in (src, tmp_path / "again"))
+    assert a["splits"] == b["splits"] and a["attribution"] == b["attribution"]
+
+
+def test_a_run_directory_refuses_another_config(run, tmp_path):
+    from iapo.errors import ConfigError
+    from iapo.provenance import record
+    from iapo.run import RUN_RECORD, TrainConfig, claim_run_dir
+
+    out, cfg, _ = run
+    rec = json.loads((out / "runs" / "iapo" / "seed0" / RUN_RECORD).read_text())
+    (tmp_path / RUN_RECORD).write_text(json.dumps(rec))
+    other = TrainConfig(method=cfg.methods["iapo"], grpo=cfg.grpo.model_copy(update={"lr": 1.0}), eval=cfg.eval)
+    with pytest.raises(ConfigError, match=r"grpo\.lr"):
+        claim_run_dir(tmp_path, record(other))

@@ -59,19 +59,43 @@ def test_collapse_table_counts_the_seed_that_a_mean_hides():
     assert row[5] == "1/3" and row[6] == "1/3"  # one seed at 0
 
 
-def test_verdict_calls_a_win_only_when_seeds_agree():
+def test_verdict_calls_a_win_only_when_runs_agree():
     from iapo.report import _verdict
 
     def verdict(diff, p_seeds, p_questions):
         return _verdict({"outcome": {}, "iapo": {"diff": diff, "p_seeds": p_seeds, "p_questions": p_questions}})
 
     assert verdict(0.094, 0.01, 0.0001).startswith("iapo beats outcome here: +9.4 points")
-    # significant over questions, not over seeds (the quickstart's case): no win
+    # significant over questions, not over runs (the quickstart's case): no win
     v = verdict(0.094, 0.327, 0.0001)
-    assert "not over seeds" in v and "beats" not in v and "p = 0.327 over seeds" in v
-    assert verdict(0.094, float("nan"), 0.0001).endswith("not a win at this number of seeds.")  # one seed
+    assert "not over runs" in v and "beats" not in v and "p = 0.327 over runs" in v
+    assert verdict(0.094, float("nan"), 0.0001).endswith("not a win at this number of runs.")  # one run
     assert verdict(-0.02, 0.01, 0.001).startswith("iapo is below")
     assert verdict(-0.019, 0.737, 0.052).startswith("iapo does not beat outcome here: -1.9 points")
     assert verdict(0.01, 0.6, 0.5).startswith("iapo does not significantly beat")
     roles = _verdict({"base": {}, "mine": {"diff": 0.1, "p_seeds": 0.01, "p_questions": 0.01}}, "base", "mine")
     assert roles.startswith("mine beats base here")
+
+
+def test_a_run_made_under_other_defaults_is_labelled_from_its_record(tmp_path):
+    """Versions <= 0.1 recorded the raw YAML: `iapo` named no target and ran with that version's
+    default, teacher_forced. The runs' own records (run.json, resolved) say so; this version's
+    defaults (teacher_own) would call the teacher_own variant a lambda sweep."""
+    import json
+
+    from iapo.report import method_configs
+    from iapo.rewards.alignment import AttributionRewardConfig
+    from iapo.rewards.method import MethodConfig
+
+    raw = {"iapo": {"attribution": {"lam": 0.5}}, "iapo_own": {"attribution": {"lam": 0.5, "target": "teacher_own"}}}
+    meta = {"config": {"methods": raw}}
+    then = {
+        "iapo": MethodConfig(attribution=AttributionRewardConfig(lam=0.5, target="teacher_forced")),
+        "iapo_own": MethodConfig(attribution=AttributionRewardConfig(lam=0.5, target="teacher_own")),
+    }
+    for name, m in then.items():
+        d = tmp_path / "runs" / name / "seed0"
+        d.mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({"config": {"method": m.model_dump(mode="json")}}))
+    assert ablation_question("iapo_own", raw) == "lambda / divergence sweep"  # today's defaults: wrong
+    assert ablation_question("iapo_own", method_configs(tmp_path, meta)).startswith("The teacher's own attribution")

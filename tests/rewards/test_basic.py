@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from iapo.rewards import match_score, reference_path
-from iapo.tools.protocol import format_tool_call, parse_turn
 from iapo.tools.session import CallClass, ToolSession
+from iapo.tools.syntax import format_tool_call, parse_turn
 
 
 def _all_useful(ex, path) -> bool:

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from iapo.rewards import ToolBonus
-from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig, divergence, term_diagnostics
+from iapo.rewards.alignment import AttributionReward, AttributionRewardConfig, divergence, term_diagnostics
 from iapo.rewards.targets import evidence_target, question_key
 from iapo.rollout.episode import COMPONENTS, assistant_segment, prompt_segments
 from iapo.rollout.loop import Episode, RolloutConfig, TurnRecord
-from iapo.tools.protocol import parse_turn
 from iapo.tools.session import CallClass
+from iapo.tools.syntax import parse_turn
 
 RCFG = RolloutConfig(max_calls=1, max_new_tokens=8, batch_size=8)
 
@@ -40,7 +40,7 @@ def test_teacher_own_cache_is_computed_once_and_reused(tiny_models, small_world,
         assert rec["averaged"] in ("correct", "all") and rec["episodes"] == 1
 
 
-def test_cache_invalidated_by_teacher_data_and_ig_settings(tiny_models, small_world, tmp_path):
+def test_cache_invalidated_by_teacher_data_and_attribution_settings(tiny_models, small_world, tmp_path):
     qs = small_world.load("train")[:2]
     base = _reward(tiny_models, tmp_path)
     base.prepare(qs)
@@ -142,8 +142,16 @@ def test_teacher_own_reward_uses_cached_target(tiny_models, small_world, tmp_pat
     eps = [Episode(ex, [*prompt_segments(ex), assistant_segment("<answer>1</answer>")]) for ex in exs]
     out = r(prompts=[""] * 2, completions=[""] * 2, episodes=eps)
     assert r.metrics()["attr/targets_computed_in_step"] == 0
-    for o, ps, ex in zip(out, r.last["p_student"], exs, strict=True):
-        assert o == pytest.approx(-0.5 * divergence(ps, r.cache.get(ex), "l1"), abs=1e-6)
+    for o, ps, ex in zip(out, r.last["p_student"], exs, strict=True):  # -D: lambda is the term's weight
+        assert o == pytest.approx(-divergence(ps, r.cache.get(ex), "l1"), abs=1e-6)
+
+
+def test_lambda_is_the_weight_of_the_attribution_reward(tmp_path):
+    from iapo.rewards.method import MethodConfig, make_rewards
+
+    m = MethodConfig(attribution=AttributionRewardConfig(target="random", lam=0.3))
+    (term,) = [r for r in make_rewards(m, tmp_path, None, 0) if r.name == "attribution"]
+    assert term.weight == 0.3
 
 
 def test_dropped_attribution_term_is_none_and_counted(tiny_models, small_world):
@@ -151,8 +159,8 @@ def test_dropped_attribution_term_is_none_and_counted(tiny_models, small_world):
     value of a penalty), counted by `score` as reward/attribution_dropped."""
     import random as _random
 
-    from iapo.rewards.attribution import AttributionReward, AttributionRewardConfig
-    from iapo.rewards.protocol import WeightedReward, score
+    from iapo.rewards.alignment import AttributionReward, AttributionRewardConfig
+    from iapo.rewards.contract import WeightedReward, score
     from iapo.rollout.loop import Episode
     from iapo.train.sft import sft_segments
 

@@ -20,7 +20,15 @@ CONFIG = {
     "eval": {"val_examples": 2, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0},
     "model": {"device": "cpu"},
 }  # fmt: skip
-KEYS = ["reward/total", "reward/attribution", "accuracy", "loss", "kl", "grad_norm", "attr/divergence"]
+KEYS = [
+    "reward/total",
+    "reward/attribution",
+    "rollout/accuracy",
+    "losses/policy",
+    "losses/kl",
+    "optim/grad_norm",
+    "attr/divergence",
+]
 
 
 def rows(run) -> list[dict]:

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from iapo.rewards import format_reward, outcome
-from iapo.rewards.protocol import WeightedReward
-from iapo.rl.grpo import GRPOConfig, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
+from iapo.rewards.contract import WeightedReward
+from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
 from iapo.rollout.loop import RolloutConfig, rollout
 
 
@@ -85,8 +85,8 @@ def test_loss_mask_is_the_policy_tokens_only(tiny_models, small_world):
     assert (logp.grad[batch.completion_mask[:, 1:] == 1] != 0).all()
 
 
-def _cfg(**kw) -> GRPOConfig:
-    return GRPOConfig(steps=4, questions_per_step=2, group_size=2, checkpoint_every=2, rollout=RCFG, beta=0.1, **kw)
+def _cfg(**kw) -> GRPOSettings:
+    return GRPOSettings(steps=4, questions_per_step=2, group_size=2, checkpoint_every=2, rollout=RCFG, beta=0.1, **kw)
 
 
 def _rows(run_dir):
@@ -121,7 +121,7 @@ def test_resume_gives_the_same_metrics(tiny_models, small_world, tmp_path):
     a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
     assert [r["step"] for r in b] == [1, 2, 3, 4]
     assert a == b
-    assert any(r["grad_norm"] > 0 for r in a)
+    assert any(r["optim/grad_norm"] > 0 for r in a)
     for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(p, q)
 
@@ -137,9 +137,9 @@ def test_nan_reward_skips_the_step(tiny_models, small_world, tmp_path):
         calls["n"] += 1
         return [math.nan if calls["n"] == 1 else sum(e.turns[0].ids) % 7 / 7 for e in episodes]
 
-    cfg = GRPOConfig(steps=2, questions_per_step=2, group_size=2, rollout=RCFG, beta=0.0)
+    cfg = GRPOSettings(steps=2, questions_per_step=2, group_size=2, rollout=RCFG, beta=0.0)
     train_grpo(model, None, proc, small_world.load("train")[:10], [WeightedReward("flaky", flaky)], cfg, tmp_path)
     rows = _rows(tmp_path)
-    assert rows[0]["guard/skipped_steps"] == 1.0 and "loss" not in rows[0]
-    assert rows[1]["guard/skipped_steps"] == 1.0 and math.isfinite(rows[1]["loss"])
+    assert rows[0]["guard/skipped_steps"] == 1.0 and "losses/policy" not in rows[0]
+    assert rows[1]["guard/skipped_steps"] == 1.0 and math.isfinite(rows[1]["losses/policy"])
     assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), base.parameters(), strict=True))

@@ -18,12 +18,12 @@ pytest.importorskip("trl")
 
 from iapo.models.build import load, save
 from iapo.rewards import format_reward, outcome
-from iapo.rewards.protocol import WeightedReward
+from iapo.rewards.contract import WeightedReward
 from iapo.rl import grpo, trl_engine
-from iapo.rl.grpo import GRPOConfig, token_logprobs, train_grpo
+from iapo.rl.grpo import GRPOSettings, token_logprobs, train_grpo
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, new_episode, step_episode
-from iapo.tools.protocol import format_answer, format_tool_call
+from iapo.tools.syntax import format_answer, format_tool_call
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def student_dir(tiny_models, tmp_path):
 
 def make_trainer(student_dir, examples, tmp_path, steps=2, **grpo):
     _, proc = load(student_dir)
-    cfg = GRPOConfig(steps=steps, questions_per_step=2, group_size=2, lr=1e-3, checkpoint_every=1, **grpo)
+    cfg = GRPOSettings(steps=steps, questions_per_step=2, group_size=2, lr=1e-3, checkpoint_every=1, **grpo)
     args = trl_engine.grpo_args(cfg, tmp_path / "trl", 1, use_cpu=True)
     args.disable_tqdm = True
     rewards = [WeightedReward("outcome", outcome, 1.0), WeightedReward("format", format_reward, 0.2)]
@@ -105,8 +105,8 @@ def test_trl_engine_trains_on_image_tool_episodes(student_dir, small_world, tmp_
     trl_engine.train(trainer)
     rows = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
-    assert all(0 <= r["accuracy"] <= 1 and r["format/well_formed"] == 1.0 for r in rows)
-    assert all(r["tools/calls_per_episode"] > 0 and torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    assert all(0 <= r["rollout/accuracy"] <= 1 and r["format/well_formed"] == 1.0 for r in rows)
+    assert all(r["tools/calls_per_episode"] > 0 and torch.isfinite(torch.tensor(r["losses/policy"])) for r in rows)
     moved = sum(float((v - before[k]).abs().sum()) for k, v in trainer.model.state_dict().items())
     assert moved > 0
     ck = tmp_path / "trl" / "checkpoint-2"
@@ -131,7 +131,15 @@ CONFIG = {
     "eval": {"val_examples": 2, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0},
     "model": {"device": "cpu"},
 }  # fmt: skip
-KEYS = ["reward/total", "reward/attribution", "accuracy", "loss", "kl", "grad_norm", "attr/divergence"]
+KEYS = [
+    "reward/total",
+    "reward/attribution",
+    "rollout/accuracy",
+    "losses/policy",
+    "losses/kl",
+    "optim/grad_norm",
+    "attr/divergence",
+]
 
 
 def cpu_variant(name: str, tmp_path) -> str:
@@ -209,11 +217,11 @@ def test_both_engines_log_the_same_metrics(student_dir, small_world, tmp_path, m
     trainer, proc = make_trainer(student_dir, exs, tmp_path, steps=1)
     trl_engine.train(trainer)
     model, _ = load(student_dir)
-    cfg = GRPOConfig(steps=1, questions_per_step=2, group_size=2, lr=1e-3, beta=0.0, seed=trainer.cfg.seed)
+    cfg = GRPOSettings(steps=1, questions_per_step=2, group_size=2, lr=1e-3, beta=0.0, seed=trainer.cfg.seed)
     rewards = [WeightedReward("outcome", outcome, 1.0), WeightedReward("format", format_reward, 0.2)]
     train_grpo(model, None, proc, exs, rewards, cfg, tmp_path / "own")
     [theirs] = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
     [ours] = [json.loads(x) for x in (tmp_path / "own" / "metrics.jsonl").read_text().splitlines()]
     assert set(theirs) == set(ours), set(theirs) ^ set(ours)
-    for k in ("reward/total", "reward/outcome", "accuracy", "tools/calls_per_episode", "episode/tokens"):
+    for k in ("reward/total", "reward/outcome", "rollout/accuracy", "tools/calls_per_episode", "episode/tokens"):
         assert theirs[k] == pytest.approx(ours[k]), k

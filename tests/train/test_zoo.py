@@ -28,3 +28,13 @@ def test_zoo_threads_setting_reaches_torch(monkeypatch, small_world: World, tmp_
     with pytest.raises(_Stop):
         zoo.build_zoo(small_world, zoo.ZooConfig(), tmp_path)
     assert calls == []  # unset: torch's own choice
+
+
+def test_models_yaml_is_the_default_zoo():
+    """The tiny zoo is described once: configs/models.yaml writes out ZooConfig's defaults."""
+    from pathlib import Path
+
+    from iapo.config import load_yaml
+
+    path = Path(__file__).parents[2] / "configs" / "models.yaml"
+    assert load_yaml(path, zoo.ZooConfig) == zoo.ZooConfig()

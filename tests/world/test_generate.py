@@ -201,15 +201,15 @@ def test_templates_select_question_types_and_drop_families_left_without_one():
 
 
 def test_template_names_match_what_each_family_writes():
-    """`templates` selects by the names in FAMILY_TEMPLATE_NAMES; they must be the names the
+    """`templates` selects by the names in FAMILY_TEMPLATES; they must be the names the
     template functions write into `meta.template`, or a selection would silently draw nothing."""
-    from iapo.world.families import FAMILY_TEMPLATE_NAMES
+    from iapo.world.families import FAMILY_TEMPLATES
 
-    for family, names in FAMILY_TEMPLATE_NAMES.items():
-        for fn, name in names.items():
-            cfg = WorldConfig(templates=[name])
+    for family, draws in FAMILY_TEMPLATES.items():
+        for d in draws:
+            cfg = WorldConfig(templates=[d.name])
             drawn = {generate_example(cfg, "train", i, family).example.meta["template"] for i in range(8)}
-            assert drawn == {name}, (family, fn.__name__)
+            assert drawn == {d.name}, (family, d.template.__name__)
 
 
 def test_value_pair_reads_two_cells_of_a_row_as_one_number():

@@ -3,7 +3,9 @@
 - `ig`: Integrated Gradients w.r.t. the LM input embeddings (the method's definition) and the
   one-backward gradient x delta;
 - `games`: exact component-level Shapley values and occlusion from forward passes;
-- `episodes`: component shares of episodes' turns under one `AttributionSettings`.
+- `episodes`: component shares of episodes' turns under one `AttributionSettings`;
+- `regions`: where inside the images (the original's cells or chart values, through each tool's
+  geometry) a turn's token attribution falls.
 """
 
 from iapo.attribution.episodes import (
@@ -33,10 +35,12 @@ from iapo.attribution.ig import (
     quadrature,
     sequence_logprob,
 )
+from iapo.attribution.regions import OTHER, attribute_regions, mean_region_shares, region_shares, regions_of
 
 __all__ = [
     "ESTIMATORS",
     "IG_REFERENCE",
+    "OTHER",
     "RULES",
     "AttributionSettings",
     "Baseline",
@@ -47,14 +51,18 @@ __all__ = [
     "TurnAttribution",
     "attribute",
     "attribute_episodes",
+    "attribute_regions",
     "baseline_embeddings",
     "component_game",
     "component_scores",
     "describe",
     "embed",
     "gradient_times_delta",
+    "mean_region_shares",
     "mean_shares",
     "quadrature",
+    "region_shares",
+    "regions_of",
     "sequence_logprob",
     "shapley_from_values",
     "shares",

@@ -46,12 +46,22 @@ class AttributionSettings(StrictModel):
         "or zero (fails completeness on trained models: RMSNorm's gradient at 0 is ~1/sqrt(eps))",
     )
     chunk: int = Field(64, ge=1, description="rows per forward pass (memory)")
-    completeness: bool = Field(True, description="also compute f(x') and the completeness error")
+    completeness: bool | None = Field(
+        None,
+        description="also compute f(x') and the completeness error |sum A_c - (f(x) - f(x'))|. Default (None): "
+        "where it checks the estimator or is free (ig; shapley, whose empty coalition is a player anyway), not "
+        "for occlusion and grad_x_delta (one more pass, and neither need add up)",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _old_keys(cls, data):
         return _rename_method(data)
+
+    @property
+    def checks_completeness(self) -> bool:
+        """`completeness`, resolved for the estimator."""
+        return self.completeness if self.completeness is not None else self.estimator in ("ig", "shapley")
 
 
 def _rename_method(data):
@@ -112,12 +122,12 @@ def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: Att
     for j, (e, t) in enumerate(zip(encs, turns, strict=True)):
         comp[j, : len(e)] = e.component_ids(t)
     if s.estimator in ("shapley", "occlusion"):
-        res = component_game(model, eb, base, comp, s.estimator, s.chunk, s.completeness)
+        res = component_game(model, eb, base, comp, s.estimator, s.chunk, s.checks_completeness)
         return res.scores, res.relative_error.cpu(), None
     if s.estimator == "ig":
-        res = attribute(model, eb, base, s.n_steps, s.rule, s.chunk, s.completeness)
+        res = attribute(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness)
     else:
-        res = gradient_times_delta(model, eb, base)
+        res = gradient_times_delta(model, eb, base, s.checks_completeness)
     tok = res.attributions.sum(-1).cpu()  # (B, T)
     return component_scores(tok.double(), comp), res.relative_error.cpu(), tok
 
@@ -142,12 +152,15 @@ def attribute_episodes(
     scores a student's rollout that way, and components line up whatever the vocabularies."""
     s = settings or AttributionSettings()
     rows: list[tuple[int, int, Encoded]] = []
+    prompts = [prompt_key(segs) for segs in episodes]
     for i, segs in enumerate(episodes):
         enc = encode(segs, processor, keep_ids=keep_ids)
         n_turns = sum(k == "assistant" for k in enc.kinds)
         rows.extend((i, t, enc) for t in target_turns(n_turns, which))
     out: list[list[TurnAttribution]] = [[] for _ in episodes]
-    rows.sort(key=lambda r: len(r[2]))  # similar lengths share a batch: less padding computed
+    # episodes of one prompt (a GRPO group) share a batch, so the component games run their common
+    # prompt once per coalition (`games.shared_prefix`); within a prompt, similar lengths: less padding
+    rows.sort(key=lambda r: (prompts[r[0]], len(r[2])))
     was_training = model.training
     model.eval()
     per_call = rows_per_call(s)
@@ -156,11 +169,22 @@ def attribute_episodes(
         sc, rel, tok = _score_batch(model, processor, [e for _, _, e in part], [t for _, t, _ in part], s)
         p = shares(sc)
         for j, (i, t, e) in enumerate(part):
-            finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not s.completeness))
+            finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not s.checks_completeness))
             token = None if tok is None else tok[j, : len(e)]
             out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), token, e, t, finite))
     model.train(was_training)
     return out
+
+
+def prompt_key(segments: list[Segment]) -> str:
+    """What identifies an episode's prompt: the text before its first model turn (the image is
+    the question's; `games.shared_prefix` checks the embeddings themselves)."""
+    out = []
+    for seg in segments:
+        if seg.kind == "assistant":
+            break
+        out.append(seg.text)
+    return "".join(out)
 
 
 def mean_shares(turns: list[TurnAttribution]) -> torch.Tensor | None:

@@ -53,27 +53,90 @@ def coalitions(ps: list[int], game: Game, with_empty: bool) -> list[int]:
     return [full, *(full ^ (1 << c) for c in ps), *([0] if with_empty else [])]
 
 
+def shared_prefix(eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, min_share: float = 0.25) -> int:
+    """P: the leading positions every row shares (embeddings, baseline, components, rope positions,
+    no padding), ending before the first scored token's prediction; 0 if under `min_share` of
+    the rows' length (below that the cached path costs more than it saves). The episodes of one
+    GRPO group share their whole prompt, so its KV cache under a coalition is computed once, not
+    once per row and coalition."""
+    x = eb.inputs_embeds
+    same = ((x == x[:1]).all(-1) & (base == base[:1]).all(-1) & (comp == comp[:1]) & (eb.attention_mask == 1)).all(0)
+    same &= (eb.position_ids == eb.position_ids[:, :1]).all(0).all(0)
+    scored = eb.target.bool().any(0).nonzero()
+    first = int(scored[0]) if len(scored) else x.shape[1]
+    P = min(int(same.long().cumprod(0).sum()), first - 1)  # suffix keeps the hidden state before a target
+    return P if max(1, min_share * x.shape[1]) <= P else 0
+
+
+def _keep(comp: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Which positions keep their embedding: comp (R, T) ids, bits (R,) coalitions -> (R, T)."""
+    return (comp < 0) | ((bits.unsqueeze(1) >> comp.clamp(min=0)) & 1).bool()
+
+
+@torch.no_grad()
+def prefix_cache(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, P: int, variants: list[int]):
+    """Per layer, (keys, values) (V, H, P, d) of the shared prefix under each coalition in `variants`."""
+    V = len(variants)
+    keep = _keep(comp[:1, :P].expand(V, P), torch.tensor(variants, device=comp.device))  # (V, P)
+    emb = torch.where(keep.unsqueeze(-1), eb.inputs_embeds[0, :P], base[0, :P])  # (V, P, D)
+    out = model.model(
+        inputs_embeds=emb,
+        attention_mask=eb.attention_mask[:1, :P].expand(V, P),
+        position_ids=eb.position_ids[:, :1, :P].expand(-1, V, -1),
+        use_cache=True,
+    )
+    return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+
+
 @torch.no_grad()
 def coalition_values(
     model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, masks: list[list[int]], chunk: int = 64
 ) -> list[dict[int, float]]:
     """v(S) for every row b and coalition S in masks[b]: the tokens of components outside S take
     the baseline embedding; everything else (the target turn, padding) stays. `chunk` caps rows
-    per forward pass. comp (B, T) component ids on the model's device."""
+    per forward pass. comp (B, T) component ids on the model's device.
+
+    The shared prefix (`shared_prefix`) runs once per distinct coalition of its components; each
+    (row, coalition) pair then runs only its own suffix on top of that cache, in chunks of rows of
+    similar length cut at their longest row (`_chunks`: a group's answer-only episodes are not
+    padded to its episodes with calls)."""
+    from transformers import DynamicCache
+
     x = eb.inputs_embeds  # (B, T, D)
+    P = shared_prefix(eb, base, comp)
+    in_prefix = sum(1 << int(c) for c in comp[0, :P].unique() if c >= 0)
     pairs = [(b, m) for b, ms in enumerate(masks) for m in ms]
+    variants = sorted({m & in_prefix for _, m in pairs})
+    kv = prefix_cache(model, eb, base, comp, P, variants) if P else []
+    slot = {v: i for i, v in enumerate(variants)}
     vals: list[dict[int, float]] = [{} for _ in masks]
-    for i in range(0, len(pairs), chunk):
-        part = pairs[i : i + chunk]
+    lengths = eb.attention_mask.sum(1).tolist()
+    for part in _chunks(pairs, [lengths[b] - P for b, _ in pairs], chunk):
         rows = torch.tensor([b for b, _ in part], device=x.device)
+        end = int(max(lengths[b] for b, _ in part))
         bits = torch.tensor([m for _, m in part], device=x.device)  # (R,)
-        c = comp[rows]  # (R, T)
-        keep = (c < 0) | ((bits.unsqueeze(1) >> c.clamp(min=0)) & 1).bool()
-        emb = torch.where(keep.unsqueeze(-1), x[rows], base[rows])  # (R, T, D)
-        f = sequence_logprob(model, eb, emb, rows).double().cpu()
+        keep = _keep(comp[rows, P:end], bits)  # (R, end-P)
+        emb = torch.where(keep.unsqueeze(-1), x[rows, P:end], base[rows, P:end])  # (R, end-P, D)
+        idx = torch.tensor([slot[m & in_prefix] for _, m in part], device=x.device)
+        past = DynamicCache([(k[idx], v[idx]) for k, v in kv]) if P else None
+        f = sequence_logprob(model, eb, emb, rows, past, end).double().cpu()
         for (b, m), v in zip(part, f.tolist(), strict=True):
             vals[b][m] = v
     return vals
+
+
+def _chunks(pairs: list, suffix: list[int], size: int, slack: float = 1.5) -> list[list]:
+    """Pairs in chunks of at most `size`, by suffix length: a chunk closes before a pair longer
+    than `slack` x its shortest (+ 8 tokens), so little of a chunk is padding."""
+    order = sorted(range(len(pairs)), key=lambda i: suffix[i])
+    out: list[list] = []
+    first = 0
+    for i in order:
+        if not out or len(out[-1]) == size or suffix[i] > slack * first + 8:
+            out.append([])
+            first = suffix[i]
+        out[-1].append(pairs[i])
+    return out
 
 
 def shapley_from_values(v: dict[int, float], ps: list[int]) -> dict[int, float]:

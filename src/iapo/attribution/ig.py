@@ -121,25 +121,31 @@ def embed(model, batch: Batch, target: torch.Tensor) -> EmbeddedBatch:
 
 
 def sequence_logprob(
-    model, eb: EmbeddedBatch, inputs_embeds: torch.Tensor, rows: torch.Tensor | None = None
-) -> torch.Tensor:
+    model, eb: EmbeddedBatch, inputs_embeds: torch.Tensor, rows: torch.Tensor | None = None, past=None,
+    end: int | None = None,
+) -> torch.Tensor:  # fmt: skip
     """f for each row of `inputs_embeds` (R, T, D): (R,) sums of the target tokens' log-probs.
     Row r is a variant of batch row `rows[r]` (its ids, mask and positions); by default R is a
-    multiple of the batch and the batch repeats along R.
+    multiple of the batch and the batch repeats along R. With `past` (a KV cache of the first P
+    positions), `inputs_embeds` (R, end - P, D) holds positions P..end-1 only (`end`: the batch's
+    length by default, less when the rows' padding is cut); no target token may lie at or before P.
 
     The LM head runs on the target positions only: with a real vocabulary (151k for Qwen) the
     full (R, T, V) logits of m interpolation steps would dominate memory and time."""
     if rows is None:
         rows = torch.arange(eb.inputs_embeds.shape[0]).repeat(inputs_embeds.shape[0] // eb.inputs_embeds.shape[0])
     rows = rows.to(eb.input_ids.device)
+    T = end or eb.inputs_embeds.shape[1]
+    P = T - inputs_embeds.shape[1]
     hidden = model.model(
         inputs_embeds=inputs_embeds,
-        attention_mask=eb.attention_mask[rows],
-        position_ids=eb.position_ids[:, rows],
-    ).last_hidden_state[:, :-1]  # (R, T-1, D): position t predicts token t+1
-    r, cols = eb.target[rows][:, 1:].nonzero(as_tuple=True)
+        attention_mask=eb.attention_mask[rows, :T],
+        position_ids=eb.position_ids[:, rows, P:T],
+        past_key_values=past,
+    ).last_hidden_state[:, :-1]  # (R, T-P-1, D): position t predicts token t+1
+    r, cols = eb.target[rows, P + 1 : T].nonzero(as_tuple=True)
     logits = model.lm_head(hidden[r, cols])  # (N_target, V)
-    ids = eb.input_ids[rows][:, 1:][r, cols]
+    ids = eb.input_ids[rows, P + 1 : T][r, cols]
     lp = torch.log_softmax(logits.float(), -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return torch.zeros(inputs_embeds.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, r, lp)
 
@@ -241,17 +247,21 @@ def attribute(
     return IGResult(attributions=attributions.detach(), f_x=f_x, f_base=f_b, delta=delta)
 
 
-def gradient_times_delta(model, inputs: EmbeddedBatch, baselines: torch.Tensor | None = None) -> IGResult:
+def gradient_times_delta(
+    model, inputs: EmbeddedBatch, baselines: torch.Tensor | None = None, completeness: bool = True
+) -> IGResult:
     """(x - x') * df/dx at x: one forward + backward (the one-backward signal of gradient-based
     attribution rewards). Not IG: it equals IG only where f is linear along the path; its
-    `delta` is its completeness gap, reported, never enforced."""
+    `delta` is its completeness gap, reported, never enforced (f(x') costs one more forward)."""
     x = inputs.inputs_embeds.detach().clone().requires_grad_(True)  # (B, T, D)
     base = torch.zeros_like(x) if baselines is None else baselines.to(x.dtype).expand_as(x)
     with torch.enable_grad():
         f_x = sequence_logprob(model, inputs, x)
         (g,) = torch.autograd.grad(f_x.sum(), x)
-    with torch.no_grad():
-        f_b = sequence_logprob(model, inputs, base)
+    f_b = torch.full_like(f_x.detach(), math.nan)
+    if completeness:
+        with torch.no_grad():
+            f_b = sequence_logprob(model, inputs, base)
     attributions = (x.detach() - base) * g
     delta = attributions.sum((1, 2)) - (f_x.detach() - f_b)
     return IGResult(attributions=attributions.detach(), f_x=f_x.detach(), f_base=f_b, delta=delta)

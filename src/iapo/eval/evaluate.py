@@ -1,6 +1,6 @@
 """Agent evaluation: accuracy with a 95% CI per split and family, and tool-use statistics.
 
-Tool statistics come from `iapo.rollout.stats`.
+Tool statistics come from `iapo.rollout.summary`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
-from iapo.rollout.stats import summarize
+from iapo.rollout.summary import summarize
 
 
 @dataclass

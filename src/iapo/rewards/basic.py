@@ -4,6 +4,16 @@ Every reward is `fn(prompts, completions, **kwargs) -> list[float]`, one value p
 as `trl.GRPOTrainer` calls its `reward_funcs`; ours read the full multi-turn `episodes` (passed
 as a keyword, like a dataset column) because tool calls, their classes and the answer live
 there. So the same functions plug into our GRPO loop and into TRL.
+
+The examples stand in for episodes with the few attributes a reward reads:
+
+>>> from types import SimpleNamespace as Ep
+>>> eps = [Ep(correct=1.0, well_formed=True, has_useful_call=True), Ep(correct=0.0, well_formed=False,
+...        has_useful_call=True), Ep(correct=1.0, well_formed=True, has_useful_call=False)]
+>>> outcome([], [], episodes=eps), format_reward([], [], episodes=eps)
+([1.0, 0.0, 1.0], [1.0, 0.0, 1.0])
+>>> ToolBonus()([], [], episodes=eps), ToolBonus(conditional=False)([], [], episodes=eps)
+([1.0, 0.0, 0.0], [1.0, 1.0, 0.0])
 """
 
 from __future__ import annotations
@@ -41,7 +51,16 @@ def _jaccard(a: set, b: set) -> float:
 def match_score(calls: list[dict], ref: list[dict]) -> float:
     """ToolRL-style exact match in [0, 1]: position by position, the mean of tool name equal,
     argument-name Jaccard and the share of reference arguments with equal values; divided by
-    the longer of the two trajectories, so extra or missing calls cost too."""
+    the longer of the two trajectories, so extra or missing calls cost too.
+
+    >>> ref = [{"name": "mask_rows", "arguments": {"rows": ["a"]}}]
+    >>> match_score(ref, ref), match_score([], ref)
+    (1.0, 0.0)
+    >>> match_score([{"name": "mask_rows", "arguments": {"rows": ["b"]}}], ref)  # (1 + 1 + 0) / 3
+    0.6666666666666666
+    >>> match_score(ref + ref, ref)  # an extra call halves it
+    0.5
+    """
     if not calls and not ref:
         return 1.0
     total = 0.0
@@ -71,7 +90,50 @@ class ToolBonus:
         self.conditional = conditional
 
     def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
-        return [
-            float(any(t.call_class == "valid_useful" for t in e.calls) and (e.correct > 0 or not self.conditional))
-            for e in episodes
-        ]
+        return [float(e.has_useful_call and (e.correct > 0 or not self.conditional)) for e in episodes]
+
+
+class Curiosity:
+    """Pixel Reasoner's curiosity bonus (Wang et al., 2025): an episode that calls a tool earns
+    max(H - RaPR(q), 0), where RaPR(q), the rate of pixel-space reasoning, is the share of the
+    episodes of its question in this batch (its GRPO group) that call one. Calls pay while they
+    are rare for a question and stop paying once the rate reaches H. Its weight is alpha; the
+    paper pairs it with `CallPenalty`.
+
+    >>> from types import SimpleNamespace as Ep
+    >>> q, r = Ep(id="q"), Ep(id="r")
+    >>> eps = [Ep(example=q, calls=[1]), Ep(example=q, calls=[]), Ep(example=q, calls=[]), Ep(example=q, calls=[]),
+    ...        Ep(example=r, calls=[1]), Ep(example=r, calls=[1])]
+    >>> [round(x, 2) for x in Curiosity(rate=0.5)([], [], episodes=eps)]  # q: RaPR 0.25, r: 1.0
+    [0.25, 0.0, 0.0, 0.0, 0.0, 0.0]
+    """
+
+    __name__ = "curiosity"
+
+    def __init__(self, rate: float = 0.3):
+        self.rate = rate
+
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
+        calls: dict[str, list[bool]] = {}
+        for e in episodes:
+            calls.setdefault(e.example.id, []).append(bool(e.calls))
+        rapr = {q: sum(v) / len(v) for q, v in calls.items()}
+        return [max(self.rate - rapr[e.example.id], 0.0) * bool(e.calls) for e in episodes]
+
+
+class CallPenalty:
+    """min(N - calls, 0): each call beyond `max_calls` (N) costs one unit of its weight (beta),
+    Pixel Reasoner's guard against the curiosity bonus buying long call chains.
+
+    >>> from types import SimpleNamespace as Ep
+    >>> CallPenalty(max_calls=1)([], [], episodes=[Ep(calls=[]), Ep(calls=[1]), Ep(calls=[1, 2, 3])])
+    [0.0, 0.0, -2.0]
+    """
+
+    __name__ = "call_penalty"
+
+    def __init__(self, max_calls: int = 1):
+        self.max_calls = max_calls
+
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
+        return [float(min(self.max_calls - len(e.calls), 0)) for e in episodes]

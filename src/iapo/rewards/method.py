@@ -11,9 +11,9 @@ from pydantic import Field
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.models.build import load
-from iapo.rewards import ToolBonus, exact_match, format_reward, outcome
-from iapo.rewards.attribution import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
-from iapo.rewards.protocol import WeightedReward
+from iapo.rewards import CallPenalty, Curiosity, ToolBonus, exact_match, format_reward, outcome
+from iapo.rewards.alignment import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
+from iapo.rewards.contract import WeightedReward
 from iapo.rewards.trm import TRMReward, load_trm
 from iapo.rollout.loop import RolloutConfig
 
@@ -29,6 +29,14 @@ class MethodConfig(StrictModel):
     teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
     tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
     tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
+    curiosity: float = Field(
+        0.0, ge=0, description="alpha: Pixel Reasoner's curiosity bonus max(H - RaPR, 0) for an episode with a call"
+    )
+    curiosity_rate: float = Field(
+        0.3, ge=0, le=1, description="H: the call rate of a question above which calls stop paying"
+    )
+    call_penalty: float = Field(0.0, ge=0, description="beta: weight of min(N - calls, 0), Pixel Reasoner's penalty")
+    call_penalty_max_calls: int = Field(1, ge=0, description="N: calls an episode may make before the penalty")
 
     @property
     def needs_teacher(self) -> bool:
@@ -57,6 +65,10 @@ def make_rewards(
         rewards.append(WeightedReward("trm", TRMReward(load_trm(trm_dir)), method.trm))
     if method.tool_bonus:
         rewards.append(WeightedReward("tool_bonus", ToolBonus(method.tool_bonus_conditional), method.tool_bonus))
+    if method.curiosity:
+        rewards.append(WeightedReward("curiosity", Curiosity(method.curiosity_rate), method.curiosity))
+    if method.call_penalty:
+        rewards.append(WeightedReward("call_penalty", CallPenalty(method.call_penalty_max_calls), method.call_penalty))
     if method.attribution is not None:
         teacher, tdir = None, None
         if method.needs_teacher:
@@ -64,6 +76,5 @@ def make_rewards(
             tm, tp = load(tdir, dtype=dtype)
             teacher = (tm.requires_grad_(False), tp)
         term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
-        # lambda is applied inside the term; its weight here is 1
-        rewards.append(WeightedReward("attribution", term, 1.0))
+        rewards.append(WeightedReward("attribution", term, method.attribution.lam))  # lambda: the term's weight
     return rewards

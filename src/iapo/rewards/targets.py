@@ -12,10 +12,15 @@
   teacher would say".
 - `random`: Dirichlet(1) over the components the student's episode has (a fresh draw each
   time). The control "any target at all".
-- `teacher_forced` (in `iapo.rewards.attribution`): the teacher's IG of the student's own
+- `teacher_forced` (in `iapo.rewards.alignment`): the teacher's IG of the student's own
   rollout, in the step.
 
-Only component shares cross from teacher to student, so teachers of any size or tokenizer work.
+With region-level alignment on (`regions` > 0), a target also holds region shares (where inside
+the images the attribution falls, in the original image's coordinates: `iapo.attribution.regions`):
+the teacher's own, averaged like its component shares; for `evidence`, uniform over the world's
+evidence cells; for `random`, Dirichlet(1) over the question's regions.
+
+Only shares cross from teacher to student, so teachers of any size or tokenizer work.
 """
 
 from __future__ import annotations
@@ -29,7 +34,14 @@ from pathlib import Path
 
 import torch
 
-from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
+from iapo.attribution import (
+    AttributionSettings,
+    attribute_episodes,
+    attribute_regions,
+    mean_region_shares,
+    mean_shares,
+    regions_of,
+)
 from iapo.data.example import Example
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
@@ -44,6 +56,13 @@ def evidence_target(ex: Example, share: float = 0.8) -> torch.Tensor:
     q[COMPONENTS.index("tool_output" if ex.valid_paths else "image")] = share
     q[COMPONENTS.index("question")] = 1.0 - share
     return q
+
+
+def evidence_regions(ex: Example, patches: int = 4) -> dict[str, float] | None:
+    """Uniform over the question's evidence units (the cells or chart values the answer needs);
+    None when it names none of its image's regions."""
+    names = [u for u in (ex.evidence or []) if u in regions_of(ex.layout, patches)]
+    return {u: 1.0 / len(names) for u in names} if names else None
 
 
 def checkpoint_fingerprint(model_dir: Path | None, model=None) -> str:
@@ -94,6 +113,10 @@ class TargetCache:
         e = self.entries.get(question_key(ex))
         return None if e is None else torch.tensor(e["p"])
 
+    def get_regions(self, ex: Example) -> dict[str, float] | None:
+        e = self.entries.get(question_key(ex))
+        return None if e is None else e.get("regions")
+
     def missing(self, examples: list[Example]) -> list[Example]:
         seen, out = set(), []
         for ex in examples:
@@ -115,30 +138,37 @@ class TargetCache:
 
 
 def teacher_own_records(
-    teacher, processor, examples: list[Example], rcfg: RolloutConfig, samples: int, attr: AttributionSettings
-) -> dict[str, dict]:
+    teacher, processor, examples: list[Example], rcfg: RolloutConfig, samples: int, attr: AttributionSettings,
+    regions: AttributionSettings | None = None, patches: int = 4,
+) -> dict[str, dict]:  # fmt: skip
     """The teacher's own episodes for each question -> {question key: record}. A record holds
-    p (C,), the number of episodes, how many were right, and which were averaged."""
+    p (C,), with `regions` (a token-level estimator) the region shares too, the number of
+    episodes, how many were right, and which were averaged (its correct episodes, else all)."""
     greedy = samples == 1
     group = [ex for ex in examples for _ in range(samples)]
     eps = rollout(teacher, processor, group, rcfg.model_copy(update={"greedy": greedy}))
     turns = attribute_episodes(teacher, processor, [e.segments for e in eps], "final", attr)
+    reg = [None] * len(eps)
+    if regions is not None:
+        reg = attribute_regions(teacher, processor, [(e.segments, e.example.layout) for e in eps], regions, patches)
     out: dict[str, dict] = {}
     for i, ex in enumerate(examples):
         mine = list(range(i * samples, (i + 1) * samples))
-        shares = [(eps[j].correct, mean_shares(turns[j])) for j in mine]
-        right = [p for c, p in shares if c and p is not None]
-        used = right or [p for _, p in shares if p is not None]
+        right = [j for j in mine if eps[j].correct and mean_shares(turns[j]) is not None]
+        used = right or [j for j in mine if mean_shares(turns[j]) is not None]
         if not used:
             continue  # no finite attribution: no target, the term is dropped for this question
-        out[question_key(ex)] = {
+        rec = {
             "id": ex.id,
-            "p": torch.stack(used).mean(0).tolist(),
+            "p": torch.stack([mean_shares(turns[j]) for j in used]).mean(0).tolist(),
             "episodes": samples,
-            "correct": sum(c > 0 for c, _ in shares),
+            "correct": sum(eps[j].correct > 0 for j in mine),
             "averaged": "correct" if right else "all",
             "calls": sum(len(eps[j].calls) for j in mine) / samples,
         }
+        if regions is not None:
+            rec["regions"] = mean_region_shares([reg[j] for j in used if reg[j] is not None])
+        out[question_key(ex)] = rec
     return out
 
 
@@ -152,11 +182,14 @@ def fill_cache(
     attr: AttributionSettings,
     batch: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    regions: AttributionSettings | None = None,
+    patches: int = 4,
 ) -> int:
     """Compute the targets the cache lacks for `examples`, in batches; returns how many."""
     todo = cache.missing(examples)
     for i in range(0, len(todo), batch):
-        cache.put(teacher_own_records(teacher, processor, todo[i : i + batch], rcfg, samples, attr))
+        part = todo[i : i + batch]
+        cache.put(teacher_own_records(teacher, processor, part, rcfg, samples, attr, regions, patches))
         if progress:
             progress(min(i + batch, len(todo)), len(todo))
     if todo:

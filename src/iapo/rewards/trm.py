@@ -25,9 +25,9 @@ from torch import nn
 from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.rollout.loop import Episode
-from iapo.tools.protocol import Turn, format_tool_call, parse_turn
 from iapo.tools.registry import TOOLS
 from iapo.tools.session import CallClass, ToolSession
+from iapo.tools.syntax import Turn, format_tool_call, parse_turn
 
 FAMILIES = ("mask", "draw", "highlight", "draw_box", "crop")
 QUOTED = re.compile(r'"([^"]+)"')

@@ -6,7 +6,7 @@ only (never prompt, image or tool-output tokens) + k3 KL to the frozen reference
 
 This is the CPU default engine. The scale-out engine is TRL's `GRPOTrainer`
 (`iapo.rl.trl_engine`); both use this module's rollout shards, advantages and step metrics,
-and drive rewards through `iapo.rewards.protocol` (docs/grpo.md).
+and drive rewards through `iapo.rewards.contract` (docs/grpo.md).
 """
 
 from __future__ import annotations
@@ -25,17 +25,18 @@ from pydantic import Field
 from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
-from iapo.rewards.protocol import WeightedReward, bind_policy, prepare, score
-from iapo.rewards.protocol import weights as reward_weights
+from iapo.provenance import record
+from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
+from iapo.rewards.contract import weights as reward_weights
 from iapo.rollout.episode import Batch, collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
-from iapo.rollout.stats import tool_stats
+from iapo.rollout.summary import tool_stats
 from iapo.train.common import resume, run_steps, seed_everything
 
 log = logging.getLogger(__name__)
 
 
-class GRPOConfig(StrictModel):
+class GRPOSettings(StrictModel):
     steps: int = Field(30, ge=1)
     questions_per_step: int = Field(8, ge=1, description="Q distinct questions per step")
     group_size: int = Field(8, ge=2, description="G rollouts per question")
@@ -155,7 +156,7 @@ def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor
         "reward/group_std": float(total.view(-1, group_size).std(1).mean()),
         "reward/zero_variance_groups": float((outcome_r.std(1) == 0).double().mean()),
         "adv/abs_mean": float(adv.abs().mean()),
-        "accuracy": sum(e.correct for e in episodes) / len(episodes),
+        "rollout/accuracy": sum(e.correct for e in episodes) / len(episodes),
         "episode/tokens": sum(sum(len(t.ids) for t in e.turns) for e in episodes) / len(episodes),
         **tool_stats(episodes),
     }
@@ -173,7 +174,7 @@ def policy_batches(
 
 
 def rollout_groups(
-    model, processor, examples: list[Example], cfg: GRPOConfig, step: int, shards: range | None
+    model, processor, examples: list[Example], cfg: GRPOSettings, step: int, shards: range | None
 ) -> list[Episode]:
     """G rollouts per question. With `rollout_shards` > 1 the questions are split into that many
     shards, each sampled under its own seed (seed, step, shard): a shard's episodes then do not
@@ -186,7 +187,9 @@ def rollout_groups(
     return seeded_rollout(model, processor, group[shards.start * per : shards.stop * per], cfg, step, shards)
 
 
-def seeded_rollout(model, processor, group: list[Example], cfg: GRPOConfig, step: int, shards: range) -> list[Episode]:
+def seeded_rollout(
+    model, processor, group: list[Example], cfg: GRPOSettings, step: int, shards: range
+) -> list[Episode]:
     """Roll `group` out as len(shards) equal consecutive shards, shard k under the seed
     (seed, step, k). Shared by this loop and the TRL engine."""
     per = len(group) // len(shards)
@@ -198,7 +201,7 @@ def seeded_rollout(model, processor, group: list[Example], cfg: GRPOConfig, step
 
 
 def grpo_step(
-    model, ref_model, processor, opt, examples: list[Example], rewards: list[WeightedReward], cfg: GRPOConfig,
+    model, ref_model, processor, opt, examples: list[Example], rewards: list[WeightedReward], cfg: GRPOSettings,
     step: int = 0, acc=None,
 ) -> tuple[dict[str, float], bool]:  # fmt: skip
     """One rollout + update. Returns the log row and whether the update was applied.
@@ -253,7 +256,7 @@ def _mean_rows(acc, row: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, row: dict, acc=None) -> bool:
+def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, row: dict, acc=None) -> bool:
     world = acc.num_processes if acc is not None else 1
     model.train()
     device = acc.device if acc is not None else next(model.parameters()).device
@@ -268,7 +271,8 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, ro
             old.append(token_logprobs(model, b)[0] if cfg.epochs > 1 else None)
             ref.append(token_logprobs(ref_model, b)[0] if cfg.beta > 0 and ref_model is not None else None)
     params = [p for p in model.parameters() if p.requires_grad]
-    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    stats = {"losses/policy": 0.0, "losses/kl": 0.0, "policy/clip_frac": 0.0, "policy/entropy": 0.0,
+             "optim/grad_norm": 0.0}  # fmt: skip
     for _ in range(cfg.epochs):
         opt.zero_grad(set_to_none=True)
         for b, a, o, r in zip(batches, advs, old, ref, strict=True):
@@ -284,10 +288,10 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, ro
             # DDP averages gradients over processes; the loss is already a global mean
             (acc.backward(loss * world) if acc is not None else loss.backward())
             w = float(mask.sum()) / n_tokens * world
-            stats["loss"] += loss.item() * world / cfg.epochs
-            stats["kl"] += st["kl"] * w / cfg.epochs
-            stats["clip_frac"] += st["clip_frac"] * w / cfg.epochs
-            stats["entropy"] += float((ent * mask).sum()) / n_tokens * world / cfg.epochs
+            stats["losses/policy"] += loss.item() * world / cfg.epochs
+            stats["losses/kl"] += st["kl"] * w / cfg.epochs
+            stats["policy/clip_frac"] += st["clip_frac"] * w / cfg.epochs
+            stats["policy/entropy"] += float((ent * mask).sum()) / n_tokens * world / cfg.epochs
         if acc is not None:
             gnorm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
         else:
@@ -296,15 +300,20 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOConfig, ro
             opt.zero_grad(set_to_none=True)
             return False
         opt.step()
-        stats["grad_norm"] += float(gnorm) / cfg.epochs
+        stats["optim/grad_norm"] += float(gnorm) / cfg.epochs
     row.update(stats)
     return True
 
 
-def planned_questions(train: list[Example], cfg: GRPOConfig) -> list[Example]:
-    """The questions `train_grpo` will draw, in order (it replays the same seeded sampler)."""
+def question_batches(train: list[Example], cfg: GRPOSettings) -> list[list[Example]]:
+    """The questions of every step, in order: one seeded draw of `questions_per_step` per step."""
     rng = random.Random(f"grpo:{cfg.seed}")
-    return [ex for _ in range(cfg.steps) for ex in rng.sample(train, cfg.questions_per_step)]
+    return [rng.sample(train, cfg.questions_per_step) for _ in range(cfg.steps)]
+
+
+def planned_questions(train: list[Example], cfg: GRPOSettings) -> list[Example]:
+    """Every question `train_grpo` will draw (what the cached targets are prepared for)."""
+    return [ex for batch in question_batches(train, cfg) for ex in batch]
 
 
 def train_grpo(
@@ -313,18 +322,20 @@ def train_grpo(
     processor: VLProcessor,
     train: list[Example],
     rewards: list[WeightedReward],
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     run_dir: Path,
     progress: Callable[[int, int, dict], None] | None = None,
     on_eval: Callable[[int], dict] | None = None,
     eval_every: int = 0,
     acc=None,
+    provenance: dict | None = None,
 ) -> None:
     """Train in place; checkpoints every `checkpoint_every` steps under `run_dir` and resumes
     from there with the same subsequent rollouts and metrics (RNG states are saved too).
 
     `acc`: an `accelerate.Accelerator` (`accelerate launch`, DDP or DeepSpeed); every process
-    runs this function, the main one logs, evaluates and checkpoints."""
+    runs this function, the main one logs, evaluates and checkpoints. `provenance` (the run's
+    record, `iapo.provenance`) goes into every checkpoint; by default the record of `cfg`."""
     world = acc.num_processes if acc is not None else 1
     if cfg.questions_per_step % world or cfg.rollout_shards % world:
         raise ValueError(
@@ -339,27 +350,23 @@ def train_grpo(
         ref_model.eval().requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    rng = random.Random(f"grpo:{cfg.seed}")
+    batches = question_batches(train, cfg)
     skipped = [0]
 
-    def restore(state: dict) -> None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        rng.setstate(state["data_rng"])
+    def restore_rewards(state: dict) -> None:
         skipped[0] = state["skipped"]
         for r, s in zip(rewards, state.get("rewards", []), strict=False):
             r.reward.load_state_dict(s)
 
-    start = resume(run_dir, restore, "GRPO")
+    start = resume(run_dir, "GRPO", {"model": model, "opt": opt}, None, restore_rewards)
     if acc is not None:
         model, opt = acc.prepare(model, opt)
         if ref_model is not None:
             ref_model.to(acc.device)
-    prepare(rewards, planned_questions(train, cfg))  # per-question work once, before RL (cached targets)
+    prepare(rewards, [ex for b in batches for ex in b])  # per-question work once, before RL (cached targets)
 
     def step(k: int) -> dict[str, float]:
-        examples = rng.sample(train, cfg.questions_per_step)
-        row, applied = grpo_step(model, ref_model, processor, opt, examples, rewards, cfg, k, acc)
+        row, applied = grpo_step(model, ref_model, processor, opt, batches[k], rewards, cfg, k, acc)
         skipped[0] += not applied
         return {**row, "guard/skipped_steps": float(skipped[0])}
 
@@ -368,14 +375,13 @@ def train_grpo(
             "skipped": skipped[0],
             "model": (acc.unwrap_model(model) if acc is not None else model).state_dict(),
             "opt": opt.state_dict(),
-            "data_rng": rng.getstate(),
             "rewards": [r.reward.state_dict() for r in rewards],
         }
 
     # rows are logged at k + 1: step 0 is the SFT policy's evaluation
     run_steps(
         run_dir, start, cfg.steps, step, snapshot, cfg.checkpoint_every, progress, on_eval, eval_every,
-        log_offset=1, eval_at_start=True, main=main,
+        log_offset=1, eval_at_start=True, main=main, provenance=provenance or record(cfg),
     )  # fmt: skip
     if acc is not None:
         acc.wait_for_everyone()

@@ -5,7 +5,7 @@ normalisation), gradient accumulation, DDP / DeepSpeed ZeRO / FSDP through `acce
 checkpoints and logging. We own what TRL cannot carry for a multi-turn agent whose tools return
 images: the episode loop and how an episode becomes model inputs. So one method is
 overridden, `_generate_and_score_completions`: it runs `iapo.rollout` (the same function as
-the CPU loop in `iapo.rl.grpo`), scores episodes through `iapo.rewards.protocol.score` (the
+the CPU loop in `iapo.rl.grpo`), scores episodes through `iapo.rewards.contract.score` (the
 same call the CPU loop makes), gathers the scores over processes, and returns the batch in
 TRL's layout: left-padded prompt, right-padded completion that holds every later turn, tool
 outputs (text and images) masked out of the loss by `tool_mask`, and the pixel values of every
@@ -32,10 +32,9 @@ from transformers import TrainerCallback
 
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
-from iapo.rewards.protocol import WeightedReward, bind_policy, prepare, score
-from iapo.rewards.protocol import weights as reward_weights
-from iapo.rl.grpo import GRPOConfig as IAPOGRPOConfig
-from iapo.rl.grpo import fill_dropped, group_advantages, seeded_rollout, step_metrics
+from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
+from iapo.rewards.contract import weights as reward_weights
+from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, seeded_rollout, step_metrics
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import Episode, rollout
 
@@ -90,7 +89,7 @@ def trl_batch(episodes: list[Episode], processor: VLProcessor, device: torch.dev
 
 def _named(r: WeightedReward):
     """The reward under our name for it (TRL reads names and weights from `reward_funcs`;
-    scoring goes through `iapo.rewards.protocol.score`)."""
+    scoring goes through `iapo.rewards.contract.score`)."""
 
     def fn(prompts, completions, **kwargs):
         return r.reward(prompts, completions, **kwargs)
@@ -100,13 +99,13 @@ def _named(r: WeightedReward):
 
 
 TRL_NAMES = {
-    "loss": "loss",
-    "kl": "kl",
-    "entropy": "entropy",
-    "grad_norm": "grad_norm",
-    "clip_ratio/region_mean": "clip_frac",
+    "loss": "losses/policy",
+    "kl": "losses/kl",
+    "entropy": "policy/entropy",
+    "grad_norm": "optim/grad_norm",
+    "clip_ratio/region_mean": "policy/clip_frac",
 }
-OUR_PREFIXES = ("reward/", "attr/", "tools/", "format/", "adv/", "episode/", "time/", "guard/", "accuracy")
+OUR_PREFIXES = ("reward/", "attr/", "tools/", "format/", "adv/", "episode/", "time/", "guard/", "rollout/")
 
 
 def our_row(logs: dict) -> dict:
@@ -160,7 +159,7 @@ class IAPOGRPOTrainer(GRPOTrainer):
         processor: VLProcessor,
         examples: list[Example],
         rewards: list[WeightedReward],
-        cfg: IAPOGRPOConfig,
+        cfg: GRPOSettings,
         args: GRPOConfig,
         callbacks: list | None = None,
     ):
@@ -282,7 +281,7 @@ class IAPOGRPOTrainer(GRPOTrainer):
         return dict(zip(keys, allv.nanmean(0).tolist(), strict=True))
 
 
-def grpo_args(cfg: IAPOGRPOConfig, out: Path, n_processes: int, use_cpu: bool, bf16: bool = False) -> GRPOConfig:
+def grpo_args(cfg: GRPOSettings, out: Path, n_processes: int, use_cpu: bool, bf16: bool = False) -> GRPOConfig:
     """Our GRPO settings as TRL's: Q*G completions per optimizer step over all processes, one
     generation per step (rolled out at once, back-propagated in `micro_batch` chunks by gradient
     accumulation), DAPO (global token) normalisation, group-std scaled advantages."""

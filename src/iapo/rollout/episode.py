@@ -27,6 +27,7 @@ from PIL import Image
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
 from iapo.models.tokenizer import IM_END, IM_START, IMAGE_PAD, VISION_END, VISION_START
+from iapo.tools.layout import View
 from iapo.tools.registry import render_tool_spec
 
 COMPONENTS = ("system", "tool_spec", "question", "image", "tool_output", "history")
@@ -46,6 +47,7 @@ class Segment:
     text: str  # one IMAGE_PAD placeholder per entry of `images`
     images: list[Image.Image] = field(default_factory=list)
     ids: list[int] | None = None  # the policy's exact generated ids (assistant segments)
+    views: list[View] | None = None  # per image: which part of the original it shows (None: unknown)
 
 
 def prompt_segments(ex: Example, tools: bool = True, spec_style: str = "compact") -> list[Segment]:
@@ -54,7 +56,7 @@ def prompt_segments(ex: Example, tools: bool = True, spec_style: str = "compact"
     return [
         Segment("system", f"{IM_START}system\n{SYSTEM_PROMPT}\n\n# Tools\n"),
         Segment("tool_spec", f"{spec}{IM_END}\n"),
-        Segment("image", f"{IM_START}user\n{VISION_START}{IMAGE_PAD}{VISION_END}", [ex_image(ex)]),
+        Segment("image", f"{IM_START}user\n{VISION_START}{IMAGE_PAD}{VISION_END}", [ex_image(ex)], views=[View()]),
         Segment("question", f"{ex.question}{IM_END}\n{IM_START}assistant\n"),
     ]
 
@@ -70,12 +72,13 @@ def assistant_segment(text: str, ids: list[int] | None = None) -> Segment:
     return Segment("assistant", text + IM_END, ids=ids)
 
 
-def tool_output_segment(image: Image.Image | None, message: str) -> Segment:
+def tool_output_segment(image: Image.Image | None, message: str, view: View | None = None) -> Segment:
     body = f"{VISION_START}{IMAGE_PAD}{VISION_END}" if image is not None else message
     return Segment(
         "tool_output",
         f"\n{IM_START}user\n<tool_response>{body}</tool_response>{IM_END}\n{IM_START}assistant\n",
         [image] if image is not None else [],
+        views=[view] if image is not None and view is not None else None,
     )
 
 

@@ -18,8 +18,8 @@ from iapo.data.example import Example
 from iapo.metrics import score
 from iapo.models.processor import VLProcessor, pad_left
 from iapo.rollout.episode import Segment, assistant_segment, encode, prompt_segments, tool_output_segment
-from iapo.tools.protocol import Turn, parse_turn
 from iapo.tools.session import CallClass, ToolSession
+from iapo.tools.syntax import Turn, parse_turn
 
 
 class RolloutConfig(StrictModel):
@@ -58,6 +58,11 @@ class Episode:
     @property
     def calls(self) -> list[TurnRecord]:
         return [t for t in self.turns if t.call_class is not None]
+
+    @property
+    def has_useful_call(self) -> bool:
+        """A call the world judged useful (it kept the evidence and removed other content)."""
+        return any(t.call_class == "valid_useful" for t in self.calls)
 
     @property
     def well_formed(self) -> bool:
@@ -170,12 +175,12 @@ def step_episode(
         ep.answer, ep.done = turn.answer, True
         return
     if not ep.tools:
-        result_cls, image, message = CallClass.UNKNOWN_TOOL, None, "error: no tools are available"
+        result_cls, image, message, view = CallClass.UNKNOWN_TOOL, None, "error: no tools are available", None
     else:
         r = sess.step(turn)
-        result_cls, image, message = r.cls, r.image, r.message
+        result_cls, image, message, view = r.cls, r.image, r.message, r.view
     rec.call_class = result_cls
     if len(ep.turns) > cfg.max_calls:  # the turn budget is spent: no answer
         ep.done = True
         return
-    ep.segments.append(tool_output_segment(image, message))
+    ep.segments.append(tool_output_segment(image, message, view))

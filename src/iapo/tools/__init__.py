@@ -2,15 +2,15 @@
 
 - `layout`: the boxes (ReFocus vocabulary), `ops`: drawing primitives and their pixel interpreter,
 - `registry`: the tools, their JSON schemas and validation,
-- `protocol`: parsing `<tool_call>` / `<answer>` turns (JSON only, never code),
+- `syntax`: parsing and writing `<tool_call>` / `<answer>` turns (JSON only, never code),
 - `session`: executing an episode's calls and classifying each (the misuse ground truth).
 """
 
 from iapo.tools.layout import Box, Layout
 from iapo.tools.ops import Crop, Fill, Op, Outline, Tint, ToolStyle, apply_ops
-from iapo.tools.protocol import Turn, format_answer, format_tool_call, parse_turn
 from iapo.tools.registry import TOOLS, compile_call, render_tool_spec, run_tool, tool_spec, validate_arguments
 from iapo.tools.session import MISUSE_CLASSES, CallClass, CallResult, ToolSession, UnitState, judge, simulate
+from iapo.tools.syntax import Turn, format_answer, format_tool_call, parse_turn
 
 __all__ = [
     "MISUSE_CLASSES",

@@ -53,6 +53,35 @@ def reframe(b: Box, frame: Box) -> Box | None:
 
 
 @dataclass(frozen=True)
+class View:
+    """Where an image's pixels come from in the episode's original image: `frame`, the box of
+    the original it shows (a crop narrows it), and `masked`, the boxes of the original a mask has
+    painted over. The original image is `View()`; a tool output's view is `ops.view_after`."""
+
+    frame: Box = (0.0, 0.0, 1.0, 1.0)
+    masked: tuple[Box, ...] = ()
+
+    def to_original(self, b: Box) -> Box:
+        """A box of this image in the original's coordinates."""
+        x0, y0, x1, y1 = self.frame
+        w, h = x1 - x0, y1 - y0
+        return (x0 + b[0] * w, y0 + b[1] * h, x0 + b[2] * w, y0 + b[3] * h)
+
+    def locate(self, x: float, y: float) -> tuple[float, float] | None:
+        """The original's coordinates of point (x, y) of this image; None where it is masked.
+
+        >>> v = View(frame=(0.5, 0.0, 1.0, 0.5), masked=((0.5, 0.0, 0.75, 0.5),))
+        >>> v.locate(0.75, 0.5), v.locate(0.25, 0.5)
+        ((0.875, 0.25), None)
+        """
+        x0, y0, x1, y1 = self.frame
+        ox, oy = x0 + x * (x1 - x0), y0 + y * (y1 - y0)
+        if any(m[0] <= ox < m[2] and m[1] <= oy < m[3] for m in self.masked):
+            return None
+        return ox, oy
+
+
+@dataclass(frozen=True)
 class Layout:
     """Named regions of one image, in ReFocus's vocabulary.
 

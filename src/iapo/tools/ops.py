@@ -2,7 +2,7 @@
 
 A tool call compiles to a short list of primitives over normalised boxes (`Fill` = mask,
 `Tint` = highlight, `Outline` = draw, `Crop`). Keeping that list explicit lets two interpreters
-agree by construction: this one edits pixels, and `iapo.world.labels` edits the per-token labels
+agree by construction: this one edits pixels, and `iapo.world.scene` edits the per-token labels
 of the same image, so the world knows exactly what a tool output shows.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from iapo.tools.layout import Box
+from iapo.tools.layout import Box, View
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,23 @@ def _pixels(box: Box, w: int, h: int, inset: int) -> tuple[int, int, int, int]:
     x2 = round(box[2] * w) - 1 - inset
     y2 = round(box[3] * h) - 1 - inset
     return x1, y1, max(x1, x2), max(y1, y2)
+
+
+def view_after(ops: list[Op], view: View) -> View:
+    """The third interpreter of the primitives, after pixels (`apply_ops`) and token labels
+    (`iapo.world.scene`): which part of the original image the output shows. A crop narrows the
+    frame, a mask hides its box; a highlight or outline moves nothing.
+
+    >>> v = view_after([Crop((0.5, 0.0, 1.0, 1.0)), Fill((0.0, 0.0, 0.5, 1.0))], View())
+    >>> v.frame, v.masked
+    ((0.5, 0.0, 1.0, 1.0), ((0.5, 0.0, 0.75, 1.0),))
+    """
+    for op in ops:
+        if isinstance(op, Crop):
+            view = View(view.to_original(op.box), view.masked)
+        elif isinstance(op, Fill):
+            view = View(view.frame, (*view.masked, view.to_original(op.box)))
+    return view
 
 
 def apply_ops(image: Image.Image, ops: list[Op], style: ToolStyle | None = None) -> Image.Image:

@@ -21,10 +21,10 @@ from enum import StrEnum
 from PIL import Image
 
 from iapo.errors import ToolError
-from iapo.tools.layout import Box, Layout, covers, reframe
-from iapo.tools.ops import Crop, Fill, Op, Outline, Tint, ToolStyle, apply_ops
-from iapo.tools.protocol import Turn
+from iapo.tools.layout import Box, Layout, View, covers, reframe
+from iapo.tools.ops import Crop, Fill, Op, Outline, Tint, ToolStyle, apply_ops, view_after
 from iapo.tools.registry import TOOLS, compile_call, layout_after, validate_arguments
+from iapo.tools.syntax import Turn
 
 
 class CallClass(StrEnum):
@@ -121,6 +121,7 @@ class CallResult:
     message: str  # text returned to the model in the tool response
     name: str | None = None
     arguments: dict | None = None
+    view: View | None = None  # which part of the original image the output shows
 
 
 @dataclass
@@ -141,6 +142,7 @@ class ToolSession:
     units: UnitState = field(init=False)
     history: list[tuple[str, str]] = field(default_factory=list, init=False)
     n_calls: int = field(default=0, init=False)
+    view: View = field(default_factory=View, init=False)
 
     def __post_init__(self) -> None:
         self.units = UnitState.initial(self.layout)
@@ -170,7 +172,8 @@ class ToolSession:
             self.image = apply_ops(self.image, ops, self.style)
         self.layout = layout_after(ops, self.layout)
         self.units = after
-        return CallResult(cls, self.image, "ok", turn.name, args)
+        self.view = view_after(ops, self.view)
+        return CallResult(cls, self.image, "ok", turn.name, args, self.view)
 
 
 def simulate(layout: Layout, calls: list[tuple[str, dict]]) -> tuple[UnitState, list[UnitState]]:

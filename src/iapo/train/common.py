@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 CKPT = "checkpoint.pt"
+Progress = Callable[[str, int, int, dict], None]
+"""progress(task, done, total, metrics row): how long jobs (zoo, grids) report to a progress bar."""
 log = logging.getLogger(__name__)
 
 
@@ -97,13 +99,26 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     return state
 
 
-def resume(run_dir: Path, restore: Callable[[dict[str, Any]], None], what: str) -> int:
-    """The step to start from: 0, or the checkpoint's step after `restore(state)` put back the
-    model, optimiser and data RNG (the global RNGs are restored by `load_checkpoint`)."""
+def resume(
+    run_dir: Path,
+    what: str,
+    parts: dict[str, Any],
+    data_rng: random.Random | None,
+    extra: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """The step to start from: 0, or the checkpoint's step after every part (model, optimiser,
+    heads: anything with `load_state_dict`, saved under its name), the data RNG (if the loop draws
+    as it goes) and `extra(state)`
+    are put back (the global RNGs are restored by `load_checkpoint`)."""
     state = load_checkpoint(run_dir)
     if state is None:
         return 0
-    restore(state)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    if data_rng is not None:
+        data_rng.setstate(state["data_rng"])
+    if extra is not None:
+        extra(state)
     log.info("resumed %s at step %d", what, state["step"])
     return state["step"]
 
@@ -122,12 +137,14 @@ def run_steps(
     log_offset: int = 0,
     eval_at_start: bool = False,
     main: bool = True,
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     """The loop every trainer shares (pretraining, SFT, GRPO): `step(k)` does step k and returns
     its metrics row; then evaluation every `eval_every` steps and at the end, one metrics.jsonl
     row (at k + log_offset), progress, an early `stop(row)`, and an atomic checkpoint of
     `snapshot(k + 1)` every `checkpoint_every` steps. Off the main process only `step` runs.
-    `eval_at_start`: a fresh run first logs `on_eval(0)` as row 0 (the policy before training)."""
+    `eval_at_start`: a fresh run first logs `on_eval(0)` as row 0 (the policy before training).
+    `provenance` (`iapo.provenance.record`) goes into every checkpoint."""
     mlog = MetricLog(run_dir, resume_step=start + log_offset if start else 0) if main else None
     if mlog is not None and eval_at_start and on_eval is not None and eval_every and start == 0:
         mlog.log(0, on_eval(0))
@@ -143,6 +160,6 @@ def run_steps(
         if stop is not None and stop(row):
             break
         if (k + 1) % checkpoint_every == 0 and k + 1 < steps:
-            save_checkpoint(run_dir, {"step": k + 1, **snapshot(k + 1)})
+            save_checkpoint(run_dir, {"step": k + 1, **snapshot(k + 1), "provenance": provenance})
     if mlog is not None:
         mlog.close()

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from iapo.data.example import Example
 from iapo.rollout.episode import NO_TOOLS, SYSTEM_PROMPT
-from iapo.tools.protocol import format_answer, format_tool_call
 from iapo.tools.registry import render_tool_spec
+from iapo.tools.syntax import format_answer, format_tool_call
 
 
 def world_texts(examples: list[Example], max_examples: int = 5000) -> Iterator[str]:

@@ -26,8 +26,9 @@ from torch import nn
 
 from iapo.config import StrictModel
 from iapo.data.example import Example
-from iapo.models.build import ModelSpec, build_model, make_processor
+from iapo.models.build import ModelSpec, build_model
 from iapo.models.processor import VLProcessor
+from iapo.provenance import record
 from iapo.tools.registry import run_tool
 from iapo.train.common import cosine_lr, resume, run_steps, seed_everything
 from iapo.world.dataset import example_image, grid_after
@@ -140,13 +141,7 @@ def pretrain_vision(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
 
-    def restore(state: dict) -> None:
-        model.model.visual.load_state_dict(state["visual"])
-        heads.load_state_dict(state["heads"])
-        opt.load_state_dict(state["opt"])
-        rng.setstate(state["data_rng"])
-
-    start = resume(run_dir, restore, "vision pretraining")
+    start = resume(run_dir, "vision pretraining", {"visual": model.model.visual, "heads": heads, "opt": opt}, rng)
     val_batch = make_batch(val, processor, random.Random(1234), min(64, len(val)), cfg.tool_output_share).to(device)
     model.train()
     last: dict[str, float] = {}
@@ -164,7 +159,7 @@ def pretrain_vision(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         last["vision/loss"] = loss.item()
-        return {"vision/loss": loss.item(), "lr": lr, "time/step_s": time.perf_counter() - t0}
+        return {"vision/loss": loss.item(), "optim/lr": lr, "time/step_s": time.perf_counter() - t0}
 
     def evaluate(_: int) -> dict[str, float]:  # the returned dict: the last evaluated step's
         last.update(evaluate_reading(model, heads, val_batch))
@@ -174,7 +169,10 @@ def pretrain_vision(
         return {"visual": model.model.visual.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(),
                 "data_rng": rng.getstate()}  # fmt: skip
 
-    run_steps(run_dir, start, cfg.steps, step, snapshot, cfg.checkpoint_every, progress, evaluate, cfg.eval_every)
+    run_steps(
+        run_dir, start, cfg.steps, step, snapshot, cfg.checkpoint_every, progress, evaluate, cfg.eval_every,
+        provenance=record(cfg, stage="vision pretraining", spec=spec.model_dump(mode="json")),
+    )  # fmt: skip
     visual = {k: v.cpu() for k, v in model.model.visual.state_dict().items()}
     torch.save({"spec": spec.model_dump(), "visual": visual}, run_dir / VISION_WEIGHTS)
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -185,7 +183,3 @@ def load_vision(model, path: Path) -> None:
     """Copy pretrained tower + merger weights into a model with the same vision config."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     model.model.visual.load_state_dict(state["visual"])
-
-
-def default_processor(spec: ModelSpec, tokenizer) -> VLProcessor:
-    return make_processor(tokenizer, spec)

@@ -39,6 +39,7 @@ from iapo.data.example import Example
 from iapo.errors import ConfigError
 from iapo.models.processor import VLProcessor
 from iapo.models.tokenizer import IM_END, IM_START, IMAGE_PAD, VISION_END, VISION_START
+from iapo.provenance import record
 from iapo.rollout.episode import (
     Segment,
     assistant_segment,
@@ -47,8 +48,8 @@ from iapo.rollout.episode import (
     prompt_segments,
     tool_output_segment,
 )
-from iapo.tools.protocol import format_answer, format_tool_call
 from iapo.tools.registry import run_tool
+from iapo.tools.syntax import format_answer, format_tool_call
 from iapo.train.common import CKPT, cosine_lr, resume, run_steps, seed_everything
 
 log = logging.getLogger(__name__)
@@ -168,13 +169,9 @@ def _demo_segments(ex: Example, tools: bool, path: list[dict], rationale: bool =
     return segs
 
 
-def text_segments(ex: Example, rng: random.Random, shortest_share: float = 0.0) -> list[Segment]:
-    """Language-stage episode: the question, then the calls of a random valid path (tool
-    responses reduced to "ok"); no system prompt, tool spec or image."""
-    return _text_segments(ex, choose_path(ex, rng, shortest_share))
-
-
 def _text_segments(ex: Example, path: list[dict]) -> list[Segment]:
+    """Language-stage episode: the question, then the calls of `path` (tool responses reduced to
+    "ok"); no system prompt, tool spec or image."""
     segs = [Segment("question", f"{IM_START}user\n{ex.question}{IM_END}\n{IM_START}assistant\n")]
     for k, call in enumerate(path):
         if k:
@@ -345,13 +342,10 @@ def _train_stage(
     recent: list[float] = []  # the last 25 losses (reading_until_loss)
     at = [0]  # steps done
 
-    def restore(state: dict) -> None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        rng.setstate(state["data_rng"])
+    def restore_recent(state: dict) -> None:
         recent[:] = state.get("recent", [])
 
-    start = resume(run_dir, restore, f"SFT {stage} stage")
+    start = resume(run_dir, f"SFT {stage} stage", {"model": model, "opt": opt}, rng, restore_recent)
     pool = stage_pool(stage, train, cfg)
     plans, rng_at = [], {}
     for k in range(start, steps):  # every random choice up front: workers only build batches
@@ -379,7 +373,7 @@ def _train_stage(
         recent[:] = [*recent[-24:], loss.item()]
         at[0] = k + 1
         return {
-            f"sft_{stage}/loss": loss.item(), f"sft_{stage}/grad_norm": float(gnorm), "lr": lr,
+            f"sft_{stage}/loss": loss.item(), f"sft_{stage}/grad_norm": float(gnorm), "optim/lr": lr,
             "time/data_s": t1 - t0, "time/step_s": time.perf_counter() - t0,
         }  # fmt: skip
 
@@ -401,4 +395,5 @@ def _train_stage(
     run_steps(
         run_dir, start, steps, step, snapshot, cfg.checkpoint_every, progress,
         evaluate if on_eval is not None else None, eval_every, stop=done,
+        provenance=record(cfg, stage=f"SFT {stage}"),
     )  # fmt: skip

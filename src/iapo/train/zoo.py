@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -26,9 +25,10 @@ from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.models.build import ModelSpec, build_model, load, make_processor, n_params, save
 from iapo.models.tokenizer import SPLIT_IDENTIFIERS, SPLIT_WORDS, train_tokenizer
+from iapo.provenance import record
 from iapo.rollout.loop import RolloutConfig, rollout
-from iapo.rollout.stats import summarize
-from iapo.train.common import seed_everything, set_threads
+from iapo.rollout.summary import summarize
+from iapo.train.common import Progress, seed_everything, set_threads
 from iapo.train.corpus import world_texts
 from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
 from iapo.train.sft import CurriculumSFTConfig, train_sft
@@ -71,14 +71,16 @@ class RoleConfig(StrictModel):
 
 
 def _default_roles() -> dict[str, RoleConfig]:
+    """The tiny zoo (configs/models.yaml is this, written out; a test keeps the two equal)."""
+    teacher = ModelSpec(layers=4, intermediate=512)
     return {
-        "teacher": RoleConfig(spec=ModelSpec(layers=4, intermediate=512), sft=ZooSFTConfig(steps=1500)),
-        "student": RoleConfig(spec=ModelSpec(layers=2), sft=ZooSFTConfig(steps=300)),
-        "weak_teacher": RoleConfig(spec=ModelSpec(layers=1), sft=ZooSFTConfig(text_steps=600, steps=300)),
+        "teacher": RoleConfig(spec=teacher, sft=ZooSFTConfig(text_steps=600, steps=1500, batch_size=16)),
+        "student": RoleConfig(spec=ModelSpec(layers=2), sft=ZooSFTConfig(text_steps=600, steps=400, batch_size=16)),
+        "weak_teacher": RoleConfig(
+            spec=ModelSpec(layers=1), sft=ZooSFTConfig(text_steps=300, steps=200, batch_size=16)
+        ),
         "teacher_alt": RoleConfig(
-            spec=ModelSpec(layers=4, intermediate=512),
-            sft=ZooSFTConfig(steps=1500),
-            tokenizer="alt",
+            spec=teacher, sft=ZooSFTConfig(text_steps=600, steps=1500, batch_size=16), tokenizer="alt"
         ),
     }
 
@@ -87,7 +89,7 @@ class ZooConfig(StrictModel):
     seed: int = 0
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     alt_tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=400, split="words"))
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    pretrain: PretrainConfig = Field(default_factory=lambda: PretrainConfig(steps=300))
     roles: dict[str, RoleConfig] = Field(default_factory=_default_roles)
     eval_examples: int = Field(200, ge=1, description="val examples for the accuracy printed during SFT")
     eval_every: int = Field(250, ge=0, description="greedy val evaluation every N multimodal steps (0 = end only)")
@@ -97,6 +99,15 @@ class ZooConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "cpu", description="where pretraining and SFT run (auto: cuda if any)"
     )
+
+    def with_seed(self, seed: int) -> ZooConfig:
+        """The same zoo recipe under another seed: model initialisation, vision pretraining and
+        every role's SFT data order move together (seed = this config's seed leaves it as is)."""
+        k = seed - self.seed
+        roles = {n: r.model_copy(update={"sft": r.sft.model_copy(update={"seed": r.sft.seed + k})})
+                 for n, r in self.roles.items()}  # fmt: skip
+        pretrain = self.pretrain.model_copy(update={"seed": self.pretrain.seed + k})
+        return self.model_copy(update={"seed": seed, "roles": roles, "pretrain": pretrain})
 
     def torch_device(self) -> str:
         return "cuda" if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()) else "cpu"
@@ -127,9 +138,6 @@ def train_tokenizers(train: list[Example], cfg: ZooConfig, out: Path) -> dict[st
             train_tokenizer(world_texts(train), tc.vocab_size, split).save_pretrained(p)
         paths[name] = p
     return paths
-
-
-Progress = Callable[[str, int, int, dict], None]
 
 
 def build_zoo(
@@ -176,7 +184,7 @@ def build_zoo(
                     (lambda s, n, row: progress("vision", s, n, row)) if progress else None, cfg.torch_device(),
                 )  # fmt: skip
             vision = vdir / VISION_WEIGHTS
-        model = build_model(rc.spec, processor, seed=cfg.seed)
+        model = build_model(rc.spec, processor, seed=cfg.seed + rc.sft.seed)  # a role with its own sft.seed: own init
         if vision is not None:
             load_vision(model, vision)
         if rc.init_from is not None:
@@ -203,12 +211,9 @@ def build_zoo(
             "params": n_params(model),
             "val_accuracy": final_eval["accuracy"],
             "seconds": round(time.perf_counter() - t0, 1),
+            "provenance": record(cfg, role=role),
         }
         save(model, processor, final, meta)
         summary["roles"][role] = meta
         summary_path.write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def load_role(out: Path, role: str):
-    return load(out / role)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from iapo.world.glyphs import SERIES_NAMES
 from iapo.world.layouts import Scene
@@ -249,42 +250,44 @@ def g_compare(s: Scene, rng: random.Random) -> Question | None:
 
 Template = Callable[[Scene, random.Random], "Question | None"]
 
-# family -> [(scene style, template, weight)]
-FAMILY_TEMPLATES: dict[str, list[tuple[str, Template, float]]] = {
-    "table_lookup": [
-        ("table", t_value, 0.4),
-        ("table", t_compare, 0.2),
-        ("table", t_diff, 0.2),
-        ("table", t_argmax, 0.2),
-        ("table", t_value_pair, 0.2),
-    ],
-    "table_verify": [("table", t_verify_value, 0.6), ("table", t_verify_compare, 0.4)],
-    "chart_value": [
-        ("v_bar", c_value, 0.25),
-        ("h_bar", c_value, 0.25),
-        ("line", c_value, 0.2),
-        ("v_bar", c_compare, 0.15),
-        ("h_bar", c_compare, 0.15),
-    ],
-    "chart_series": [("grouped", g_diff, 0.5), ("grouped", g_compare, 0.5)],
-    "focus": [("table", t_sum_rows, 0.5), ("v_bar", c_sum, 0.25), ("h_bar", c_sum, 0.25)],
-}
 
-# family -> the `meta.template` names its templates write (what `WorldConfig.templates` selects)
-FAMILY_TEMPLATE_NAMES: dict[str, dict[Template, str]] = {
-    "table_lookup": {
-        t_value: "value",
-        t_compare: "compare",
-        t_diff: "diff",
-        t_argmax: "argmax",
-        t_value_pair: "value_pair",
-    },
-    "table_verify": {t_verify_value: "verify_value", t_verify_compare: "verify_compare"},
-    "chart_value": {c_value: "chart_value", c_compare: "chart_compare"},
-    "chart_series": {g_diff: "series_diff", g_compare: "series_compare"},
-    "focus": {t_sum_rows: "sum_rows", c_sum: "chart_sum"},
+class Draw(NamedTuple):
+    """One way a family draws a question: a scene style, a template, its weight, and the
+    `meta.template` name the template writes (what `WorldConfig.templates` selects by)."""
+
+    style: str
+    template: Template
+    weight: float
+    name: str
+
+
+FAMILY_TEMPLATES: dict[str, list[Draw]] = {
+    "table_lookup": [
+        Draw("table", t_value, 0.4, "value"),
+        Draw("table", t_compare, 0.2, "compare"),
+        Draw("table", t_diff, 0.2, "diff"),
+        Draw("table", t_argmax, 0.2, "argmax"),
+        Draw("table", t_value_pair, 0.2, "value_pair"),
+    ],
+    "table_verify": [
+        Draw("table", t_verify_value, 0.6, "verify_value"),
+        Draw("table", t_verify_compare, 0.4, "verify_compare"),
+    ],
+    "chart_value": [
+        Draw("v_bar", c_value, 0.25, "chart_value"),
+        Draw("h_bar", c_value, 0.25, "chart_value"),
+        Draw("line", c_value, 0.2, "chart_value"),
+        Draw("v_bar", c_compare, 0.15, "chart_compare"),
+        Draw("h_bar", c_compare, 0.15, "chart_compare"),
+    ],
+    "chart_series": [Draw("grouped", g_diff, 0.5, "series_diff"), Draw("grouped", g_compare, 0.5, "series_compare")],
+    "focus": [
+        Draw("table", t_sum_rows, 0.5, "sum_rows"),
+        Draw("v_bar", c_sum, 0.25, "chart_sum"),
+        Draw("h_bar", c_sum, 0.25, "chart_sum"),
+    ],
 }
-TEMPLATES = tuple(name for names in FAMILY_TEMPLATE_NAMES.values() for name in names.values())
+TEMPLATES = tuple(dict.fromkeys(d.name for draws in FAMILY_TEMPLATES.values() for d in draws))
 # drawn only when `WorldConfig.templates` names them, so that the default world stays as it was
 OPT_IN_TEMPLATES = frozenset({"value_pair"})
 DEFAULT_TEMPLATES = tuple(t for t in TEMPLATES if t not in OPT_IN_TEMPLATES)

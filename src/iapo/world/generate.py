@@ -20,10 +20,9 @@ from iapo.errors import ConfigError
 from iapo.world.families import (
     DEFAULT_TEMPLATES,
     FAMILIES,
-    FAMILY_TEMPLATE_NAMES,
     FAMILY_TEMPLATES,
     TEMPLATES,
-    Template,
+    Draw,
 )
 from iapo.world.glyphs import LOWER, UPPER
 from iapo.world.layouts import Scene, make_chart, make_table
@@ -108,11 +107,10 @@ class WorldConfig(StrictModel):
             raise ValueError("no family with a positive weight has any of the chosen templates")
         return self
 
-    def family_templates(self, family: str) -> list[tuple[str, Template, float]]:
-        """The family's (style, template, weight) entries that `templates` keeps."""
-        names = FAMILY_TEMPLATE_NAMES[family]
+    def family_templates(self, family: str) -> list[Draw]:
+        """The family's draws that `templates` keeps."""
         keep = DEFAULT_TEMPLATES if self.templates is None else self.templates
-        return [t for t in FAMILY_TEMPLATES[family] if names[t[1]] in keep]
+        return [d for d in FAMILY_TEMPLATES[family] if d.name in keep]
 
     def families(self) -> list[str]:
         """Families that have a template left: only these get a test split."""
@@ -160,7 +158,7 @@ def generate_example(cfg: WorldConfig, split: str, index: int, family: str | Non
         family = rng.choices(fams, weights=[cfg.family_weights[f] for f in fams])[0]
     templates = cfg.family_templates(family)
     for _ in range(100):
-        style, template, _w = rng.choices(templates, weights=[t[2] for t in templates])[0]
+        style, template, _w, _name = rng.choices(templates, weights=[d.weight for d in templates])[0]
         scene = _scene(rng, style, reg)
         q = template(scene, rng)
         if q is None:  # the drawn scene cannot carry this template (e.g. tied values); redraw

@@ -20,9 +20,9 @@ from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from iapo.data.example import Example
 from iapo.rollout.episode import ex_image
-from iapo.tools.protocol import Turn
 from iapo.tools.registry import TOOLS
 from iapo.tools.session import ToolSession
+from iapo.tools.syntax import Turn
 from iapo.world import World
 
 SESSION_KEY = "iapo_tool_session"

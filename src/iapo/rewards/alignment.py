@@ -1,4 +1,5 @@
-"""The IAPO term: -lambda * D(p_student, p_target) on the student's own rollout.
+"""The IAPO term: -D(p_student, p_target) on the student's own rollout, weighted by lambda in
+the method's reward sum (as TRL's `reward_weights`; `iapo.rewards.method`).
 
 p_student is the policy's component attribution of its final turn (Integrated Gradients,
 `iapo.attribution`). p_target is one of (`target`):
@@ -21,13 +22,14 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from scipy.stats import spearmanr
 
-from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
+from iapo.attribution import OTHER, AttributionSettings, attribute_episodes, attribute_regions, mean_shares, regions_of
+from iapo.attribution.regions import l1 as region_l1
 from iapo.data.example import Example
-from iapo.rewards.protocol import Reward
-from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_target, fill_cache
+from iapo.rewards.contract import Reward
+from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_regions, evidence_target, fill_cache
 from iapo.rollout.episode import COMPONENTS, full_text
 from iapo.rollout.loop import Episode, RolloutConfig
 
@@ -56,12 +58,30 @@ class AttributionRewardConfig(AttributionSettings):
     max_relative_error: float | None = Field(
         None, gt=0, description="also drop the term when the completeness error exceeds this (default: only NaN/inf)"
     )
+    components: float = Field(1.0, ge=0, description="weight of the component-level divergence in D")
+    regions: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the region-level divergence in D: where inside the images (the original's cells or "
+        "chart values, mapped through each tool's geometry) the attribution falls (iapo.attribution.regions); "
+        "0 = components only",
+    )
+    region_estimator: Literal["grad_x_delta", "ig"] = Field(
+        "grad_x_delta", description="the token-level attribution region shares sum (ig: n_steps nodes of rule)"
+    )
+    patches: int = Field(4, ge=1, description="regions of an image without unit boxes: a patches x patches grid")
     center: Literal["none", "support"] = Field(
         "none",
         description="support: subtract the mean D of the episodes of the same question with as many input "
         "components: with teacher_forced the uncentred term carries an offset between episodes with and "
         "without a call, whose sign depends on the teacher (docs/method.md)",
     )
+
+    @model_validator(mode="after")
+    def _some_divergence(self) -> AttributionRewardConfig:
+        if self.components == 0 and self.regions == 0:
+            raise ValueError("components and regions are both 0: the term would measure nothing")
+        return self
 
     @field_validator("target", mode="before")
     @classmethod
@@ -71,6 +91,21 @@ class AttributionRewardConfig(AttributionSettings):
     def settings(self) -> AttributionSettings:
         """The attribution part of this config."""
         return AttributionSettings(**{k: getattr(self, k) for k in AttributionSettings.model_fields})
+
+    def region_settings(self) -> AttributionSettings | None:
+        """The token-level attribution behind region shares (None when regions are off)."""
+        if not self.regions:
+            return None
+        return self.settings().model_copy(update={"estimator": self.region_estimator, "completeness": False})
+
+    def cache_key(self) -> dict:
+        """What a teacher_own target depends on (besides the teacher and the rollout)."""
+        key = self.settings().model_dump(exclude={"chunk", "completeness"})
+        if self.regions:  # component-only caches keep their key
+            key["regions"] = {"estimator": self.region_estimator, "patches": self.patches}
+            if self.region_estimator == "ig":
+                key["regions"].update(n_steps=self.n_steps, rule=self.rule)
+        return key
 
 
 def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
@@ -87,7 +122,7 @@ def divergence(p: torch.Tensor, q: torch.Tensor, kind: str) -> float:
 
 
 class AttributionReward(Reward):
-    """-lambda * D per episode, None where dropped (the `Reward` contract).
+    """-D per episode, None where dropped (the `Reward` contract); lambda is its weight.
 
     `bind_policy` gives it the live policy; `prepare(questions)` fills the teacher_own cache
     before RL; `last` holds per-episode shares of the latest call, `metrics()` its `attr/*`."""
@@ -114,7 +149,7 @@ class AttributionReward(Reward):
         self.rollout_cfg = rollout_cfg or RolloutConfig()
         if cfg.target == "teacher_own":
             settings = {
-                **cfg.settings().model_dump(exclude={"chunk", "completeness"}),
+                **cfg.cache_key(),
                 "samples": cfg.teacher_samples,
                 "rollout": self.rollout_cfg.model_dump(exclude={"batch_size", "greedy"}),
             }
@@ -134,7 +169,7 @@ class AttributionReward(Reward):
             return 0
         return fill_cache(
             self.cache, *self.teacher, questions, self.rollout_cfg, self.cfg.teacher_samples,
-            self.cfg.settings(), progress=progress,
+            self.cfg.settings(), progress=progress, regions=self.cfg.region_settings(), patches=self.cfg.patches,
         )  # fmt: skip
 
     def metrics(self) -> dict[str, float]:
@@ -147,23 +182,54 @@ class AttributionReward(Reward):
         if "gen" in state:
             self.gen.set_state(state["gen"])
 
-    def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
-        """Shares per episode. Identical episodes (same example, same turns: a group's samples
-        often coincide) are attributed once: exact, and IG is the reward's whole cost."""
-        c = self.cfg
+    def _unique(self, episodes: list[Episode], fn):
+        """fn over the distinct episodes only, mapped back to all: a group's samples often
+        coincide (same example, same turns), and attribution is the reward's whole cost."""
         first: dict[tuple[str, str], int] = {}
         keys = [(e.example.id, full_text(e.segments)) for e in episodes]
         for i, k in enumerate(keys):
             first.setdefault(k, i)
         uniq = list(first.values())
-        turns = attribute_episodes(
-            model, processor, [episodes[i].segments for i in uniq], c.turns, c.settings(), keep_ids
-        )
+        vals = fn([episodes[i] for i in uniq])
         pos = {i: j for j, i in enumerate(uniq)}
-        turns = [turns[pos[first[k]]] for k in keys]
         self.unique_share = len(uniq) / max(1, len(episodes))
+        return [vals[pos[first[k]]] for k in keys]
+
+    def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
+        """Component shares and the worst completeness error per episode."""
+        c = self.cfg
+        turns = self._unique(
+            episodes,
+            lambda eps: attribute_episodes(
+                model, processor, [e.segments for e in eps], c.turns, c.settings(), keep_ids
+            ),
+        )
         rel = [max((t.relative_error for t in ts), default=math.nan) for ts in turns]
         return [mean_shares(ts) for ts in turns], rel
+
+    def _region_shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
+        s, patches = self.cfg.region_settings(), self.cfg.patches
+        return self._unique(
+            episodes,
+            lambda eps: attribute_regions(
+                model, processor, [(e.segments, e.example.layout) for e in eps], s, patches, keep_ids
+            ),
+        )
+
+    def _region_targets(self, episodes: list[Episode]) -> list[dict[str, float] | None]:
+        t = self.cfg.target
+        if t == "teacher_forced":
+            return self._region_shares(*self.teacher, episodes, keep_ids=False)
+        if t == "random":
+            return [self._random_regions(e.example) for e in episodes]
+        if t == "evidence":
+            return [evidence_regions(e.example, self.cfg.patches) for e in episodes]
+        return [self.cache.get_regions(e.example) for e in episodes]
+
+    def _random_regions(self, ex: Example) -> dict[str, float]:
+        names = [*regions_of(ex.layout, self.cfg.patches), OTHER]
+        draw = -torch.log(torch.rand(len(names), generator=self.gen))  # normalised: Dirichlet(1)
+        return dict(zip(names, (draw / draw.sum()).tolist(), strict=True))
 
     def _random_target(self, p_student: torch.Tensor) -> torch.Tensor:
         present = p_student > 0
@@ -181,26 +247,36 @@ class AttributionReward(Reward):
             return [self._random_target(p) if p is not None else None for p in p_s], zeros
         if t == "evidence":
             return [evidence_target(e.example, self.cfg.evidence_share) for e in episodes], zeros
-        self.computed_now = self.prepare([e.example for e in episodes])  # normally all cached already
         return [self.cache.get(e.example) for e in episodes], zeros
 
     def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float | None]:
         if self.policy is None:
             raise RuntimeError("AttributionReward.bind_policy(model, processor) was not called")
         self.computed_now = 0
-        p_s, err_s = self._shares(*self.policy, episodes, keep_ids=True)
-        p_t, err_t = self._targets(episodes, p_s)
-        c = self.cfg
-        limit = c.max_relative_error if c.max_relative_error and c.estimator == "ig" else math.inf
-        per_ep: list[float | None] = []  # D per episode, None where dropped
-        for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True):
-            ok = ps is not None and pt is not None and not (es > limit or et > limit)  # NaN > x is False
-            per_ep.append(divergence(ps, pt, self.cfg.divergence) if ok else None)
+        c, n = self.cfg, len(episodes)
+        if c.target == "teacher_own":
+            self.computed_now = self.prepare([e.example for e in episodes])  # normally all cached already
+        p_s, p_t, err_s, err_t = [None] * n, [None] * n, [math.nan] * n, [math.nan] * n
+        d_c: list[float | None] = [0.0] * n  # component divergence per episode, None where dropped
+        if c.components:
+            p_s, err_s = self._shares(*self.policy, episodes, keep_ids=True)
+            p_t, err_t = self._targets(episodes, p_s)
+            limit = c.max_relative_error if c.max_relative_error and c.estimator == "ig" else math.inf
+            d_c = [divergence(ps, pt, c.divergence) if ps is not None and pt is not None
+                   and not (es > limit or et > limit) else None  # NaN > x is False
+                   for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True)]  # fmt: skip
+        d_r: list[float | None] = [0.0] * n
+        if c.regions:
+            r_s = self._region_shares(*self.policy, episodes, keep_ids=True)
+            r_t = self._region_targets(episodes)
+            d_r = [region_l1(a, b) if a is not None and b is not None else None for a, b in zip(r_s, r_t, strict=True)]
+        per_ep = [None if a is None or b is None else c.components * a + c.regions * b
+                  for a, b in zip(d_c, d_r, strict=True)]  # fmt: skip
         raw = list(per_ep)
         if self.cfg.center == "support":
             per_ep = center_by_support(per_ep, [e.example.id for e in episodes], p_s)
         # a dropped term is None: it stays out of its group's statistics (`iapo.rl.grpo.fill_dropped`)
-        out = [None if d is None else -self.cfg.lam * d for d in per_ep]
+        out = [None if d is None else -d for d in per_ep]
         self.last = {
             "p_student": p_s,
             "p_target": p_t,
@@ -213,27 +289,32 @@ class AttributionReward(Reward):
             "attr/unique_episodes": self.unique_share,
             "attr/targets_computed_in_step": float(self.computed_now),
         }
+        if c.regions:
+            self.last.update(term_diagnostics(episodes, d_r, out, "attr/region_divergence"))
         return out
 
 
-def useful_call(ep: Episode) -> bool:
-    return any(t.call_class == "valid_useful" for t in ep.calls)
-
-
-def term_diagnostics(episodes: list[Episode], d: list[float | None], term: list[float]) -> dict[str, float]:
-    """What the term rewards. The mean divergence over all, and per kind of episode (with / without
-    a call, right / wrong); and, within each group of one question, Spearman's rank correlation of
-    the term with correctness, with making a call and with a useful call, averaged over the groups
-    where both vary (NaN when none does)."""
+def term_diagnostics(
+    episodes: list[Episode], d: list[float | None], term: list[float | None], name: str = "attr/divergence"
+) -> dict[str, float]:
+    """What the term rewards. The mean divergence `d` over all, and per kind of episode (with /
+    without a call, with a useful call / with calls none of which is useful, right / wrong); and,
+    within each group of one question, Spearman's rank correlation of the term with correctness,
+    with making a call and with a useful call, averaged over the groups where both vary (NaN when
+    none does). `name` prefixes the divergence keys (the region part logs its own)."""
     kinds = {
         "with_calls": [bool(e.calls) for e in episodes],
         "no_calls": [not e.calls for e in episodes],
+        "useful_calls": [e.has_useful_call for e in episodes],
+        "useless_calls": [bool(e.calls) and not e.has_useful_call for e in episodes],
         "correct": [e.correct > 0 for e in episodes],
         "incorrect": [not e.correct > 0 for e in episodes],
     }
-    row = {"attr/divergence": _nanmean([x for x in d if x is not None])}
+    row = {name: _nanmean([x for x in d if x is not None])}
     for k, flags in kinds.items():
-        row[f"attr/divergence_{k}"] = _nanmean([x for x, f in zip(d, flags, strict=True) if f and x is not None])
+        row[f"{name}_{k}"] = _nanmean([x for x, f in zip(d, flags, strict=True) if f and x is not None])
+    if name != "attr/divergence":
+        return row
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(episodes):
         if d[i] is not None:
@@ -241,7 +322,7 @@ def term_diagnostics(episodes: list[Episode], d: list[float | None], term: list[
     feats = {
         "correct": lambda e: float(e.correct),
         "call": lambda e: float(bool(e.calls)),
-        "useful_call": lambda e: float(useful_call(e)),
+        "useful_call": lambda e: float(e.has_useful_call),
     }
     for name, f in feats.items():
         rs = []

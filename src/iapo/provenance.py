@@ -1,0 +1,80 @@
+"""What a run ran with, written next to what it made: its resolved config (every default filled
+in, so a later change of a default cannot change what the record says), the package and library
+versions, and the machine (CPU model, threads, GPU). Runs (`run.json`), checkpoints, saved
+policies and experiments (`experiment.json`) all carry one; the report reads labels and settings
+from these records, and `iapo train --config <run dir>` reruns a run from its `run.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+LIBRARIES = ("torch", "transformers", "trl", "accelerate", "captum", "pydantic", "numpy")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Package and library versions, and the machine this process runs on."""
+    from iapo import __version__
+
+    libs = {}
+    for name in LIBRARIES:
+        try:
+            libs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libs[name] = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "iapo": __version__,
+        "python": platform.python_version(),
+        "libraries": libs,
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "gpu": gpu,
+        },
+    }
+
+
+def resolved(config: BaseModel) -> dict[str, Any]:
+    """The config as JSON with every default written out."""
+    return config.model_dump(mode="json")
+
+
+def record(config: BaseModel, **context: Any) -> dict[str, Any]:
+    """A provenance record: the resolved config, its context (paths, names), the environment."""
+    return {
+        "config": resolved(config),
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in context.items()},
+        "environment": environment(),
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)

@@ -1,0 +1,16 @@
+"""Docstring examples are hand-computed cases (metrics, the basic rewards, the report's
+statistics): run them as tests."""
+
+import doctest
+
+import pytest
+
+from iapo import stats
+from iapo.metrics import basic, charxiv, tablevqa, wtq
+from iapo.rewards import basic as basic_rewards
+
+
+@pytest.mark.parametrize("module", [basic, charxiv, tablevqa, wtq, basic_rewards, stats])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

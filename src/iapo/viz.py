@@ -1,6 +1,7 @@
 """Episodes as pictures: `iapo attribute` (one episode's attribution as a heat map over every
 image's vision tokens, the component shares and the text tokens that matter most) and the
-report's episode gallery (the SFT student and every method on the same test questions)."""
+report's episode gallery (the SFT student, every method and the teacher's own episode on the
+same test questions, with the component shares and the region shares of each)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iapo.attribution import AttributionSettings, TurnAttribution, attribute_episodes
+from iapo.attribution import OTHER, AttributionSettings, TurnAttribution, attribute_episodes, regions_of
+from iapo.attribution.regions import turn_regions
 from iapo.data.example import Example
 from iapo.errors import DataError
+from iapo.eval.evaluate import episode_record
 from iapo.models.build import load
 from iapo.rollout.episode import COMPONENTS, Segment, assistant_segment, prompt_segments, tool_output_segment
+from iapo.rollout.loop import RolloutConfig, rollout
 from iapo.tools.session import ToolSession
 from iapo.tools.syntax import parse_turn
-from iapo.world.dataset import World
+from iapo.world.dataset import World, example_image
 
 
 def replay(ex: Example, turns: list[str]) -> list[Segment]:
@@ -34,7 +38,7 @@ def replay(ex: Example, turns: list[str]) -> list[Segment]:
         if turn.kind == "answer" or k == len(turns) - 1:
             break
         r = sess.step(turn)
-        segs.append(tool_output_segment(r.image, r.message))
+        segs.append(tool_output_segment(r.image, r.message, r.view))
     return segs
 
 
@@ -142,15 +146,39 @@ def pick_questions(records: dict[str, dict[str, dict]], n: int) -> list[str]:
     return sorted(common, key=spread)[:n]
 
 
+def region_map(ax, ex: Example, shares: dict[str, float] | None, title: str = "region shares") -> None:
+    """The original image with each region's share painted over its box (the regions of
+    `iapo.attribution.regions`: where in the original the turn's image attribution falls,
+    tool outputs mapped back through their geometry)."""
+    im = example_image(ex)
+    ax.imshow(im)
+    ax.axis("off")
+    ax.set_title(title, fontsize=8)
+    if not shares:
+        return
+    w, h = im.size
+    top = max(shares.values()) or 1.0
+    for name, (x0, y0, x1, y1) in regions_of(ex.layout).items():
+        v = shares.get(name, 0.0)
+        if v > 0:
+            ax.add_patch(plt.Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, color="red",
+                                       alpha=0.7 * v / top, lw=0))  # fmt: skip
+    ax.text(1, -0.02, f"other {shares.get(OTHER, 0.0):.2f}", transform=ax.transAxes, fontsize=6, ha="right", va="top")
+
+
 def gallery_figure(
-    question: str, rows: list[tuple[str, dict, list[Segment], TurnAttribution | None]], proc_of, out: Path
-):
+    question: str, rows: list[tuple[str, dict, list[Segment], TurnAttribution | None]], proc_of, out: Path,
+    ex: Example | None = None,
+):  # fmt: skip
     """One question: a row per policy with each image of its episode (attribution heat map of the
-    final turn), its turns, answer and right / wrong, and its component shares."""
+    final turn), its turns, answer and right / wrong, its component shares and, for a world
+    example, its region shares on the original image (the teacher's row is what its own
+    target says)."""
     n_img = max(sum(len(s.images) for s in segs) for _, _, segs, _ in rows)
+    n_extra = 3 if ex is not None else 2
     fig, axes = plt.subplots(
-        len(rows), n_img + 2, figsize=(2.2 * n_img + 7.5, 2.3 * len(rows)), squeeze=False,
-        gridspec_kw={"width_ratios": [1] * n_img + [3.2, 1.6]},
+        len(rows), n_img + n_extra, figsize=(2.2 * n_img + 7.5 + 2.2 * (n_extra - 2), 2.3 * len(rows)), squeeze=False,
+        gridspec_kw={"width_ratios": [1] * n_img + [3.2, 1.6] + [1] * (n_extra - 2)},
     )  # fmt: skip
     for r, (name, rec, segs, ta) in enumerate(rows):
         images = [im for s in segs for im in s.images]
@@ -176,6 +204,10 @@ def gallery_figure(
             ax.set_title("final-turn shares", fontsize=8)
         else:
             ax.axis("off")
+        if ex is not None:
+            merge = int(proc_of(name).merge)
+            shares = turn_regions(ta, segs, ex.layout, merge) if ta is not None else None
+            region_map(axes[r, n_img + 2], ex, shares)
     fig.suptitle(question[:140], fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
@@ -187,8 +219,12 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
     test questions (where they disagree most). Needs the world, zoo and saved policies of the run;
     returns [] when they are missing."""
     world = run_dir / "world"
-    policies = {"sft": run_dir / "zoo" / "student", **{m: run_dir / "runs" / m / "seed0" / "policy" for m in methods}}
-    results = {m: run_dir / "runs" / m / ("result.json" if m == "sft" else "seed0/result.json") for m in policies}
+    zoo, z = run_dir / "zoo", ""  # a grid over several zoos: its first zoo
+    if not zoo.is_dir() and (seeds := sorted((run_dir / "zoos").glob("seed*"))):
+        zoo, z = seeds[0], "zoo" + seeds[0].name.removeprefix("seed") + "/"
+    policies = {"sft": zoo / "student", **{m: run_dir / "runs" / f"{m}/{z}seed0/policy" for m in methods}}
+    results = {m: run_dir / "runs" / (f"sft/{z}result.json" if m == "sft" else f"{m}/{z}seed0/result.json")
+               for m in policies}  # fmt: skip
     if (
         not world.is_dir()
         or not all(p.is_dir() for p in policies.values())
@@ -205,15 +241,23 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
     qs = pick_questions(records, n_questions)
     examples = {e.id: e for split in {records["sft"][q]["split"] for q in qs} for e in World(world).load(split)}
     models = {m: load(p) for m, p in policies.items()}
+    if (zoo / "teacher" / "config.json").exists():  # the teacher answers itself: what teacher_own targets
+        models = {"teacher (own episode)": load(zoo / "teacher"), **models}
     outs = []
     for k, q in enumerate(qs):
+        ex = examples[q]
         rows = []
         for m, (model, proc) in models.items():
-            rec = records[m][q]
-            segs = replay(examples[q], rec["turns"])
+            if m in records:
+                rec = records[m][q]
+                segs = replay(ex, rec["turns"])
+            else:
+                (ep,) = rollout(model, proc, [ex], RolloutConfig(greedy=True))
+                rec = episode_record(ep, ep.correct)
+                segs = ep.segments
             (turns,) = attribute_episodes(model, proc, [segs], "final", token_ig(n_steps))
             rows.append((m, rec, segs, turns[-1] if turns else None))
         out = run_dir / f"gallery_{k}.png"
-        gallery_figure(examples[q].question, rows, lambda m: models[m][1], out)
+        gallery_figure(ex.question, rows, lambda m: models[m][1], out, ex if ex.grid is not None else None)
         outs.append(out)
     return outs

@@ -6,6 +6,10 @@ import pytest
 
 from iapo.models.build import save
 
+# the metrics one-process, multi-process and TRL runs of the same config must agree on
+KEYS = ["reward/total", "reward/attribution", "rollout/accuracy", "losses/policy", "losses/kl", "optim/grad_norm",
+        "attr/divergence"]  # fmt: skip
+
 
 @pytest.fixture()
 def tiny_zoo(tiny_models, tmp_path):

@@ -11,6 +11,8 @@ import sys
 import pytest
 import yaml
 
+from tests.rl.conftest import KEYS
+
 CONFIG = {
     "method": {"teacher": "teacher", "attribution": {"n_steps": 2, "lam": 0.5}},
     "grpo": {
@@ -20,15 +22,6 @@ CONFIG = {
     "eval": {"val_examples": 2, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0},
     "model": {"device": "cpu"},
 }  # fmt: skip
-KEYS = [
-    "reward/total",
-    "reward/attribution",
-    "rollout/accuracy",
-    "losses/policy",
-    "losses/kl",
-    "optim/grad_norm",
-    "attr/divergence",
-]
 
 
 def rows(run) -> list[dict]:

@@ -24,6 +24,7 @@ from iapo.rl.grpo import GRPOSettings, token_logprobs, train_grpo
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, new_episode, step_episode
 from iapo.tools.syntax import format_answer, format_tool_call
+from tests.rl.conftest import KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,15 +132,6 @@ CONFIG = {
     "eval": {"val_examples": 2, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0},
     "model": {"device": "cpu"},
 }  # fmt: skip
-KEYS = [
-    "reward/total",
-    "reward/attribution",
-    "rollout/accuracy",
-    "losses/policy",
-    "losses/kl",
-    "optim/grad_norm",
-    "attr/divergence",
-]
 
 
 def cpu_variant(name: str, tmp_path) -> str:

@@ -1,0 +1,70 @@
+"""A grid over two zoos: one zoo per seed, runs per zoo with a method's own seeds, the region
+term and the curiosity control trained end to end, and a report that treats the zoo as a factor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from iapo.experiment import ExperimentConfig, run_experiment
+from iapo.report import load_results, write_report
+from tests.experiment.test_pipeline import TINY
+
+GRID = {
+    **TINY,
+    "world": {**TINY["world"], "templates": ["value"]},
+    "methods": {
+        "outcome": {},
+        "regions": {"attribution": {"target": "teacher_own", "components": 0.0, "regions": 1.0}},
+        "curiosity": {"curiosity": 0.5, "call_penalty": 0.05},
+    },
+    "seeds": [0],
+    "method_seeds": {"outcome": [0, 1]},
+    "zoo_seeds": [0, 1],
+    "report": {"baseline": "outcome", "proposed": "regions"},
+}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoos")
+    cfg = ExperimentConfig.model_validate(GRID)
+    return out, run_experiment(cfg, out)
+
+
+def test_one_zoo_per_seed_and_runs_per_zoo(grid):
+    out, _ = grid
+    for z in (0, 1):
+        roles = json.loads((out / "zoos" / f"seed{z}" / "zoo.json").read_text())["roles"]
+        assert roles["student"]["provenance"]["config"]["seed"] == z
+        for m, seeds in (("outcome", [0, 1]), ("regions", [0]), ("curiosity", [0])):
+            for k in seeds:
+                assert (out / "runs" / m / f"zoo{z}" / f"seed{k}" / "result.json").exists(), (m, z, k)
+        assert (out / "runs" / "sft" / f"zoo{z}" / "result.json").exists()
+    a = (out / "zoos" / "seed0" / "student" / "model.safetensors").read_bytes()
+    assert a != (out / "zoos" / "seed1" / "student" / "model.safetensors").read_bytes()  # another zoo
+    assert sorted((r["method"], r["zoo"]) for r in load_results(out)) == sorted(
+        [(m, z) for z in (0, 1) for m in ("sft", "outcome", "outcome", "regions", "curiosity")]
+    )
+
+
+def test_region_term_and_curiosity_are_logged(grid):
+    out, _ = grid
+    rows = [
+        json.loads(x) for x in (out / "runs" / "regions" / "zoo0" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert any("attr/region_divergence" in r for r in rows)
+    rows = [
+        json.loads(x) for x in (out / "runs" / "curiosity" / "zoo1" / "seed0" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert any("reward/curiosity" in r and "reward/call_penalty" in r for r in rows)
+
+
+def test_report_has_a_table_per_zoo(grid):
+    out, _ = grid
+    write_report(out)
+    md = (out / "report.md").read_text()
+    assert "## Accuracy on zoo 0 alone" in md and "## Accuracy on zoo 1 alone" in md
+    assert "z1/s1" in md  # per-run columns name the zoo
+    assert "Finding the tools" in md and (out / "fig_val_runs.png").exists()

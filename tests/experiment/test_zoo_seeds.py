@@ -56,7 +56,8 @@ def test_region_term_and_curiosity_are_logged(grid):
     ]
     assert any("attr/region_divergence" in r for r in rows)
     rows = [
-        json.loads(x) for x in (out / "runs" / "curiosity" / "zoo1" / "seed0" / "metrics.jsonl").read_text().splitlines()
+        json.loads(x)
+        for x in (out / "runs" / "curiosity" / "zoo1" / "seed0" / "metrics.jsonl").read_text().splitlines()
     ]
     assert any("reward/curiosity" in r and "reward/call_penalty" in r for r in rows)
 

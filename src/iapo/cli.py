@@ -384,14 +384,19 @@ def quickstart(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/quickstart"),
     full: Annotated[bool, typer.Option("--full", help="Run the whole grid (configs/experiment.yaml), hours.")] = False,
     seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
+    zoos: Annotated[
+        int | None, typer.Option(help="Build this many zoos (seeds 0..N-1) and run every method on each.")
+    ] = None,
 ) -> None:
     """The embedded default end to end on CPU: world -> teacher and student SFT -> outcome GRPO
-    and IAPO over 3 seeds -> evaluation -> report."""
+    and IAPO over 3 seeds -> evaluation -> report. `--zoos 2` makes the zoo a random factor."""
     import time
 
     t0 = time.perf_counter()
-    overrides = {"seeds": list(range(seeds))} if seeds else None
-    html = _experiment(_config_path("experiment.yaml" if full else "quickstart.yaml"), out, overrides)
+    overrides = {"seeds": list(range(seeds))} if seeds else {}
+    if zoos:
+        overrides["zoo_seeds"] = list(range(zoos))
+    html = _experiment(_config_path("experiment.yaml" if full else "quickstart.yaml"), out, overrides or None)
     _print_summary(out)
     console.print(f"done in {time.perf_counter() - t0:.0f}s; report: {html}")
 

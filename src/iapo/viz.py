@@ -79,7 +79,7 @@ def attribute_episode_file(
     segs = replay(ex, rec["turns"])
     (turns,) = attribute_episodes(model, proc, [segs], "all", token_ig(n_steps))
     ta = turns[turn]
-    plot(ta, proc, segs, ex.question, out)
+    plot(ta, proc, segs, ex.question, out, ex if ex.grid is not None else None)
     return {c: float(p) for c, p in zip(COMPONENTS, ta.p, strict=True)}
 
 
@@ -104,12 +104,17 @@ def _show(ax, im, heat: np.ndarray, scale: float, title: str) -> None:
     ax.axis("off")
 
 
-def plot(ta, proc, segs: list[Segment], question: str, out: Path) -> None:
+def plot(ta, proc, segs: list[Segment], question: str, out: Path, ex: Example | None = None) -> None:
+    """Heat maps of every image, the component shares, the top text tokens and, for a world
+    example, the region shares on the original image."""
     enc, attr = ta.encoded, ta.token_attr.numpy()
     images = [im for s in segs for im in s.images]
     img_pos = set(np.nonzero((enc.input_ids == proc.image_token_id).numpy())[0].tolist())
     n_img = len(images)
-    fig, axes = plt.subplots(1, n_img + 2, figsize=(3.2 * (n_img + 2), 3.6))
+    extra = 1 if ex is not None else 0
+    fig, axes = plt.subplots(1, n_img + 2 + extra, figsize=(3.2 * (n_img + 2 + extra), 3.6))
+    if ex is not None:
+        region_map(axes[-1], ex, turn_regions(ta, segs, ex.layout, int(proc.merge)))
     scale = np.abs(attr).max() or 1.0
     for i, (im, heat) in enumerate(zip(images, image_heat(ta, proc), strict=True)):
         _show(axes[i], im, heat, scale, "image" if i == 0 else f"tool output {i}")

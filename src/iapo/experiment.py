@@ -31,6 +31,7 @@ import torch
 from pydantic import Field, model_validator
 
 from iapo.config import StrictModel
+from iapo.errors import ConfigError
 from iapo.models.build import load
 from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -51,12 +52,23 @@ class ReportRoles(StrictModel):
     proposed: str = "iapo"
 
 
+class ZooAcceptance(StrictModel):
+    """A rule a zoo must pass before any RL run uses it (decided before any result): `role`'s
+    val accuracy after SFT at least `min_val` (the sparse regime needs a teacher that reads)."""
+
+    role: str = "teacher"
+    min_val: float = Field(ge=0, le=1)
+
+
 class ExperimentConfig(StrictModel):
     world: WorldConfig = Field(default_factory=WorldConfig)
     zoo: ZooConfig = Field(default_factory=ZooConfig)
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
     methods: dict[str, MethodConfig]
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    zoo_accept: ZooAcceptance | None = Field(
+        None, description="refuse to run on a zoo whose `role` is below `min_val` on val (list another zoo seed)"
+    )
     method_seeds: dict[str, list[int]] = Field(
         default_factory=dict,
         description="RL seeds of a method other than `seeds` (e.g. 8 for the main comparison, 4 for controls)",
@@ -87,6 +99,8 @@ class ExperimentConfig(StrictModel):
         for role, name in self.report.model_dump().items():
             if name not in self.methods:
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
+        if self.zoo_accept is not None and self.zoo_accept.role not in self.zoo.roles:
+            raise ValueError(f"zoo_accept.role: {self.zoo_accept.role!r} is not a zoo role")
         for name in self.method_seeds:
             if name not in self.methods:
                 raise ValueError(f"method_seeds.{name}: not one of the methods ({', '.join(self.methods)})")
@@ -103,6 +117,19 @@ def zoo_dir(out: Path, zoo: int | None) -> Path:
 def run_dir(out: Path, method: str, zoo: int | None, seed: int | None) -> Path:
     d = out / "runs" / method if zoo is None else out / "runs" / method / f"zoo{zoo}"
     return d if seed is None else d / f"seed{seed}"
+
+
+def check_zoo(cfg: ExperimentConfig, zoo: int | None, summary: dict) -> None:
+    """Enforce `zoo_accept` on a built zoo (its zoo.json summary)."""
+    rule = cfg.zoo_accept
+    if rule is None:
+        return
+    acc = summary["roles"].get(rule.role, {}).get("val_accuracy", {}).get("mean")
+    if acc is None or acc < rule.min_val:
+        raise ConfigError(
+            f"zoo seed {zoo}: {rule.role} reached {acc} on val, below zoo_accept.min_val {rule.min_val}; "
+            "record it as rejected and list another seed in zoo_seeds"
+        )
 
 
 def zoo_configs(cfg: ExperimentConfig) -> list[tuple[int | None, ZooConfig]]:
@@ -256,7 +283,8 @@ def run_experiment(
         {cfg.student} | {m.teacher for m in cfg.methods.values() if m.attribution and m.teacher in cfg.zoo.roles}
     )
     for z, zc in zoo_configs(cfg):
-        build_zoo(world, zc, zoo_dir(out, z), roles, progress)
+        summary = build_zoo(world, zc, zoo_dir(out, z), roles, progress)
+        check_zoo(cfg, z, summary)
     timings["zoo_s"] = time.perf_counter() - t
     if any(m.trm for m in cfg.methods.values()) and not (out / "trm" / "trm.pt").exists():
         model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)

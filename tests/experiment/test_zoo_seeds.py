@@ -69,3 +69,15 @@ def test_report_has_a_table_per_zoo(grid):
     assert "## Accuracy on zoo 0 alone" in md and "## Accuracy on zoo 1 alone" in md
     assert "z1/s1" in md  # per-run columns name the zoo
     assert "Finding the tools" in md and (out / "fig_val_runs.png").exists()
+
+
+def test_a_zoo_below_the_acceptance_rule_is_refused():
+    from iapo.errors import ConfigError
+    from iapo.experiment import check_zoo
+
+    cfg = ExperimentConfig.model_validate({**GRID, "zoo_accept": {"role": "teacher", "min_val": 0.4}})
+    check_zoo(cfg, 0, {"roles": {"teacher": {"val_accuracy": {"mean": 0.57}}}})
+    with pytest.raises(ConfigError, match="zoo seed 1: teacher reached 0.03"):
+        check_zoo(cfg, 1, {"roles": {"teacher": {"val_accuracy": {"mean": 0.03}}}})
+    with pytest.raises(ValueError, match="not a zoo role"):
+        ExperimentConfig.model_validate({**GRID, "zoo_accept": {"role": "oracle", "min_val": 0.4}})

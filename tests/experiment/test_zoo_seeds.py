@@ -77,7 +77,7 @@ def test_a_zoo_below_the_acceptance_rule_is_refused():
 
     cfg = ExperimentConfig.model_validate({**GRID, "zoo_accept": {"role": "teacher", "min_val": 0.4}})
     check_zoo(cfg, 0, {"roles": {"teacher": {"val_accuracy": {"mean": 0.57}}}})
-    with pytest.raises(ConfigError, match="zoo seed 1: teacher reached 0.03"):
+    with pytest.raises(ConfigError, match=r"zoo seed 1: teacher reached 0\.03"):
         check_zoo(cfg, 1, {"roles": {"teacher": {"val_accuracy": {"mean": 0.03}}}})
     with pytest.raises(ValueError, match="not a zoo role"):
         ExperimentConfig.model_validate({**GRID, "zoo_accept": {"role": "oracle", "min_val": 0.4}})

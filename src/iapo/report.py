@@ -652,8 +652,9 @@ def write_report(run_dir: Path) -> Path:
         "are several), runs within them and, within each test split, questions (they stay in [0, 100]). Runs are "
         "paired with the baseline run of the same zoo and seed. p (runs, t): paired t-test on per-run average "
         "accuracy; p (questions, t): paired t-test on each test question's correctness averaged over the paired "
-        "runs; p (bootstrap): the same resampling applied to the paired differences (zoo-aware). The verdict "
-        "uses the bootstrap p as its run-level test when the runs span several zoos. Test splits were evaluated "
+        "runs; p (bootstrap): the same resampling applied to the paired differences (zoo-aware). With few runs "
+        "a bootstrap understates the run-level spread (3 runs allow 10 distinct resamples), so with one zoo the "
+        "verdict uses the t-test over runs; with several zoos it uses the bootstrap p. Test splits were evaluated "
         "once, after training; val was used for curves."
     )
     md.append(f"## Notes\n\n{notes}\n")

@@ -14,8 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
-from iapo.attribution import OTHER, AttributionSettings, TurnAttribution, attribute_episodes, regions_of
+from iapo.attribution import OTHER, AttributionSettings, TurnAttribution, attribute_episodes, describe, regions_of
 from iapo.attribution.regions import turn_regions
 from iapo.data.example import Example
 from iapo.errors import DataError
@@ -173,7 +174,7 @@ def region_map(ax, ex: Example, shares: dict[str, float] | None, title: str = "r
 
 def gallery_figure(
     question: str, rows: list[tuple[str, dict, list[Segment], TurnAttribution | None]], proc_of, out: Path,
-    ex: Example | None = None,
+    ex: Example | None = None, bars: dict[str, tuple[torch.Tensor, str]] | None = None,
 ):  # fmt: skip
     """One question: a row per policy with each image of its episode (attribution heat map of the
     final turn), its turns, answer and right / wrong, its component shares and, for a world
@@ -202,11 +203,12 @@ def gallery_figure(
         ax.text(0, 0.5, "\n".join([name, *turns, verdict]), fontsize=7, va="center", family="monospace",
                 color="darkgreen" if right else "darkred", wrap=True)  # fmt: skip
         ax = axes[r, n_img + 1]
-        if ta is not None:
-            ax.barh(COMPONENTS[::-1], ta.p.numpy()[::-1])
+        p, label = (bars or {}).get(name) or ((ta.p, "token IG") if ta is not None else (None, ""))
+        if p is not None:
+            ax.barh(COMPONENTS[::-1], p.numpy()[::-1])
             ax.set_xlim(0, 1)
             ax.tick_params(labelsize=7)
-            ax.set_title("final-turn shares", fontsize=8)
+            ax.set_title(f"final-turn shares ({label})", fontsize=8)
         else:
             ax.axis("off")
         if ex is not None:
@@ -219,9 +221,19 @@ def gallery_figure(
     plt.close(fig)
 
 
+def run_settings(run: Path) -> AttributionSettings:
+    """The attribution settings a run's reward used (its run.json), else the library's default."""
+    rec = run / "run.json"
+    attr = json.loads(rec.read_text())["config"]["method"].get("attribution") if rec.exists() else None
+    if not attr:
+        return AttributionSettings()
+    return AttributionSettings(**{k: attr[k] for k in AttributionSettings.model_fields if k in attr})
+
+
 def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS) -> list[Path]:
     """`gallery_<k>.png` in `run_dir`: the SFT student and seed 0 of each method on the same
-    test questions (where they disagree most). Needs the world, zoo and saved policies of the run;
+    test questions (where they disagree most). Heat maps are token IG (`token_ig`); the component
+    bars use the estimator each run's reward used (its run.json; the library default otherwise). Needs the world, zoo and saved policies of the run;
     returns [] when they are missing."""
     world = run_dir / "world"
     zoo, z = run_dir / "zoo", ""  # a grid over several zoos: its first zoo
@@ -248,10 +260,11 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
     models = {m: load(p) for m, p in policies.items()}
     if (zoo / "teacher" / "config.json").exists():  # the teacher answers itself: what teacher_own targets
         models = {"teacher (own episode)": load(zoo / "teacher"), **models}
+    settings = {m: run_settings(run_dir / "runs" / f"{m}/{z}seed0") for m in models}
     outs = []
     for k, q in enumerate(qs):
         ex = examples[q]
-        rows = []
+        rows, bars = [], {}
         for m, (model, proc) in models.items():
             if m in records:
                 rec = records[m][q]
@@ -262,7 +275,10 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
                 segs = ep.segments
             (turns,) = attribute_episodes(model, proc, [segs], "final", token_ig(n_steps))
             rows.append((m, rec, segs, turns[-1] if turns else None))
+            (own,) = attribute_episodes(model, proc, [segs], "final", settings[m])  # the bars: the run's estimator
+            if own:
+                bars[m] = (own[-1].p, describe(settings[m]))
         out = run_dir / f"gallery_{k}.png"
-        gallery_figure(ex.question, rows, lambda m: models[m][1], out, ex if ex.grid is not None else None)
+        gallery_figure(ex.question, rows, lambda m: models[m][1], out, ex if ex.grid is not None else None, bars)
         outs.append(out)
     return outs

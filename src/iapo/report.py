@@ -107,6 +107,31 @@ def _question_matrix(runs: list[dict], split: str) -> np.ndarray:
     return np.array([[p.get(i, np.nan) for i in ids] for p in per])
 
 
+def paired_stats(runs: list[dict], partners: list[dict], splits: list[str]) -> dict | None:
+    """`runs` against the `partners` run of the same zoo and seed: the mean difference of per-run
+    average accuracy; p over runs (paired t; `p_seeds` is the verdict's run-level p: the zoo-aware
+    bootstrap when the pairs span several zoos), over questions (each question's correctness
+    averaged over the paired runs) and by the bootstrap over zoos, runs and questions."""
+    base = {(r.get("zoo"), r["seed"]): r for r in partners}
+    paired = [r for r in runs if (r.get("zoo"), r["seed"]) in base]
+    if not paired:
+        return None
+    partner = [base[(r.get("zoo"), r["seed"])] for r in paired]
+    pt = paired_test(
+        [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
+        [float(np.mean([b["splits"][s]["accuracy"]["mean"] for s in splits])) for b in partner],
+    )
+    qa, qb = _mean_per_question(paired, splits), _mean_per_question(partner, splits)
+    keys = sorted(set(qa) & set(qb))
+    pq = paired_test([qa[k] for k in keys], [qb[k] for k in keys])
+    zoos = [r.get("zoo") for r in paired]
+    diffs = [_question_matrix(paired, s) - _question_matrix(partner, s) for s in splits]
+    pb = bootstrap_p(diffs, zoos if len(set(zoos)) > 1 else None)
+    p_runs = pb if len(set(zoos)) > 1 else pt.p_t
+    return {"diff": pt.diff.mean, "n": len(paired), "p_t": pt.p_t, "p_seeds": p_runs, "p_questions": pq.p_t,
+            "p_bootstrap": pb}  # fmt: skip
+
+
 def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[str], list[list[str]], dict]:
     """Rows: method; columns: each test split, the average, paired tests vs the baseline method."""
     splits = sorted(results[0]["splits"])
@@ -118,7 +143,6 @@ def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[
         f"diff vs {baseline}", "p (runs, t)", "p (questions, t)", "p (bootstrap)",
     ]  # fmt: skip
     rows, stats = [], {}
-    base = {(r.get("zoo"), r["seed"]): r for r in by_m.get(baseline, [])}
     sft_q = _mean_per_question(by_m["sft"], splits) if "sft" in by_m else {}
     for m, rs in by_m.items():
         cells = [m, str(len(rs))]
@@ -149,30 +173,43 @@ def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[
             stats[m]["p_vs_sft"] = p_sft
         else:
             cells.append("")
-        paired = [r for r in rs if (r.get("zoo"), r["seed"]) in base]
-        if m != baseline and paired:
-            partner = [base[(r.get("zoo"), r["seed"])] for r in paired]
-            pt = paired_test(
-                [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
-                [float(np.mean([b["splits"][s]["accuracy"]["mean"] for s in splits])) for b in partner],
-            )
-            # question level: each question's correctness averaged over the paired runs
-            qa, qb = _mean_per_question(paired, splits), _mean_per_question(partner, splits)
-            keys = sorted(set(qa) & set(qb))
-            pq = paired_test([qa[k] for k in keys], [qb[k] for k in keys])
-            # zoos, runs and questions resampled together (zoo-aware when runs span several zoos)
-            pz = [r.get("zoo") for r in paired]
-            diffs = [_question_matrix(paired, s) - _question_matrix(partner, s) for s in splits]
-            pb = bootstrap_p(diffs, pz if len(set(pz)) > 1 else None)
-            sign = "+" if pt.diff.mean >= 0 else ""
-            cells += [f"{sign}{100 * pt.diff.mean:.1f}", _p(pt.p_t), _p(pq.p_t), _p(pb)]
-            # the run-level test of the verdict: zoo-aware when the runs span several zoos
-            p_runs = pb if len(set(pz)) > 1 else pt.p_t
-            stats[m].update(diff=pt.diff.mean, p_seeds=p_runs, p_questions=pq.p_t, p_bootstrap=pb)
+        pair = paired_stats(rs, by_m.get(baseline, []), splits) if m != baseline else None
+        if pair:
+            cells += [f"{100 * pair['diff']:+.1f}", _p(pair["p_t"]), _p(pair["p_questions"]), _p(pair["p_bootstrap"])]
+            stats[m].update(pair)
         else:
             cells += ["", "", "", ""]
         rows.append(cells)
     return header, rows, stats
+
+
+def incentives(configs: dict[str, dict]) -> list[str]:
+    """The tool-use incentives among the methods: they pay for calls (a tool bonus, curiosity)
+    and have no attribution term."""
+    return [m for m, c in configs.items() if not c.get("attribution") and (c.get("tool_bonus") or c.get("curiosity"))]
+
+
+def best_on_val(curves: dict[str, list[list[dict]]], names: list[str]) -> str | None:
+    """The method of `names` with the highest mean final val accuracy: chosen on val, never test."""
+    scored = {m: float(np.nanmean(final_val(curves[m]))) for m in names if curves.get(m)}
+    scored = {m: v for m, v in scored.items() if math.isfinite(v)}
+    return max(scored, key=scored.__getitem__) if scored else None
+
+
+def versus_table(results: list[dict], reference: str) -> tuple[list[str], list[list[str]], dict]:
+    """Every method against `reference` (e.g. the best tool-use incentive), paired by zoo and seed."""
+    splits = sorted(results[0]["splits"])
+    by_m: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_m[r["method"]].append(r)
+    rows, stats = [], {}
+    for m, rs in by_m.items():
+        if m in ("sft", reference) or not (pair := paired_stats(rs, by_m.get(reference, []), splits)):
+            continue
+        stats[m] = pair
+        rows.append([m, str(pair["n"]), f"{100 * pair['diff']:+.1f}", _p(pair["p_seeds"]), _p(pair["p_questions"])])
+    head = ["method", "pairs", f"diff vs {reference}", "p (runs; zoo-aware)", "p (questions, t)"]
+    return head, rows, stats
 
 
 def final_val(curves: list[list[dict]]) -> list[float]:
@@ -613,10 +650,15 @@ def write_report(run_dir: Path) -> Path:
     gallery = write_gallery(run_dir, sorted({r["method"] for r in results} - {"sft"}))
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     verdict = _verdict(stats, baseline, proposed)
+    incentive = best_on_val(curves, incentives(configs))
+    vs_h, vs_r, vs_stats = versus_table(results, incentive) if incentive else ([], [], {})
+    if incentive and proposed in vs_stats:
+        verdict += " " + _verdict({proposed: vs_stats[proposed], incentive: {}}, incentive, proposed)
     over = "zoos x seeds" if zoos else "seeds"
     sections = [
         (f"Accuracy on the test splits (%, mean [95% CI] over {over} and questions)", acc_h, acc_r),
         *per_zoo,
+        (f"Against the best tool-use incentive on val ({incentive})", vs_h, vs_r),
         ("Average test accuracy per run (%)", seed_h, seed_r),
         ("Sample efficiency", eff_h, eff_r),
         ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,

@@ -99,3 +99,39 @@ def test_a_run_made_under_other_defaults_is_labelled_from_its_record(tmp_path):
         (d / "run.json").write_text(json.dumps({"config": {"method": m.model_dump(mode="json")}}))
     assert ablation_question("iapo_own", raw) == "lambda / divergence sweep"  # today's defaults: wrong
     assert ablation_question("iapo_own", method_configs(tmp_path, meta)).startswith("The teacher's own attribution")
+
+
+def _run(method: str, zoo: int, seed: int, correct: list[int]) -> dict:
+    return {
+        "method": method, "zoo": zoo, "seed": seed,
+        "splits": {"test_a": {"accuracy": {"mean": sum(correct) / len(correct)}}},
+        "episodes": {"test_a": [{"id": i, "correct": c} for i, c in enumerate(correct)]},
+    }  # fmt: skip
+
+
+def test_the_best_incentive_is_chosen_on_val_and_paired_by_zoo_and_seed():
+    from iapo.report import best_on_val, incentives, versus_table
+
+    configs = {
+        "outcome": {"outcome": 1.0},
+        "iapo": {"attribution": {"lam": 0.5}, "tool_bonus": 0.0},
+        "bonus": {"tool_bonus": 0.5},
+        "curious": {"curiosity": 0.5},
+        "bonus_and_attr": {"tool_bonus": 0.5, "attribution": {"lam": 0.5}},
+    }
+    assert incentives(configs) == ["bonus", "curious"]
+    val = lambda *v: [[{"step": 10, "val/accuracy": 0.0}, {"step": 20, "val/accuracy": x}] for x in v]  # noqa: E731
+    # `bonus` wins on val, whatever the test says
+    assert best_on_val({"bonus": val(0.3, 0.5), "curious": val(0.2, 0.2)}, ["bonus", "curious"]) == "bonus"
+    assert best_on_val({}, ["bonus"]) is None
+
+    results = [
+        _run("bonus", 0, 0, [1, 0, 0, 0]), _run("bonus", 1, 0, [0, 0, 0, 0]),
+        _run("iapo", 0, 0, [1, 1, 1, 0]), _run("iapo", 1, 0, [1, 0, 0, 0]),
+        _run("iapo", 1, 5, [1, 1, 1, 1]),  # no bonus run with this zoo and seed: unpaired
+    ]  # fmt: skip
+    head, rows, stats = versus_table(results, "bonus")
+    assert head[2] == "diff vs bonus"
+    (row,) = rows
+    assert row[:3] == ["iapo", "2", "+37.5"]  # (0.75 - 0.25 + 0.25 - 0) / 2
+    assert stats["iapo"]["n"] == 2 and stats["iapo"]["diff"] == pytest.approx(0.375)

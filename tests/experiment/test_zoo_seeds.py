@@ -69,6 +69,9 @@ def test_report_has_a_table_per_zoo(grid):
     assert "## Accuracy on zoo 0 alone" in md and "## Accuracy on zoo 1 alone" in md
     assert "z1/s1" in md  # per-run columns name the zoo
     assert "Finding the tools" in md and (out / "fig_val_runs.png").exists()
+    # the one incentive (curiosity) is the reference of its own table, paired with regions' runs
+    assert "## Against the best tool-use incentive on val (curiosity)" in md
+    assert "| regions | 2 |" in md
 
 
 def test_a_zoo_below_the_acceptance_rule_is_refused():

@@ -652,6 +652,7 @@ def write_report(run_dir: Path) -> Path:
     verdict = _verdict(stats, baseline, proposed)
     incentive = best_on_val(curves, incentives(configs))
     vs_h, vs_r, vs_stats = versus_table(results, incentive) if incentive else ([], [], {})
+    vp_h, vp_r, _ = versus_table(results, proposed) if proposed in runs else ([], [], {})
     if incentive and proposed in vs_stats:
         verdict += " " + _verdict({proposed: vs_stats[proposed], incentive: {}}, incentive, proposed)
     over = "zoos x seeds" if zoos else "seeds"
@@ -659,6 +660,7 @@ def write_report(run_dir: Path) -> Path:
         (f"Accuracy on the test splits (%, mean [95% CI] over {over} and questions)", acc_h, acc_r),
         *per_zoo,
         (f"Against the best tool-use incentive on val ({incentive})", vs_h, vs_r),
+        (f"Against {proposed} (the other targets and teachers)", vp_h, vp_r),
         ("Average test accuracy per run (%)", seed_h, seed_r),
         ("Sample efficiency", eff_h, eff_r),
         ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,

@@ -445,6 +445,27 @@ def ablation_table(
     return ["run", "question", "average acc % [95% CI]", f"vs {baseline}", "p (questions)", f"vs {proposed}"], rows
 
 
+def headline_table(
+    stats: dict, vs: dict, runs: dict[str, dict[str, list[dict]]], baseline: str, incentive: str | None
+) -> tuple[list[str], list[list[str]]]:
+    """One row per method: accuracy, the paired difference to the baseline and to the best
+    incentive (p over runs, zoo-aware, / over questions), and how many runs find the tools."""
+
+    def diff(s: dict | None) -> str:
+        if not s or "diff" not in s:
+            return ""
+        return f"{100 * s['diff']:+.1f} ({_p(s['p_seeds'])} / {_p(s['p_questions'])})"
+
+    rows = []
+    for m, s in stats.items():
+        found = [found_step(v) for v in runs.get(m, {}).values()]
+        rows.append([m, _fmt(s["average"]), diff(s), diff(vs.get(m)),
+                     f"{sum(f is not None for f in found)}/{len(found)}" if found else ""])  # fmt: skip
+    head = ["method", "average test accuracy % [95% CI]", f"vs {baseline} (p runs / questions)",
+            f"vs {incentive or 'best incentive'} (p runs / questions)", "runs that find the tools"]  # fmt: skip
+    return head, rows
+
+
 # --- figures ------------------------------------------------------------------------------------
 
 
@@ -656,7 +677,9 @@ def write_report(run_dir: Path) -> Path:
     if incentive and proposed in vs_stats:
         verdict += " " + _verdict({proposed: vs_stats[proposed], incentive: {}}, incentive, proposed)
     over = "zoos x seeds" if zoos else "seeds"
+    head_h, head_r = headline_table(stats, vs_stats, runs, baseline, incentive)
     sections = [
+        (f"Headline: over {over}; p over runs is zoo-aware when there are several zoos", head_h, head_r),
         (f"Accuracy on the test splits (%, mean [95% CI] over {over} and questions)", acc_h, acc_r),
         *per_zoo,
         (f"Against the best tool-use incentive on val ({incentive})", vs_h, vs_r),

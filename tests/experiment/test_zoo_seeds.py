@@ -73,6 +73,7 @@ def test_report_has_a_table_per_zoo(grid):
     assert "## Against the best tool-use incentive on val (curiosity)" in md
     assert "| regions | 2 |" in md
     assert "## Against regions (the other targets and teachers)" in md
+    assert "## Headline: over zoos x seeds" in md and "vs curiosity (p runs / questions)" in md
 
 
 def test_a_zoo_below_the_acceptance_rule_is_refused():

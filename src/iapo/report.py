@@ -393,8 +393,13 @@ TARGETS = {
     "teacher_own": "The teacher's own attribution (cached per question)",
     "teacher_forced": "The teacher forced through the student's rollout",
     "random": "Is it the attribution term, or any target? (random Dirichlet target)",
-    "evidence": "Can any component-level target help? (fixed evidence target, no teacher)",
+    "evidence": "Can a fixed target help? (the evidence target, no teacher)",
 }
+
+
+def _level(a) -> str:
+    """Where a term aligns: `component level`, `region level` or both."""
+    return " + ".join(n for n, w in (("component", a.components), ("region", a.regions)) if w) + " level"
 
 
 def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
@@ -408,8 +413,9 @@ def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
     # the runs' resolved configs (method_configs); a record older than 0.2 gets this version's defaults
     m, ref = MethodConfig.model_validate(methods.get(name, {})), MethodConfig.model_validate(methods.get(proposed, {}))
     ma, ra = m.attribution or AttributionRewardConfig(), ref.attribution or AttributionRewardConfig()
-    if ma.target != ra.target:
-        return TARGETS.get(ma.target, ma.target)
+    level = "" if _level(ma) == _level(ra) else f"{_level(ma).capitalize()}: "
+    if ma.target != ra.target or level:
+        return level + TARGETS.get(ma.target, ma.target)
     if describe(ma) != describe(ra):
         return f"Another attribution estimator: {describe(ma)}"
     if ma.center != ra.center:

@@ -22,8 +22,19 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("iapo_dirichlet", methods).startswith("Is it the attribution term")
     assert ablation_question("iapo_lam2", methods) == "lambda / divergence sweep"
     targets = {"iapo": {"attribution": {"target": "teacher_own"}}, "ev": {"attribution": {"target": "evidence"}}}
-    assert ablation_question("ev", targets).startswith("Can any component-level target help?")
+    assert ablation_question("ev", targets).startswith("Can a fixed target help?")
     assert ablation_question("ev", targets, proposed="ev") == "the method"
+    # the level where the term aligns is named when it differs, with the variant's target
+    regions = {
+        "iapo": {"attribution": {"target": "teacher_own"}},
+        "r_own": {"attribution": {"target": "teacher_own", "components": 0.0, "regions": 1.0}},
+        "r_ev": {"attribution": {"target": "evidence", "components": 0.0, "regions": 1.0}},
+        "both": {"attribution": {"target": "teacher_own", "regions": 1.0}},
+    }
+    assert ablation_question("r_own", regions) == "Region level: The teacher's own attribution (cached per question)"
+    assert ablation_question("r_ev", regions).startswith("Region level: Can a fixed target help?")
+    assert ablation_question("both", regions).startswith("Component + region level: ")
+    assert ablation_question("r_ev", regions, proposed="r_own").startswith("Can a fixed target help?")
     # a variant names no teacher: it gets MethodConfig's default ("teacher"), not iapo's
     other = {"iapo": {"teacher": "teacher_long"}, "iapo_lam2": {"attribution": {"lam": 2.0}}}
     assert ablation_question("iapo_lam2", other) == "Another teacher: teacher"

@@ -59,9 +59,13 @@ def method_configs(run_dir: Path, meta: dict) -> dict[str, dict]:
 
 
 def load_run_curves(run_dir: Path) -> dict[str, dict[str, list[dict]]]:
-    """method -> run label (`s<k>`, or `z<z>/s<k>` with several zoos) -> its metrics.jsonl rows."""
+    """method -> run label (`s<k>`, or `z<z>/s<k>` with several zoos) -> its metrics.jsonl rows.
+    Finished runs only (a result.json beside the log), so a report taken while a grid runs counts
+    the same runs in its curves as in its accuracy tables."""
     out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
     for m, zoo, p in _run_files(run_dir, "metrics.jsonl"):
+        if not (p.parent / "result.json").exists():
+            continue
         label = ("" if zoo is None else f"z{zoo}/") + "s" + p.parent.name.removeprefix("seed")
         out[m][label] = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
     return out

@@ -3,10 +3,12 @@ collapse counted per seed as well as on the mean."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from iapo.attribution import AttributionSettings
-from iapo.report import ablation_question, ablation_table, tool_collapse
+from iapo.report import ablation_question, ablation_table, load_run_curves, tool_collapse
 from iapo.stats import CI
 
 
@@ -146,3 +148,15 @@ def test_the_best_incentive_is_chosen_on_val_and_paired_by_zoo_and_seed():
     (row,) = rows
     assert row[:3] == ["iapo", "2", "+37.5"]  # (0.75 - 0.25 + 0.25 - 0) / 2
     assert stats["iapo"]["n"] == 2 and stats["iapo"]["diff"] == pytest.approx(0.375)
+
+
+def test_curves_count_only_finished_runs(tmp_path):
+    """A report taken while the grid still runs: a run without result.json is not in the curves
+    (nor in 'runs that find the tools'), as it is not in the accuracy tables."""
+    for seed, done in ((0, True), (1, False)):
+        d = tmp_path / "runs" / "outcome" / "zoo3" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "metrics.jsonl").write_text(json.dumps({"step": 1, "val/accuracy": 0.5}) + "\n")
+        if done:
+            (d / "result.json").write_text("{}")
+    assert load_run_curves(tmp_path) == {"outcome": {"z3/s0": [{"step": 1, "val/accuracy": 0.5}]}}

@@ -121,6 +121,16 @@ def test_tool_bonus_pays_only_valid_useful_calls(small_world):
     assert ToolBonus(conditional=False)(**kw) == [1.0, 1.0, 0.0, 1.0, 0.0]
 
 
+def test_tool_bonus_without_usefulness_labels_pays_any_call_that_runs(small_world):
+    ex = small_world.load("val")[0]
+    classes = [["valid_useful"], ["valid_useless"], ["valid"], ["redundant"], ["invalid_arguments"], []]
+    eps = [_episode(ex, c, ex.answer) for c in classes]
+    kw = {"prompts": [""] * 6, "completions": [""] * 6, "episodes": eps}
+    assert ToolBonus(conditional=False, useful=False)(**kw) == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    # a benchmark's calls are `valid` (no evidence to judge them): the useful-only bonus pays nothing there
+    assert ToolBonus(conditional=False)(**kw) == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
 def test_term_diagnostics_rank_correlation(small_world):
     """Within a group the term (higher = better) rises with correctness: rank correlation +1."""
     ex = small_world.load("val")[0]

@@ -82,15 +82,29 @@ def exact_match(prompts: list[str], completions: list[str], episodes: list[Episo
 class ToolBonus:
     """+1 for an episode with at least one valid, useful tool call; `conditional` (DeepEyes'
     rule): only when the answer is also right, so a call that does not help earns nothing. The
-    baseline that tells whether the attribution term is more than a costly tool bonus."""
+    baseline that tells whether the attribution term is more than a costly tool bonus.
+
+    `useful=False` pays any call that runs and changes the view: the world's usefulness labels
+    carry where the evidence is, which a benchmark without evidence annotations cannot tell
+    (its calls are all `valid`, and a useful-only bonus pays nothing there).
+
+    >>> from types import SimpleNamespace as Ep
+    >>> eps = [Ep(has_useful_call=True, has_valid_call=True, correct=0.0),
+    ...        Ep(has_useful_call=False, has_valid_call=True, correct=1.0)]
+    >>> ToolBonus(conditional=False)([], [], episodes=eps), ToolBonus(False, useful=False)([], [], episodes=eps)
+    ([1.0, 0.0], [1.0, 1.0])
+    """
 
     __name__ = "tool_bonus"
 
-    def __init__(self, conditional: bool = True):
-        self.conditional = conditional
+    def __init__(self, conditional: bool = True, useful: bool = True):
+        self.conditional, self.useful = conditional, useful
 
     def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float]:
-        return [float(e.has_useful_call and (e.correct > 0 or not self.conditional)) for e in episodes]
+        return [
+            float((e.has_useful_call if self.useful else e.has_valid_call) and (e.correct > 0 or not self.conditional))
+            for e in episodes
+        ]
 
 
 class Curiosity:

@@ -29,6 +29,11 @@ class MethodConfig(StrictModel):
     teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
     tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
     tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
+    tool_bonus_useful: bool = Field(
+        True,
+        description="pay only calls the world judges useful (they keep the evidence); false: any call that runs "
+        "and changes the view, what a benchmark without evidence labels allows",
+    )
     curiosity: float = Field(
         0.0, ge=0, description="alpha: Pixel Reasoner's curiosity bonus max(H - RaPR, 0) for an episode with a call"
     )
@@ -64,7 +69,11 @@ def make_rewards(
             raise ConfigError("method uses trm but no tool-call reward model directory was given (--trm)")
         rewards.append(WeightedReward("trm", TRMReward(load_trm(trm_dir)), method.trm))
     if method.tool_bonus:
-        rewards.append(WeightedReward("tool_bonus", ToolBonus(method.tool_bonus_conditional), method.tool_bonus))
+        rewards.append(
+            WeightedReward(
+                "tool_bonus", ToolBonus(method.tool_bonus_conditional, method.tool_bonus_useful), method.tool_bonus
+            )
+        )
     if method.curiosity:
         rewards.append(WeightedReward("curiosity", Curiosity(method.curiosity_rate), method.curiosity))
     if method.call_penalty:

@@ -65,6 +65,12 @@ class Episode:
         return any(t.call_class == "valid_useful" for t in self.calls)
 
     @property
+    def has_valid_call(self) -> bool:
+        """A call that ran and changed the view, judged useful or not (all a benchmark without
+        evidence labels can tell)."""
+        return any(t.call_class in ("valid_useful", "valid_useless", "valid") for t in self.calls)
+
+    @property
     def well_formed(self) -> bool:
         return (
             bool(self.turns)

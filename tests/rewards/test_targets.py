@@ -129,6 +129,11 @@ def test_tool_bonus_without_usefulness_labels_pays_any_call_that_runs(small_worl
     assert ToolBonus(conditional=False, useful=False)(**kw) == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
     # a benchmark's calls are `valid` (no evidence to judge them): the useful-only bonus pays nothing there
     assert ToolBonus(conditional=False)(**kw) == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    from iapo.rewards.method import MethodConfig, make_rewards
+
+    m = MethodConfig(tool_bonus=0.5, tool_bonus_conditional=False, tool_bonus_useful=False)
+    (bonus,) = [r for r in make_rewards(m, small_world.root, None, 0) if r.name == "tool_bonus"]
+    assert bonus.weight == 0.5 and bonus.fn(**kw) == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
 
 
 def test_term_diagnostics_rank_correlation(small_world):

@@ -141,18 +141,28 @@ RUN_RECORD = "run.json"
 
 def claim_run_dir(run_dir: Path, rec: dict) -> None:
     """Write the run's record; a directory holds one config, so resuming it under another config
-    is an error naming the keys that differ."""
+    is an error naming the keys that differ. A key added since the run started counts at its
+    default (a default keeps the earlier behaviour), so a run resumes under a newer version."""
     path = run_dir / RUN_RECORD
     if not path.exists():
         write_json(path, rec)
         return
-    old = json.loads(path.read_text())["config"]
+    old = _with_defaults(json.loads(path.read_text())["config"])
     if old != rec["config"]:
         keys = ", ".join(changed_keys(old, rec["config"])[:6])
         raise ConfigError(
             f"{path}: this run was started with another config ({keys} differ); rerun it with its own "
             f"(`iapo train --config {run_dir} --out NEW_DIR`) or train into another directory"
         )
+
+
+def _with_defaults(config: dict) -> dict:
+    """A recorded config with the keys this version added, at their defaults (as recorded when
+    it does not validate: the comparison then names what differs)."""
+    try:
+        return TrainConfig.model_validate(config).model_dump(mode="json")
+    except ValueError:
+        return config
 
 
 def changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:

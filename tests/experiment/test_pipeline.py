@@ -200,3 +200,10 @@ def test_a_run_directory_refuses_another_config(run, tmp_path):
     other = TrainConfig(method=cfg.methods["iapo"], grpo=cfg.grpo.model_copy(update={"lr": 1.0}), eval=cfg.eval)
     with pytest.raises(ConfigError, match=r"grpo\.lr"):
         claim_run_dir(tmp_path, record(other))
+    # a key added since the run started (here: recorded without it) resumes at its default
+    del rec["config"]["method"]["tool_bonus_useful"]
+    (tmp_path / RUN_RECORD).write_text(json.dumps(rec))
+    claim_run_dir(tmp_path, record(TrainConfig.model_validate(rec["config"])))
+    rec["config"]["method"]["tool_bonus_useful"] = False
+    with pytest.raises(ConfigError, match=r"method\.tool_bonus_useful"):
+        claim_run_dir(tmp_path, record(TrainConfig.model_validate(rec["config"])))

@@ -357,8 +357,10 @@ def _print_summary(out: Path) -> None:
     from iapo.report import accuracy_table, load_results
 
     header, rows, _ = accuracy_table(load_results(out))
-    keep = [0, 1, *range(header.index("average"), len(header))]  # per-split columns are in the report
-    t = Table(title="test accuracy %, mean [95% CI] over seeds (all test splits + ood averaged)")
+    keep = [0, 1, header.index("average")]  # per-split columns and every comparison are in the report
+    t = Table(
+        title="test accuracy %, mean [95% CI], the zoo as the unit (one zoo: the run); test splits + ood averaged"
+    )
     for i in keep:
         t.add_column(header[i], no_wrap=True)
     for r in rows:
@@ -415,6 +417,54 @@ def report(
         raise IapoError(str(e)) from None
     _print_summary(run_dir)
     console.print(f"report: {html}")
+
+
+@app.command()
+@friendly
+def compare(
+    runs: Annotated[Path, typer.Argument(help="runs.csv (or a run directory holding one; `iapo report` writes it).")],
+    primary: Annotated[tuple[str, str], typer.Option(help="The pre-registered primary contrast: A B.")],
+    vs: Annotated[
+        list[str] | None, typer.Option(help="Reference arm(s): every arm against each, Holm-adjusted.")
+    ] = None,
+) -> None:
+    """Accuracies and comparisons of a grid's runs with the zoo as the unit (as the report computes them)."""
+    from iapo.report import compare_markdown, read_runs_csv
+
+    try:
+        arms, _ = read_runs_csv(runs)
+        print(compare_markdown(arms, primary, vs or [primary[1]]))
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise IapoError(str(e).strip("'\"")) from None
+
+
+@app.command()
+@friendly
+def plan(
+    runs: Annotated[Path, typer.Argument(help="A pilot's runs.csv (or its run directory).")],
+    a: Annotated[str, typer.Option(help="Arm A of the contrast to power.")],
+    b: Annotated[str, typer.Option(help="Arm B.")],
+    effects: Annotated[list[float] | None, typer.Option(help="True differences to detect, in points [5, 10].")] = None,
+    zoos: Annotated[list[int] | None, typer.Option(help="Numbers of zoos to consider [2 4 6 8 10].")] = None,
+    seeds: Annotated[list[int] | None, typer.Option(help="RL seeds per arm and zoo to consider [3 4 8].")] = None,
+    arms: Annotated[int, typer.Option(help="Arms of the planned grid (for the wall time).")] = 8,
+    workers: Annotated[int, typer.Option(help="Runs trained at once.")] = 2,
+    minutes_per_run: Annotated[
+        float | None, typer.Option(help="Minutes per run (default: the pilot's measured mean).")
+    ] = None,
+) -> None:
+    """How many zoos x seeds detect a difference with 80% power, and the grid's wall time, from a pilot."""
+    from iapo.report import plan_markdown, read_runs_csv
+
+    try:
+        per_run, minutes = read_runs_csv(runs)
+        for m in (a, b):
+            if m not in per_run:
+                raise KeyError(f"{m!r} is not in {runs} (have: {', '.join(per_run)})")
+        grid = (effects or [5.0, 10.0], zoos or [2, 4, 6, 8, 10], seeds or [3, 4, 8])
+        print(plan_markdown(per_run, minutes, a, b, *grid, arms, workers, minutes_per_run))
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise IapoError(str(e).strip("'\"")) from None
 
 
 @app.command()

@@ -45,11 +45,21 @@ log = logging.getLogger(__name__)
 
 
 class ReportRoles(StrictModel):
-    """Which methods the report compares: every method against `baseline`, the verdict and the
-    ablation column against `proposed`."""
+    """Which methods the report compares: every method against `baseline`, the ablation column
+    against `proposed`; the verdict is `primary` alone, named before the grid runs (it is written
+    to experiment.json with the rest of the config), every other comparison is exploratory."""
 
     baseline: str = "outcome"
     proposed: str = "iapo"
+    primary: tuple[str, str] | None = Field(
+        None,
+        description="the pre-registered primary contrast [A, B]: the verdict tests A - B alone, with the zoo as "
+        "the unit; None: [proposed, baseline]",
+    )
+
+    @property
+    def primary_contrast(self) -> tuple[str, str]:
+        return self.primary or (self.proposed, self.baseline)
 
 
 class ZooAcceptance(StrictModel):
@@ -96,9 +106,13 @@ class ExperimentConfig(StrictModel):
             raise ValueError("methods: define at least one method")
         if "sft" in self.methods:
             raise ValueError("methods: 'sft' is reserved for the SFT student baseline")
-        for role, name in self.report.model_dump().items():
-            if name not in self.methods:
+        roles = {"baseline": self.report.baseline, "proposed": self.report.proposed}
+        roles |= {f"primary[{i}]": n for i, n in enumerate(self.report.primary or ())}
+        for role, name in roles.items():
+            if name not in self.methods and not (role.startswith("primary") and name == "sft"):
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
+        if self.report.primary and self.report.primary[0] == self.report.primary[1]:
+            raise ValueError("report.primary: compare two different methods, e.g. [iapo, outcome]")
         if self.zoo_accept is not None and self.zoo_accept.role not in self.zoo.roles:
             raise ValueError(f"zoo_accept.role: {self.zoo_accept.role!r} is not a zoo role")
         for name in self.method_seeds:

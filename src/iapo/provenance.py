@@ -72,9 +72,14 @@ def record(config: BaseModel, **context: Any) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic: a reader never sees half a file."""
+def write_text(path: Path, text: str) -> None:
+    """Atomic: a reader never sees half a file (written beside it, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic, as `write_text`."""
+    write_text(path, json.dumps(data, indent=1))

@@ -2,18 +2,21 @@
 
 Reads only what `iapo.experiment` wrote (results, metric logs, the records of each run and of
 the experiment with their resolved configs), so a report can be regenerated at any time. Every
-number carries its n; intervals are 95%: for methods a bootstrap over seeds and test questions
-(`iapo.stats.bootstrap_ci`: it stays in [0, 100] by construction), Wilson intervals for the
-single SFT evaluation, percentile bootstraps over seeds for steps and call rates; per-seed values
-are shown beside them.
+interval and test takes each run's test accuracy as its data, with the zoo as the unit when a
+grid has several (`iapo.stats`); the verdict is the pre-registered primary contrast alone, every
+other comparison is exploratory and Holm-adjusted, and each comparison is computed once
+(`comparisons`) and shown with the same numbers wherever it appears. Per-question views are
+description. `runs.csv` holds one row per run for re-analysis and `iapo plan`.
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import math
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -22,8 +25,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from iapo.provenance import write_text
 from iapo.rollout.episode import COMPONENTS
-from iapo.stats import CI, bootstrap_ci, bootstrap_p, paired_test, percentile_ci, wilson
+from iapo.stats import (
+    CI,
+    Contrast,
+    arm_ci,
+    contrast,
+    holm,
+    percentile_ci,
+    plan_grid,
+    values,
+    variance_components,
+    wilson,
+)
 from iapo.tools.session import CallClass
 from iapo.viz import write_gallery
 
@@ -91,8 +106,162 @@ def _p(x: float) -> str:
 # --- tables -------------------------------------------------------------------------------------
 
 
+def average_accuracy(r: dict, splits: list[str] | None = None) -> float:
+    """A run's accuracy: the mean over test splits (each split weighted equally) of its accuracy."""
+    return float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in (splits or sorted(r["splits"]))]))
+
+
+def arm_runs(results: list[dict], splits: list[str] | None = None) -> dict[str, dict]:
+    """method -> zoo (None with one zoo) -> {seed: accuracy}: the only input of every interval
+    and test in the report (questions enter through each run's accuracy)."""
+    out: dict[str, dict] = defaultdict(dict)
+    for r in sorted(results, key=lambda r: (r.get("zoo") is not None, r.get("zoo") or 0, r["seed"] or 0)):
+        out[r["method"]].setdefault(r.get("zoo"), {})[r["seed"]] = average_accuracy(r, splits)
+    return dict(out)
+
+
+def _n_zoos(results: list[dict]) -> int:
+    return len({r.get("zoo") for r in results})
+
+
+def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dict[str, CI]]:
+    """Rows: method; columns: runs, each test split and their average, mean [95% CI] with the
+    zoo as the unit (`stats.arm_ci`); the SFT student evaluated once on one zoo gets Wilson
+    intervals over its questions (nothing else varies)."""
+    splits = sorted(results[0]["splits"])
+    by_split = {s: arm_runs(results, [s]) for s in splits}
+    avg = arm_runs(results)
+    rows, arms = [], {}
+    for m, zoos in avg.items():
+        single = sum(map(len, zoos.values())) == 1
+        if single:
+            (r,) = [x for x in results if x["method"] == m]
+            q = _per_question(r, splits)
+            cells = [_fmt(_wilson_of(r["splits"][s]["accuracy"])) for s in splits]
+            arms[m] = wilson(sum(q.values()), len(q))
+            cells.append(_fmt(arms[m]) + " (questions)")
+        else:
+            cells = [_fmt(arm_ci(by_split[s][m])) for s in splits]
+            arms[m] = arm_ci(zoos)
+            cells.append(_fmt(arms[m]))
+        rows.append([m, str(sum(map(len, zoos.values()))), *cells])
+    return ["method", "runs", *splits, "average"], rows, arms
+
+
+def _wilson_of(acc: dict) -> CI:
+    return CI(acc["mean"], acc["ci_low"], acc["ci_high"], acc["n"])
+
+
 def _per_question(r: dict, splits: list[str]) -> dict[str, float]:
     return {f"{s}:{e['id']}": float(e["correct"]) for s in splits for e in r["episodes"][s]}
+
+
+def comparisons(
+    arms: dict[str, dict], baseline: str, proposed: str, primary: tuple[str, str] | None,
+    incentive: str | None = None, variants: list[str] | None = None,
+) -> list[Contrast]:  # fmt: skip
+    """Every comparison the report shows, each computed once (`stats.contrast`) from `arms`
+    (method -> zoo -> per-run accuracies, `arm_runs`): the primary contrast named in the config
+    (confirmatory), then every method against the baseline, against the best incentive on val,
+    and every attribution variant (`variants`) against the proposed method (exploratory:
+    Holm-adjusted together)."""
+    methods = [m for m in arms if m != "sft"]
+    pairs = [primary] if primary and all(x in arms for x in primary) else []
+    pairs += [(m, baseline) for m in methods if m != baseline and baseline in arms]
+    if incentive in arms:
+        pairs += [(m, incentive) for m in methods if m != incentive]
+    pairs += [(m, proposed) for m in variants or [] if m in arms and m != proposed and proposed in arms]
+    seen, out = set(), []
+    for a, b in pairs:
+        if frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
+            c = contrast(arms[a], arms[b], (a, b))
+            out.append(replace(c, primary=bool(primary) and (a, b) == tuple(primary)))
+    return holm(out)
+
+
+def attribution_variants(configs: dict[str, dict]) -> list[str]:
+    """The methods with an attribution term."""
+    return [m for m, c in configs.items() if (c or {}).get("attribution")]
+
+
+def find(contrasts: list[Contrast], a: str, b: str) -> Contrast | None:
+    return next((c for c in contrasts if (c.a, c.b) == (a, b)), None)
+
+
+def _diff(c: Contrast | None) -> str:
+    """`+20.6 [12.1, 29.0]`: a difference in points with its 95% CI."""
+    if c is None or math.isnan(c.diff):
+        return ""
+    ci = "" if math.isnan(c.low) else f" [{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
+    return f"{100 * c.diff:+.1f}{ci}"
+
+
+def _pts(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}"
+
+
+CONTRAST_HEAD = ["A", "B", "role", "unit (n)", "A %", "B %", "A - B [95% CI]", "p", "p Holm", "p sign-flip",
+                 "MDE (80%)", "reading"]  # fmt: skip
+
+
+def contrasts_table(contrasts: list[Contrast]) -> tuple[list[str], list[list[str]]]:
+    """One row per comparison: the means it compares (on the units it uses), their difference
+    with its interval, the test over units, Holm's adjustment, the exact sign-flip p over zoos,
+    the design's minimum detectable effect, and what that supports in words."""
+    rows = [
+        [
+            c.a,
+            c.b,
+            "primary" if c.primary else "exploratory",
+            f"{c.unit}s ({c.n_units})",
+            _pts(c.mean_a),
+            _pts(c.mean_b),
+            _diff(c),
+            _p(c.p),
+            "" if c.p_holm is None else _p(c.p_holm),
+            _p(c.p_sign_flip),
+            _pts(c.mde),
+            c.reading(),
+        ]
+        for c in contrasts
+    ]
+    return CONTRAST_HEAD, rows
+
+
+def per_zoo_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Each method's mean accuracy on each zoo (runs in brackets): where a zoo carries a result."""
+    arms = arm_runs(results)
+    zoos = sorted({z for a in arms.values() for z in a}, key=lambda z: (z is None, z or 0))
+    rows = [[m, *(f"{100 * values(a[z]).mean():.1f} ({len(a[z])})" if z in a else "" for z in zoos)]
+            for m, a in arms.items()]  # fmt: skip
+    return ["method", *(f"zoo {z}" for z in zoos)], rows
+
+
+def versus_sft_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Each method minus the SFT student it starts from, per test split: points [95% CI], the zoo
+    as the unit (one zoo: the runs against the SFT student's one greedy evaluation). Descriptive,
+    no test: it shows where RL raises or lowers a split (e.g. OOD)."""
+    splits = sorted(results[0]["splits"])
+    per = {s: arm_runs(results, [s]) for s in splits}
+    if "sft" not in per[splits[0]]:
+        return [], []
+    rows = [[m, *(_diff(contrast(per[s][m], per[s]["sft"], (m, "sft"))) for s in splits)]
+            for m in per[splits[0]] if m != "sft"]  # fmt: skip
+    return ["method", *splits], rows
+
+
+def question_view(results: list[dict], a: str, b: str) -> tuple[list[str], list[list[str]]]:
+    """Where two methods differ, per test split: questions that A answers right in more of its
+    runs than B, in fewer, and as often. Description only: questions are not a unit of
+    replication (a seed that shifts moves every question at once), so no p is attached."""
+    rows = []
+    for s in sorted(results[0]["splits"]):
+        rate = {m: _mean_per_question([r for r in results if r["method"] == m], [s]) for m in (a, b)}
+        keys = sorted(set(rate[a]) & set(rate[b]))
+        d = np.array([rate[a][k] - rate[b][k] for k in keys])
+        rows.append([s, str(len(keys)), str(int((d > 0).sum())), str(int((d < 0).sum())), str(int((d == 0).sum()))])
+    return ["split", "questions", f"{a} right more often", f"{b} right more often", "as often"], rows
 
 
 def _mean_per_question(runs: list[dict], splits: list[str]) -> dict[str, float]:
@@ -102,89 +271,6 @@ def _mean_per_question(runs: list[dict], splits: list[str]) -> dict[str, float]:
         for k, v in _per_question(r, splits).items():
             acc[k].append(v)
     return {k: float(np.mean(v)) for k, v in acc.items()}
-
-
-def _question_matrix(runs: list[dict], split: str) -> np.ndarray:
-    """(runs, questions) correctness on one split, questions in one order for every run."""
-    ids = sorted({e["id"] for e in runs[0]["episodes"][split]})
-    per = [{e["id"]: float(e["correct"]) for e in r["episodes"][split]} for r in runs]
-    return np.array([[p.get(i, np.nan) for i in ids] for p in per])
-
-
-def paired_stats(runs: list[dict], partners: list[dict], splits: list[str]) -> dict | None:
-    """`runs` against the `partners` run of the same zoo and seed: the mean difference of per-run
-    average accuracy; p over runs (paired t; `p_seeds` is the verdict's run-level p: the zoo-aware
-    bootstrap when the pairs span several zoos), over questions (each question's correctness
-    averaged over the paired runs) and by the bootstrap over zoos, runs and questions."""
-    base = {(r.get("zoo"), r["seed"]): r for r in partners}
-    paired = [r for r in runs if (r.get("zoo"), r["seed"]) in base]
-    if not paired:
-        return None
-    partner = [base[(r.get("zoo"), r["seed"])] for r in paired]
-    pt = paired_test(
-        [float(np.mean([r["splits"][s]["accuracy"]["mean"] for s in splits])) for r in paired],
-        [float(np.mean([b["splits"][s]["accuracy"]["mean"] for s in splits])) for b in partner],
-    )
-    qa, qb = _mean_per_question(paired, splits), _mean_per_question(partner, splits)
-    keys = sorted(set(qa) & set(qb))
-    pq = paired_test([qa[k] for k in keys], [qb[k] for k in keys])
-    zoos = [r.get("zoo") for r in paired]
-    diffs = [_question_matrix(paired, s) - _question_matrix(partner, s) for s in splits]
-    pb = bootstrap_p(diffs, zoos if len(set(zoos)) > 1 else None)
-    p_runs = pb if len(set(zoos)) > 1 else pt.p_t
-    return {"diff": pt.diff.mean, "n": len(paired), "p_t": pt.p_t, "p_seeds": p_runs, "p_questions": pq.p_t,
-            "p_bootstrap": pb}  # fmt: skip
-
-
-def accuracy_table(results: list[dict], baseline: str = BASELINE) -> tuple[list[str], list[list[str]], dict]:
-    """Rows: method; columns: each test split, the average, paired tests vs the baseline method."""
-    splits = sorted(results[0]["splits"])
-    by_m: dict[str, list[dict]] = defaultdict(list)
-    for r in results:
-        by_m[r["method"]].append(r)
-    header = [
-        "method", "runs", *splits, "average", "p vs sft (questions, t)",
-        f"diff vs {baseline}", "p (runs, t)", "p (questions, t)", "p (bootstrap)",
-    ]  # fmt: skip
-    rows, stats = [], {}
-    sft_q = _mean_per_question(by_m["sft"], splits) if "sft" in by_m else {}
-    for m, rs in by_m.items():
-        cells = [m, str(len(rs))]
-        zoos = [r.get("zoo") for r in rs]
-        clusters = zoos if len(set(zoos)) > 1 else None  # several zoos: resample zoos, then runs in them
-        if len(rs) == 1:  # one run (the SFT student): Wilson intervals over its questions
-            for s in splits:
-                acc = rs[0]["splits"][s]["accuracy"]
-                cells.append(_fmt(CI(acc["mean"], acc["ci_low"], acc["ci_high"], acc["n"])))
-            q = _per_question(rs[0], splits)
-            a = wilson(sum(q.values()), len(q))
-            cells.append(_fmt(a) + " (questions)")
-        else:
-            strata = {s: _question_matrix(rs, s) for s in splits}
-            for s in splits:
-                cells.append(_fmt(bootstrap_ci([strata[s]], clusters)))
-            a = bootstrap_ci(list(strata.values()), clusters)
-            cells.append(_fmt(a))
-        stats[m] = {"average": a}
-        if m != "sft" and sft_q:
-            qm = defaultdict(list)
-            for r in rs:
-                for k, v in _per_question(r, splits).items():
-                    qm[k].append(v)
-            keys = sorted(set(qm) & set(sft_q))
-            p_sft = paired_test([float(np.mean(qm[k])) for k in keys], [sft_q[k] for k in keys]).p_t
-            cells.append(_p(p_sft))
-            stats[m]["p_vs_sft"] = p_sft
-        else:
-            cells.append("")
-        pair = paired_stats(rs, by_m.get(baseline, []), splits) if m != baseline else None
-        if pair:
-            cells += [f"{100 * pair['diff']:+.1f}", _p(pair["p_t"]), _p(pair["p_questions"]), _p(pair["p_bootstrap"])]
-            stats[m].update(pair)
-        else:
-            cells += ["", "", "", ""]
-        rows.append(cells)
-    return header, rows, stats
 
 
 def incentives(configs: dict[str, dict]) -> list[str]:
@@ -198,22 +284,6 @@ def best_on_val(curves: dict[str, list[list[dict]]], names: list[str]) -> str | 
     scored = {m: float(np.nanmean(final_val(curves[m]))) for m in names if curves.get(m)}
     scored = {m: v for m, v in scored.items() if math.isfinite(v)}
     return max(scored, key=scored.__getitem__) if scored else None
-
-
-def versus_table(results: list[dict], reference: str) -> tuple[list[str], list[list[str]], dict]:
-    """Every method against `reference` (e.g. the best tool-use incentive), paired by zoo and seed."""
-    splits = sorted(results[0]["splits"])
-    by_m: dict[str, list[dict]] = defaultdict(list)
-    for r in results:
-        by_m[r["method"]].append(r)
-    rows, stats = [], {}
-    for m, rs in by_m.items():
-        if m in ("sft", reference) or not (pair := paired_stats(rs, by_m.get(reference, []), splits)):
-            continue
-        stats[m] = pair
-        rows.append([m, str(pair["n"]), f"{100 * pair['diff']:+.1f}", _p(pair["p_seeds"]), _p(pair["p_questions"])])
-    head = ["method", "pairs", f"diff vs {reference}", "p (runs; zoo-aware)", "p (questions, t)"]
-    return head, rows, stats
 
 
 def final_val(curves: list[list[dict]]) -> list[float]:
@@ -430,49 +500,41 @@ def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
 
 
 def ablation_table(
-    stats: dict, methods: dict | None = None, baseline: str = BASELINE, proposed: str = "iapo"
-) -> tuple[list[str], list[list[str]]]:
-    """Every method with an attribution term. `methods`: the experiment's method configs
-    (experiment.json), to say what each variant asks."""
+    arms: dict[str, CI], contrasts: list[Contrast], methods: dict | None = None, baseline: str = BASELINE,
+    proposed: str = "iapo",
+) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+    """Every method with an attribution term: what it asks (from its config), its accuracy, and
+    its comparisons with the baseline and the proposed method (the same contrasts as elsewhere)."""
     rows = []
     methods = methods or {}
-    ref = stats.get(proposed, {}).get("average")
-    for m, s in stats.items():
+    for m, ci in arms.items():
         if not (methods.get(m, {}).get("attribution") or (not methods and m.startswith("iapo"))):
             continue
-        q = ablation_question(m, methods, proposed)
-        d_iapo = "" if ref is None or m == proposed else f"{100 * (s['average'].mean - ref.mean):+.1f}"
-        rows.append(
-            [
-                m,
-                q,
-                _fmt(s["average"]),
-                f"{100 * s.get('diff', math.nan):+.1f}",
-                _p(s.get("p_questions", math.nan)),
-                d_iapo,
-            ]
-        )
-    return ["run", "question", "average acc % [95% CI]", f"vs {baseline}", "p (questions)", f"vs {proposed}"], rows
+        vs_p = "" if m == proposed else _diff(find(contrasts, m, proposed))
+        rows.append([m, ablation_question(m, methods, proposed), _fmt(ci), _diff(find(contrasts, m, baseline)), vs_p])
+    return ["run", "question", "average acc % [95% CI]", f"vs {baseline}", f"vs {proposed}"], rows
 
 
 def headline_table(
-    stats: dict, vs: dict, runs: dict[str, dict[str, list[dict]]], baseline: str, incentive: str | None
-) -> tuple[list[str], list[list[str]]]:
-    """One row per method: accuracy, the paired difference to the baseline and to the best
-    incentive (p over runs, zoo-aware, / over questions), and how many runs find the tools."""
+    arms: dict[str, CI], contrasts: list[Contrast], runs: dict[str, dict[str, list[dict]]], baseline: str,
+    incentive: str | None,
+) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+    """One row per method: accuracy, its difference to the baseline and to the best incentive
+    (points [95% CI], p: Holm-adjusted unless the contrast is the primary one), and how many runs
+    find the tools."""
 
-    def diff(s: dict | None) -> str:
-        if not s or "diff" not in s:
+    def cell(c: Contrast | None) -> str:
+        if c is None or math.isnan(c.diff):
             return ""
-        return f"{100 * s['diff']:+.1f} ({_p(s['p_seeds'])} / {_p(s['p_questions'])})"
+        return f"{_diff(c)} (p {_p(c.p_used)}{'' if c.primary else ' adj.'})"
 
     rows = []
-    for m, s in stats.items():
+    for m, ci in arms.items():
         found = [found_step(v) for v in runs.get(m, {}).values()]
-        rows.append([m, _fmt(s["average"]), diff(s), diff(vs.get(m)),
+        rows.append([m, _fmt(ci), cell(find(contrasts, m, baseline)), cell(find(contrasts, m, incentive or "")),
                      f"{sum(f is not None for f in found)}/{len(found)}" if found else ""])  # fmt: skip
-    head = ["method", "average test accuracy % [95% CI]", f"vs {baseline} (p runs / questions)",
-            f"vs {incentive or 'best incentive'} (p runs / questions)", "runs that find the tools"]  # fmt: skip
+    head = ["method", "average test accuracy % [95% CI]", f"vs {baseline}", f"vs {incentive or 'best incentive'}",
+            "runs that find the tools"]  # fmt: skip
     return head, rows
 
 
@@ -640,27 +702,114 @@ CSS = (
 )
 
 
+def primary_of(roles: dict) -> tuple[str, str]:
+    """The pre-registered primary contrast of an experiment (`report.primary`, else proposed vs
+    baseline)."""
+    p = roles.get("primary")
+    return (p[0], p[1]) if p else (roles.get("proposed", "iapo"), roles.get("baseline", BASELINE))
+
+
+def write_runs_csv(results: list[dict], path: Path) -> None:
+    """One row per run: method, zoo, seed, average and per-split test accuracy, training minutes:
+    what `iapo plan` and any re-analysis read (no question-level data needed)."""
+    splits = sorted(results[0]["splits"])
+    lines = [",".join(["method", "zoo", "seed", "accuracy", *splits, "train_minutes"])]
+    for r in sorted(results, key=lambda r: (r["method"], r.get("zoo") or 0, r["seed"] or 0)):
+        minutes = r.get("train_seconds", math.nan) / 60 if r.get("train_seconds") is not None else math.nan
+        vals = [average_accuracy(r), *(r["splits"][s]["accuracy"]["mean"] for s in splits)]
+        zoo, seed = ("" if r.get(k) is None else str(r[k]) for k in ("zoo", "seed"))
+        lines.append(",".join([r["method"], zoo, seed, *(f"{v:.6f}" for v in vals), f"{minutes:.2f}"]))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def read_runs_csv(path: Path) -> tuple[dict[str, dict], dict[str, float]]:
+    """(method -> zoo -> per-run accuracies, method -> mean training minutes) from a runs.csv
+    (`write_runs_csv`; a run directory means its runs.csv). Bad rows are named, not skipped."""
+    path = path / "runs.csv" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no runs.csv (write one with `iapo report RUN_DIR`)")
+    arms: dict[str, dict] = defaultdict(dict)
+    minutes: dict[str, list[float]] = defaultdict(list)
+    with path.open() as f:
+        for i, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                zoo, seed = (int(row[k]) if row[k] not in ("", None) else None for k in ("zoo", "seed"))
+                arms[row["method"]].setdefault(zoo, {})[seed] = float(row["accuracy"])
+                if row.get("train_minutes") not in ("", None, "nan"):
+                    minutes[row["method"]].append(float(row["train_minutes"]))
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}, line {i}: {e!r} (columns: method, zoo, seed, accuracy, ...)") from None
+    return dict(arms), {m: float(np.mean(v)) for m, v in minutes.items() if v}
+
+
+def compare_markdown(arms: dict[str, dict], primary: tuple[str, str], references: list[str]) -> str:
+    """The arms' accuracies and their comparisons as Markdown: `primary` confirmatory, every arm
+    against each of `references` exploratory (Holm), as a report computes them."""
+    missing = [m for m in dict.fromkeys((*primary, *references)) if m not in arms]
+    if missing:
+        raise KeyError(f"not in the runs: {', '.join(missing)} (have: {', '.join(arms)})")
+    contrasts, seen = [], set()
+    for i, ref in enumerate(references or [primary[1]]):
+        for c in comparisons(arms, ref, primary[0], primary if i == 0 else None):
+            if frozenset((c.a, c.b)) not in seen:
+                seen.add(frozenset((c.a, c.b)))
+                contrasts.append(replace(c, p_holm=None))
+    contrasts = holm(contrasts)
+    n_zoos = len({z for a in arms.values() for z in a})
+    rows = [[m, str(sum(map(len, a.values()))), _fmt(arm_ci(a))] for m, a in arms.items()]
+    out = [f"**{_verdict(next((c for c in contrasts if c.primary), None), primary)}**", "", _design_caveat(n_zoos), "",
+           _md_table(["method", "runs", "accuracy % [95% CI]"], rows), _md_table(*contrasts_table(contrasts))]  # fmt: skip
+    return "\n".join(out)
+
+
+def plan_markdown(
+    arms: dict[str, dict], minutes: dict[str, float], a: str, b: str, effects: list[float], zoos: list[int],
+    seeds: list[int], n_arms: int, workers: int, minutes_per_run: float | None = None,
+) -> str:  # fmt: skip
+    """How many zoos x seeds detect each effect (points) with 80% power, from the variance
+    components of a pilot's A and B runs, and the wall time of a grid of `n_arms` arms at the
+    pilot's measured minutes per run (mean over all its methods; `minutes_per_run` when the
+    pilot recorded none) with `workers` runs at once."""
+    comp = variance_components(arms[a], arms[b])
+    per_run = minutes_per_run or (float(np.mean(list(minutes.values()))) if minutes else math.nan)
+    rows = []
+    for r in plan_grid(comp, [e / 100 for e in effects], zoos, seeds):
+        hours = r["runs_per_arm"] * n_arms * per_run / workers / 60
+        rows.append([str(r["zoos"]), str(r["seeds"]), str(r["runs_per_arm"]),
+                     *(f"{100 * r[f'power@{e / 100:g}']:.0f}" for e in effects), f"{hours:.1f}"])  # fmt: skip
+    head = ["zoos", "seeds per zoo", "runs per arm", *(f"power @ {e:g} pts %" for e in effects),
+            f"hours ({n_arms} arms, {workers} workers)"]  # fmt: skip
+    sd = f"run sd {100 * math.sqrt(comp.run):.1f} points, zoo x method sd {100 * math.sqrt(comp.interaction):.1f}"
+    note = (f"Pilot {a} vs {b}: {comp.n_runs} runs on {comp.n_zoos} zoo(s); {sd} (method of moments"
+            f"{'; one zoo: the zoo x method part cannot be estimated and is taken as 0' if comp.n_zoos < 2 else ''}); "
+            + (f"{per_run:.1f} min per run. " if math.isfinite(per_run) else "no run time recorded (--minutes-per-run). ")
+            + "Zoo builds not included.")  # fmt: skip
+    return note + "\n\n" + _md_table(head, rows)
+
+
 def write_report(run_dir: Path) -> Path:
-    """Write report.html, report.md and fig_*.png into `run_dir`; returns the HTML path."""
+    """Write report.html, report.md, runs.csv and fig_*.png into `run_dir`; returns the HTML path."""
     results = load_results(run_dir)
     runs = load_run_curves(run_dir)
     curves = {m: list(by.values()) for m, by in runs.items()}
     meta = json.loads((run_dir / "experiment.json").read_text()) if (run_dir / "experiment.json").exists() else {}
     roles = meta.get("config", {}).get("report") or {}
     baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
-    acc_h, acc_r, stats = accuracy_table(results, baseline)
+    primary = primary_of(roles)
+    configs = method_configs(run_dir, meta)
+    incentive = best_on_val(curves, incentives(configs))
+    contrasts = comparisons(arm_runs(results), baseline, proposed, primary, incentive, attribution_variants(configs))
+    acc_h, acc_r, arms = accuracy_table(results)
+    write_runs_csv(results, run_dir / "runs.csv")
     eff_h, eff_r = sample_efficiency(curves, baseline)
     col_h, col_r = tool_collapse(results)
     seed_h, seed_r = per_seed_table(results)
     diag_h, diag_r = diagnostics_table(curves)
-    configs = method_configs(run_dir, meta)
-    abl_h, abl_r = ablation_table(stats, configs, baseline, proposed)
+    abl_h, abl_r = ablation_table(arms, contrasts, configs, baseline, proposed)
     found_h, found_r = tools_found_table(runs)
     attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
     early_h, early_r = early_steps_table(runs, attr_methods)
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
-    per_zoo = [(f"Accuracy on zoo {z} alone (%, mean [95% CI] over its seeds)",
-                *accuracy_table([r for r in results if r.get("zoo") == z], baseline)[:2]) for z in zoos]  # fmt: skip
     figs = {
         "fig_val_runs.png": ("Val accuracy of every run (a line per run, a colour per zoo)", fig_val_curves, runs),
         "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
@@ -680,33 +829,36 @@ def write_report(run_dir: Path) -> Path:
         fn(data, run_dir / name)
     gallery = write_gallery(run_dir, sorted({r["method"] for r in results} - {"sft"}))
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
-    verdict = _verdict(stats, baseline, proposed)
-    incentive = best_on_val(curves, incentives(configs))
-    vs_h, vs_r, vs_stats = versus_table(results, incentive) if incentive else ([], [], {})
-    vp_h, vp_r, _ = versus_table(results, proposed) if proposed in runs else ([], [], {})
-    if incentive and proposed in vs_stats:
-        verdict += " " + _verdict({proposed: vs_stats[proposed], incentive: {}}, incentive, proposed)
-    over = "zoos x seeds" if zoos else "seeds"
-    head_h, head_r = headline_table(stats, vs_stats, runs, baseline, incentive)
+    main = next((c for c in contrasts if c.primary), None)
+    verdict = _verdict(main, primary)
+    over = "zoos" if len(zoos) > 1 else "runs of one zoo"
+    head_h, head_r = headline_table(arms, contrasts, runs, baseline, incentive)
+    con_h, con_r = contrasts_table(contrasts)
+    zoo_h, zoo_r = per_zoo_table(results) if len(zoos) > 1 else ([], [])
+    sft_h, sft_r = versus_sft_table(results)
+    q_h, q_r = question_view(results, *primary) if main else ([], [])
     sections = [
-        (f"Headline: over {over}; p over runs is zoo-aware when there are several zoos", head_h, head_r),
-        (f"Accuracy on the test splits (%, mean [95% CI] over {over} and questions)", acc_h, acc_r),
-        *per_zoo,
-        (f"Against the best tool-use incentive on val ({incentive})", vs_h, vs_r),
-        (f"Against {proposed} (the other targets and teachers)", vp_h, vp_r),
+        (f"Headline: accuracy and differences with the {over} as the unit", head_h, head_r),
+        ("Every comparison (diff = A - B on the same runs; p Holm: exploratory family)", con_h, con_r),
+        (f"Accuracy on the test splits (%, mean [95% CI], the {over} as the unit)", acc_h, acc_r),
+        ("Mean accuracy per zoo (%, runs in brackets)", zoo_h, zoo_r),
+        ("Against the SFT student, per test split (points [95% CI]; descriptive)", sft_h, sft_r),
+        (f"Where {primary[0]} and {primary[1]} differ, question by question (description, no test)", q_h, q_r),
         ("Average test accuracy per run (%)", seed_h, seed_r),
         ("Sample efficiency", eff_h, eff_r),
         ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,
          found_r),
         ("Does tool use collapse?", col_h, col_r),
-        (f"What the attribution term rewards (training, mean over steps and {over})", diag_h, diag_r),
+        ("What the attribution term rewards (training, mean over steps and runs)", diag_h, diag_r),
         ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
         ("Ablations: the three open questions", abl_h, abl_r),
     ]  # fmt: skip
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
-    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs.\n\n**{verdict}**\n"]
+    caveat = _design_caveat(len(zoos))
+    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs.\n\n**{verdict}**\n\n"
+          f"{caveat}\n"]  # fmt: skip
     body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; {where}; "
-            f"{len(results)} runs.</p><p><b>{html.escape(verdict)}</b></p>"]  # fmt: skip
+            f"{len(results)} runs.</p><p><b>{html.escape(verdict)}</b></p><p>{html.escape(caveat)}</p>"]  # fmt: skip
     for title, h, r in sections:
         if len(r) < (2 if title.startswith("Ablations") else 1):
             continue  # nothing to compare
@@ -723,48 +875,57 @@ def write_report(run_dir: Path) -> Path:
         md.append(f"## {title}\n\n{note}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in gallery) + "\n")
         body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
                     + "".join(f"<img src='{p.name}' alt='{p.stem}'>" for p in gallery))  # fmt: skip
-    notes = (
-        "SFT is the student before RL, evaluated once (greedy decoding, so seed-independent); its intervals are "
-        "Wilson intervals over questions, the methods' are percentile bootstraps that resample zoos (when there "
-        "are several), runs within them and, within each test split, questions (they stay in [0, 100]). Runs are "
-        "paired with the baseline run of the same zoo and seed. p (runs, t): paired t-test on per-run average "
-        "accuracy; p (questions, t): paired t-test on each test question's correctness averaged over the paired "
-        "runs; p (bootstrap): the same resampling applied to the paired differences (zoo-aware). With few runs "
-        "a bootstrap understates the run-level spread (3 runs allow 10 distinct resamples), so with one zoo the "
-        "verdict uses the t-test over runs; with several zoos it uses the bootstrap p. Test splits were evaluated "
-        "once, after training; val was used for curves."
-    )
-    md.append(f"## Notes\n\n{notes}\n")
-    body.append(f"<h2>Notes</h2><p>{html.escape(notes)}</p>")
+    md.append(f"## Notes\n\n{NOTES}\n")
+    body.append(f"<h2>Notes</h2><p>{html.escape(NOTES)}</p>")
     if meta:
         dump = json.dumps(meta, indent=1)
         md.append(f"## Config, versions, wall time\n\n```json\n{dump}\n```\n")
         body.append(f"<h2>Config, versions, wall time</h2><pre>{html.escape(dump)}</pre>")
-    (run_dir / "report.md").write_text("\n".join(md))
+    write_text(run_dir / "report.md", "\n".join(md))
     out = run_dir / "report.html"
-    out.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>IAPO report</title>"
-                   f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
+    write_text(out, f"<!doctype html><html><head><meta charset='utf-8'><title>IAPO report</title>"
+                    f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
     return out
 
 
-def _verdict(stats: dict, baseline: str = BASELINE, proposed: str = "iapo") -> str:
-    """A win needs both tests: questions are not the unit of replication of an RL run, runs are
-    (a seed whose policy has not yet switched to tools moves hundreds of questions at once); with
-    several zoos the run-level test resamples zoos too (a zoo can carry a result alone)."""
-    if proposed not in stats or baseline not in stats:
-        return f"{proposed} vs {baseline}: not both in this run."
-    s = stats[proposed]
-    d, pq, ps = 100 * s.get("diff", math.nan), s.get("p_questions", math.nan), s.get("p_seeds", math.nan)
-    if math.isnan(d):
-        return f"{proposed} vs {baseline}: no paired runs."
-    sig_q, sig_s = pq < 0.05, ps < 0.05  # False for nan
-    tests = f"p = {_p(ps)} over runs, {_p(pq)} over questions"
-    if d > 0 and sig_q and sig_s:
-        return f"{proposed} beats {baseline} here: {d:+.1f} points average accuracy ({tests})."
-    if d > 0 and sig_q:
-        return (
-            f"{proposed} is above {baseline} here by {d:+.1f} points average accuracy, significant over "
-            f"questions but not over runs ({tests}): not a win at this number of runs."
-        )
-    word = "is below" if d < 0 and sig_q and sig_s else ("does not beat" if d < 0 else "does not significantly beat")
-    return f"{proposed} {word} {baseline} here: {d:+.1f} points average accuracy ({tests})."
+NOTES = (
+    "Every interval and test takes each run's test accuracy (the mean over test splits, each weighted "
+    "equally) as its data: questions enter only through it. With several zoos the zoo is the unit: a "
+    "method's accuracy is the mean of its zoo means with a t-interval over zoos, and a difference A - B is "
+    "the mean over the zoos both ran on of (A's zoo mean - B's zoo mean), all runs of each, with a t-test "
+    "over zoos (df = zoos - 1; calibrated in tests/test_stats.py) and an exact sign-flip p beside it. With "
+    "one zoo the run is the unit (Welch t over runs) and a result holds for that zoo only. The SFT student "
+    "is evaluated once per zoo (greedy); on one zoo its intervals are Wilson intervals over questions. The "
+    "primary contrast was named in the experiment config before the grid ran and alone decides the verdict; "
+    "every other comparison is exploratory, Holm-adjusted over the report's family. MDE: the smallest true "
+    "difference this design detects with 80% power at alpha 0.05, from its own standard error. A difference "
+    "that is not significant is a bound ('no difference larger than X points excluded'), not a tie. Test "
+    "splits were evaluated once, after training; val was used for curves and for every choice."
+)
+
+
+def _design_caveat(n_zoos: int) -> str:
+    """What the number of zoos can support, said once above the tables."""
+    if n_zoos <= 1:
+        return ("One zoo: the run is the unit, so every result here holds for this zoo (this SFT student and "
+                "teacher) only; another machine trains another zoo.")  # fmt: skip
+    floor = 2 / 2**n_zoos
+    return (f"{n_zoos} zoos: a zoo-level test has {n_zoos - 1} degree(s) of freedom, and an exact sign-flip test "
+            f"cannot go below p = {floor:.3g}."
+            + (" Two zoos detect only very large differences; treat every result as a pilot." if n_zoos == 2 else ""))  # fmt: skip
+
+
+def _verdict(c: Contrast | None, primary: tuple[str, str]) -> str:
+    """The primary contrast in words: a win or a loss only when its test over units rejects; else
+    the bound the interval puts on the difference."""
+    a, b = primary
+    if c is None or math.isnan(c.diff):
+        return f"Primary contrast {a} vs {b}: not both in this run."
+    unit = f"{c.n_units} {c.unit}s as the unit"
+    if math.isnan(c.low):
+        return f"Primary contrast {a} vs {b}: {100 * c.diff:+.1f} points, too few {c.unit}s for an interval."
+    stat = f"{_diff(c)} points, p = {_p(c.p)}, {unit}; MDE {_pts(c.mde)} points"
+    if c.significant:
+        return f"{a} {'beats' if c.diff > 0 else 'is below'} {b} (primary contrast): {stat}."
+    bound = 100 * max(abs(c.low), abs(c.high))
+    return f"{a} vs {b} (primary contrast): no difference larger than {bound:.1f} points excluded ({stat})."

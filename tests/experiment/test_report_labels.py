@@ -4,12 +4,13 @@ collapse counted per seed as well as on the mean."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from iapo.attribution import AttributionSettings
 from iapo.report import ablation_question, ablation_table, load_run_curves, tool_collapse
-from iapo.stats import CI
+from iapo.stats import CI, contrast
 
 
 def test_variants_are_labelled_from_their_config():
@@ -54,8 +55,8 @@ def test_variants_are_labelled_from_their_config():
     with pytest.warns(DeprecationWarning, match="rule"):
         assert ablation_question("ig4_old_key", est) == ablation_question("ig4", est)
 
-    stats = {m: {"average": CI(0.2, 0.1, 0.3, 3), "diff": -0.01, "p_questions": 0.5} for m in methods}
-    _, rows = ablation_table(stats, methods)
+    arms = {m: CI(0.2, 0.1, 0.3, 3) for m in methods}
+    _, rows = ablation_table(arms, [], methods)
     assert [r[1] for r in rows][:2] == ["the method", "Another teacher: teacher_long"]
 
 
@@ -72,22 +73,20 @@ def test_collapse_table_counts_the_seed_that_a_mean_hides():
     assert row[5] == "1/3" and row[6] == "1/3"  # one seed at 0
 
 
-def test_verdict_calls_a_win_only_when_runs_agree():
+def test_the_verdict_is_the_primary_contrast_and_a_tie_is_a_bound():
     from iapo.report import _verdict
 
-    def verdict(diff, p_seeds, p_questions):
-        return _verdict({"outcome": {}, "iapo": {"diff": diff, "p_seeds": p_seeds, "p_questions": p_questions}})
-
-    assert verdict(0.094, 0.01, 0.0001).startswith("iapo beats outcome here: +9.4 points")
-    # significant over questions, not over runs (the quickstart's case): no win
-    v = verdict(0.094, 0.327, 0.0001)
-    assert "not over runs" in v and "beats" not in v and "p = 0.327 over runs" in v
-    assert verdict(0.094, float("nan"), 0.0001).endswith("not a win at this number of runs.")  # one run
-    assert verdict(-0.02, 0.01, 0.001).startswith("iapo is below")
-    assert verdict(-0.019, 0.737, 0.052).startswith("iapo does not beat outcome here: -1.9 points")
-    assert verdict(0.01, 0.6, 0.5).startswith("iapo does not significantly beat")
-    roles = _verdict({"base": {}, "mine": {"diff": 0.1, "p_seeds": 0.01, "p_questions": 0.01}}, "base", "mine")
-    assert roles.startswith("mine beats base here")
+    pair = ("iapo", "outcome")
+    win = contrast({0: [0.3, 0.32, 0.31], 1: [0.2, 0.22, 0.21], 2: [0.25, 0.26, 0.24]},
+                   {0: [0.0, 0.02, 0.01], 1: [0.01, 0.0, 0.02], 2: [0.0, 0.03, 0.01]}, pair)  # fmt: skip
+    v = _verdict(replace(win, primary=True), pair)
+    assert v.startswith("iapo beats outcome (primary contrast): +") and "3 zoos as the unit" in v
+    tie = contrast({0: [0.3, 0.1, 0.2], 1: [0.2, 0.3, 0.1]}, {0: [0.25, 0.15, 0.2], 1: [0.2, 0.2, 0.25]}, pair)
+    v = _verdict(replace(tie, primary=True), pair)
+    assert v.startswith("iapo vs outcome (primary contrast): no difference larger than") and "ties" not in v
+    below = replace(win, a="outcome", b="iapo", diff=-win.diff, low=-win.high, high=-win.low, primary=True)
+    assert _verdict(below, ("outcome", "iapo")).startswith("outcome is below iapo")
+    assert "not both in this run" in _verdict(None, pair)
 
 
 def test_a_run_made_under_other_defaults_is_labelled_from_its_record(tmp_path):
@@ -122,8 +121,8 @@ def _run(method: str, zoo: int, seed: int, correct: list[int]) -> dict:
     }  # fmt: skip
 
 
-def test_the_best_incentive_is_chosen_on_val_and_paired_by_zoo_and_seed():
-    from iapo.report import best_on_val, incentives, versus_table
+def test_the_best_incentive_is_chosen_on_val():
+    from iapo.report import best_on_val, incentives
 
     configs = {
         "outcome": {"outcome": 1.0},
@@ -138,16 +137,25 @@ def test_the_best_incentive_is_chosen_on_val_and_paired_by_zoo_and_seed():
     assert best_on_val({"bonus": val(0.3, 0.5), "curious": val(0.2, 0.2)}, ["bonus", "curious"]) == "bonus"
     assert best_on_val({}, ["bonus"]) is None
 
-    results = [
-        _run("bonus", 0, 0, [1, 0, 0, 0]), _run("bonus", 1, 0, [0, 0, 0, 0]),
-        _run("iapo", 0, 0, [1, 1, 1, 0]), _run("iapo", 1, 0, [1, 0, 0, 0]),
-        _run("iapo", 1, 5, [1, 1, 1, 1]),  # no bonus run with this zoo and seed: unpaired
-    ]  # fmt: skip
-    head, rows, stats = versus_table(results, "bonus")
-    assert head[2] == "diff vs bonus"
-    (row,) = rows
-    assert row[:3] == ["iapo", "2", "+37.5"]  # (0.75 - 0.25 + 0.25 - 0) / 2
-    assert stats["iapo"]["n"] == 2 and stats["iapo"]["diff"] == pytest.approx(0.375)
+
+def test_comparisons_are_computed_once_with_the_primary_outside_holm():
+    from iapo.report import arm_runs, attribution_variants, comparisons, find
+
+    results = [_run(m, z, s, [int(i < k) for i in range(10)])
+               for m, k0 in (("outcome", 1), ("iapo", 4), ("bonus", 3), ("iapo_b", 5))
+               for z in (0, 1, 2) for s in range(3 if m != "iapo_b" else 2) for k in [k0 + (s + z) % 2]]  # fmt: skip
+    configs = {
+        "iapo": {"attribution": {"lam": 0.5}},
+        "iapo_b": {"attribution": {"lam": 1}},
+        "bonus": {"tool_bonus": 0.5},
+    }
+    cs = comparisons(arm_runs(results), "outcome", "iapo", ("iapo", "outcome"), "bonus", attribution_variants(configs))
+    pairs = [(c.a, c.b) for c in cs]
+    assert pairs[0] == ("iapo", "outcome") and cs[0].primary and cs[0].p_holm is None
+    assert len(pairs) == len({frozenset(p) for p in pairs})  # each pair once
+    assert ("bonus", "iapo") not in pairs and find(cs, "iapo", "bonus") is not None
+    assert all(c.p_holm is not None and c.p_holm >= c.p for c in cs[1:])
+    assert find(cs, "iapo_b", "iapo").n_b == 9 and find(cs, "iapo_b", "iapo").n_a == 6
 
 
 def test_curves_count_only_finished_runs(tmp_path):

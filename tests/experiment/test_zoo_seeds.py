@@ -66,14 +66,15 @@ def test_report_has_a_table_per_zoo(grid):
     out, _ = grid
     write_report(out)
     md = (out / "report.md").read_text()
-    assert "## Accuracy on zoo 0 alone" in md and "## Accuracy on zoo 1 alone" in md
+    assert "## Mean accuracy per zoo" in md and "| zoo 0 | zoo 1 |" in md
     assert "z1/s1" in md  # per-run columns name the zoo
     assert "Finding the tools" in md and (out / "fig_val_runs.png").exists()
-    # the one incentive (curiosity) is the reference of its own table, paired with regions' runs
-    assert "## Against the best tool-use incentive on val (curiosity)" in md
-    assert "| regions | 2 |" in md
-    assert "## Against regions (the other targets and teachers)" in md
-    assert "## Headline: over zoos x seeds" in md and "vs curiosity (p runs / questions)" in md
+    # the verdict is the primary contrast (regions vs outcome) with the zoo as the unit
+    assert "(primary contrast)" in md and "2 zoos as the unit" in md and "1 degree(s) of freedom" in md
+    # the one incentive (curiosity) is a reference: every method is compared with it, once
+    assert "| regions | curiosity | exploratory | zoos (2) |" in md
+    assert "| vs outcome | vs curiosity |" in md and "| regions | 2 |" in md
+    assert (out / "runs.csv").read_text().count("\n") == 1 + 2 * (1 + 2 + 1 + 1)  # sft, outcome x2, regions, curiosity
 
 
 def test_a_zoo_below_the_acceptance_rule_is_refused():

@@ -1,0 +1,99 @@
+"""A report built from a grid with unequal seeds per method: every section shows one comparison
+with one set of numbers, the verdict is the pre-registered primary contrast, and runs.csv holds
+what a re-analysis needs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from iapo.report import write_report
+from iapo.tools.session import CallClass
+
+SEEDS = {"outcome": 3, "iapo": 4, "iapo_b": 2, "bonus": 3}  # unequal seeds per zoo
+LEVEL = {"outcome": 0.05, "iapo": 0.30, "iapo_b": 0.25, "bonus": 0.27}
+
+
+def _result(method: str, zoo: int, seed: int | None, rng: np.random.Generator) -> dict:
+    splits, episodes = {}, {}
+    for split in ("ood", "test_a"):
+        p = min(1.0, max(0.0, LEVEL[method] + 0.05 * zoo + rng.normal(0, 0.05)))
+        correct = (rng.random(40) < p).astype(int)
+        episodes[split] = [{"id": f"{split}{i}", "correct": int(c)} for i, c in enumerate(correct)]
+        splits[split] = {"accuracy": {"mean": float(correct.mean()), "ci_low": 0.0, "ci_high": 1.0, "n": 40},
+                         "tools/episodes_with_call": 0.5,
+                         **{f"tools/class/{c.value}": 0.1 for c in CallClass if c != CallClass.VALID}}  # fmt: skip
+    return {"method": method, "seed": seed, "splits": splits, "episodes": episodes, "train_seconds": 90.0}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    rng = np.random.default_rng(0)
+    configs = {"outcome": {"outcome": 1.0}, "bonus": {"tool_bonus": 0.5},
+               "iapo": {"attribution": {"lam": 0.5}}, "iapo_b": {"attribution": {"lam": 1.0}}}  # fmt: skip
+    for zoo in (0, 1, 2):
+        d = out / "runs" / "sft" / f"zoo{zoo}"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps(_result("outcome", zoo, None, rng) | {"method": "sft"}))
+        for m, n in SEEDS.items():
+            for seed in range(n):
+                d = out / "runs" / m / f"zoo{zoo}" / f"seed{seed}"
+                d.mkdir(parents=True)
+                (d / "result.json").write_text(json.dumps(_result(m, zoo, seed, rng)))
+                rows = [{"step": s, "val/accuracy": LEVEL[m], "tools/episodes_with_call": 0.6, "tools/useful_rate": 0.6}
+                        for s in (10, 20)]  # fmt: skip
+                (d / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+    roles = {"baseline": "outcome", "proposed": "iapo", "primary": ["iapo", "bonus"]}
+    (out / "experiment.json").write_text(json.dumps({"config": {"methods": configs, "report": roles}}))
+    write_report(out)
+    return out, (out / "report.md").read_text()
+
+
+def _table(md: str, title: str) -> list[list[str]]:
+    block = md.split(f"## {title}")[1].split("\n## ")[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines() if line.startswith("| ")]
+
+
+def test_every_section_shows_one_comparison_with_one_number(report):
+    _, md = report
+    con = _table(md, "Every comparison")
+    head, rows = con[0], {(r[0], r[1]): dict(zip(con[0], r, strict=True)) for r in con[1:]}
+    assert head[:3] == ["A", "B", "role"]
+    diff = {k: r["A - B [95% CI]"] for k, r in rows.items()}
+    # A - B is the difference of the two means it shows
+    for r in rows.values():
+        assert float(r["A %"]) - float(r["B %"]) == pytest.approx(float(r["A - B [95% CI]"].split()[0]), abs=0.11)
+    # the headline and the ablation table repeat the same numbers, never a re-computed or flipped one
+    headline = {r[0]: r for r in _table(md, "Headline")[1:]}
+    assert headline["iapo_b"][2].startswith(diff[("iapo_b", "outcome")])
+    assert headline["iapo"][3].startswith(diff[("iapo", "bonus")])
+    ablation = {r[0]: r for r in _table(md, "Ablations")[1:]}
+    assert ablation["iapo_b"][3] == diff[("iapo_b", "outcome")] and ablation["iapo_b"][4] == diff[("iapo_b", "iapo")]
+    # the means shown in a comparison are the accuracy table's (every method ran on every zoo)
+    acc = {r[0]: r[-1].split()[0] for r in _table(md, "Accuracy on the test splits")[1:]}
+    assert rows[("iapo_b", "iapo")]["A %"] == acc["iapo_b"] and rows[("iapo_b", "iapo")]["B %"] == acc["iapo"]
+
+
+def test_the_verdict_is_the_primary_contrast_alone(report):
+    _, md = report
+    verdict = re.search(r"\*\*(.+?)\*\*", md).group(1)
+    assert verdict.startswith("iapo") and "bonus" in verdict and "(primary contrast)" in verdict
+    rows = _table(md, "Every comparison")[1:]
+    roles = {(r[0], r[1]): r[2] for r in rows}
+    assert roles.pop(("iapo", "bonus")) == "primary" and set(roles.values()) == {"exploratory"}
+    assert "3 zoos: a zoo-level test has 2 degree(s) of freedom" in md
+    assert "p over questions" not in md and "questions, t" not in md
+
+
+def test_runs_csv_has_one_row_per_run(report):
+    out, _ = report
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert len(rows) == 3 * (1 + sum(SEEDS.values()))
+    r = next(r for r in rows if r["method"] == "iapo" and r["zoo"] == "1" and r["seed"] == "3")
+    assert float(r["accuracy"]) == pytest.approx((float(r["ood"]) + float(r["test_a"])) / 2, abs=1e-5)
+    assert float(r["train_minutes"]) == 1.5

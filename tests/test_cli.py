@@ -117,3 +117,32 @@ def test_eval_charxiv_with_rule_grader_and_a_local_judge(tiny_models, tmp_path):
         assert s["skipped"] == 3 and s["withheld"] == 1  # missing image, bad category, withheld test file
         if extra:
             assert 0 <= s["judge_unparsed"] <= 9
+
+
+def test_the_grpo_progress_bar_shows_the_rollout_accuracy():
+    """The bar reads the step row's own metric names (it showed `acc nan` after 0.2 renamed them)."""
+    from rich.progress import Progress
+
+    from iapo.cli import _Bars
+
+    with Progress(disable=True) as bar:
+        bars = _Bars(bar)
+        bars("iapo/seed0", 3, 10, {"reward/total": 0.5, "rollout/accuracy": 0.25})
+        (task,) = bar.tasks
+    assert "acc 0.25" in task.description and "nan" not in task.description
+
+
+def test_compare_and_plan_read_a_runs_csv(tmp_path):
+    rows = ["method,zoo,seed,accuracy,train_minutes"]
+    for z in range(3):
+        for s in range(3):
+            rows += [f"a,{z},{s},{0.30 + 0.01 * (z + s)},2.0", f"b,{z},{s},{0.10 + 0.01 * s},1.0"]
+    (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
+    out = iapo("compare", str(tmp_path / "runs.csv"), "--primary", "a", "b")
+    assert out.returncode == 0, out.stderr
+    assert "a beats b (primary contrast)" in out.stdout and "3 zoos as the unit" in out.stdout
+    out = iapo("plan", str(tmp_path), "--a", "a", "--b", "b", "--zoos", "2", "--zoos", "6", "--seeds", "3")
+    assert out.returncode == 0, out.stderr
+    assert "| 6 | 3 | 18 |" in out.stdout and "1.5 min per run" in out.stdout
+    bad = iapo("compare", str(tmp_path), "--primary", "a", "nope")
+    assert bad.returncode == 2 and "not in the runs: nope" in bad.stderr

@@ -130,7 +130,7 @@ class _Bars:
         loss = next((v for k, v in row.items() if k.endswith("/loss")), None)
         extra = f" loss {loss:.3f}" if loss is not None else ""
         if "reward/total" in row:
-            extra += f" reward {row['reward/total']:.2f} acc {row.get('accuracy', float('nan')):.2f}"
+            extra += f" reward {row['reward/total']:.2f} acc {row.get('rollout/accuracy', float('nan')):.2f}"
         if "val/accuracy" in row:
             extra += f" val acc {row['val/accuracy']:.2f}"
         self.bar.update(self.tasks[stage], completed=step, description=f"{stage:>22}{extra}")

@@ -357,6 +357,35 @@ def per_seed_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["method", *map(name, keys)], rows
 
 
+def cost_table(runs: dict[str, dict[str, list[dict]]], results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """What a run of each method costs (means over its finished runs): minutes of training (val
+    evaluations included) and of the final test evaluation, seconds per GRPO step and their
+    split (rollout, each reward term, update), val evaluation per run, and calls per episode.
+    Runs made before 0.2.1 logged no per-term or evaluation times: those cells stay empty."""
+    train = defaultdict(list)
+    test = defaultdict(list)
+    for r in results:
+        if r["method"] != "sft" and r.get("train_seconds") is not None:
+            train[r["method"]].append(r["train_seconds"] / 60)
+            if r.get("test_eval_seconds") is not None:
+                test[r["method"]].append(r["test_eval_seconds"] / 60)
+    terms = sorted({k for by in runs.values() for rows in by.values() for r in rows for k in r
+                    if k.startswith("time/reward/")})  # fmt: skip
+    keys = ["time/step_s", "time/rollout_s", "time/reward_s", *terms, "time/update_s"]
+    rows = []
+    for m, by in runs.items():
+        per_key = {k: [_run_mean(rs, k) for rs in by.values()] for k in [*keys, "tools/calls_per_episode"]}
+        evals = [sum(r.get("time/eval_s", 0.0) for r in rs) for rs in by.values()]
+        cell = lambda v, f="{:.2f}": f.format(np.nanmean(v)) if any(map(math.isfinite, v)) else ""  # noqa: E731
+        rows.append([m, str(len(by)), cell(train.get(m, [math.nan]), "{:.1f}"), cell(test.get(m, [math.nan]), "{:.1f}"),
+                     *(cell(per_key[k]) for k in keys), cell([e / 60 for e in evals if e] or [math.nan], "{:.1f}"),
+                     cell(per_key["tools/calls_per_episode"])])  # fmt: skip
+    head = ["method", "runs", "train min / run", "test eval min / run", "s / step", "rollout s", "reward s",
+            *(k.removeprefix("time/reward/").removesuffix("_s") + " s" for k in terms), "update s",
+            "val eval min / run", "calls / episode"]  # fmt: skip
+    return head, rows
+
+
 FOUND_CALLS, FOUND_USEFUL = 0.5, 0.5
 
 
@@ -807,6 +836,7 @@ def write_report(run_dir: Path) -> Path:
     diag_h, diag_r = diagnostics_table(curves)
     abl_h, abl_r = ablation_table(arms, contrasts, configs, baseline, proposed)
     found_h, found_r = tools_found_table(runs)
+    cost_h, cost_r = cost_table(runs, results)
     attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
     early_h, early_r = early_steps_table(runs, attr_methods)
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
@@ -852,6 +882,7 @@ def write_report(run_dir: Path) -> Path:
         ("What the attribution term rewards (training, mean over steps and runs)", diag_h, diag_r),
         ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
         ("Ablations: the three open questions", abl_h, abl_r),
+        ("What a run costs (means over finished runs; per-step times are training steps)", cost_h, cost_r),
     ]  # fmt: skip
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
     caveat = _design_caveat(len(zoos))

@@ -238,7 +238,9 @@ def run_one(
     guard.training = False
     result = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "train_seconds": round(train_s, 1)}
     attr = cfg.method.attribution.settings() if cfg.method.attribution else None
+    t0 = time.perf_counter()
     result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg, attr))
+    result["test_eval_seconds"] = round(time.perf_counter() - t0, 1)
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(done)

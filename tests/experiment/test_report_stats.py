@@ -45,8 +45,11 @@ def report(tmp_path_factory):
                 d = out / "runs" / m / f"zoo{zoo}" / f"seed{seed}"
                 d.mkdir(parents=True)
                 (d / "result.json").write_text(json.dumps(_result(m, zoo, seed, rng)))
-                rows = [{"step": s, "val/accuracy": LEVEL[m], "tools/episodes_with_call": 0.6, "tools/useful_rate": 0.6}
-                        for s in (10, 20)]  # fmt: skip
+                times = {"time/step_s": 3.0, "time/rollout_s": 1.0, "time/reward_s": 0.5, "time/update_s": 1.5,
+                         "time/reward/outcome_s": 0.1, "tools/calls_per_episode": 1.2}  # fmt: skip
+                rows = [{"step": s, "val/accuracy": LEVEL[m], "tools/episodes_with_call": 0.6, "tools/useful_rate": 0.6,
+                         **times, **({"time/reward/attribution_s": 0.4} if m.startswith("iapo") else {}),
+                         **({"time/eval_s": 30.0} if s == 20 else {})} for s in (10, 20)]  # fmt: skip
                 (d / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
     roles = {"baseline": "outcome", "proposed": "iapo", "primary": ["iapo", "bonus"]}
     (out / "experiment.json").write_text(json.dumps({"config": {"methods": configs, "report": roles}}))
@@ -97,3 +100,14 @@ def test_runs_csv_has_one_row_per_run(report):
     r = next(r for r in rows if r["method"] == "iapo" and r["zoo"] == "1" and r["seed"] == "3")
     assert float(r["accuracy"]) == pytest.approx((float(r["ood"]) + float(r["test_a"])) / 2, abs=1e-5)
     assert float(r["train_minutes"]) == 1.5
+
+
+def test_the_cost_table_splits_a_step(report):
+    _, md = report
+    head, *rows = _table(md, "What a run costs")
+    assert head[:5] == ["method", "runs", "train min / run", "test eval min / run", "s / step"]
+    assert "attribution s" in head and "outcome s" in head
+    row = {r[0]: dict(zip(head, r, strict=True)) for r in rows}
+    assert row["iapo"]["train min / run"] == "1.5" and row["iapo"]["s / step"] == "3.00"
+    assert row["iapo"]["attribution s"] == "0.40" and row["outcome"]["attribution s"] == ""
+    assert row["bonus"]["val eval min / run"] == "0.5" and row["bonus"]["calls / episode"] == "1.20"

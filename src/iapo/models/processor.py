@@ -10,6 +10,7 @@ checkpoint directory alike.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ class VLProcessor:
         )
         self.pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.eos_token_id = int(tokenizer.eos_token_id)
+        self._pixels: dict[int, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> VLProcessor:
@@ -53,7 +55,21 @@ class VLProcessor:
 
     def images(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
         """pixel_values (sum of patches, C*T*P*P) and image_grid_thw (n_images, 3)."""
-        out = self.image_processor(images=images, return_tensors="pt")
+        pixels = [self.pixels(im) for im in images]
+        return torch.cat([p for p, _ in pixels]), torch.cat([g for _, g in pixels])
+
+    def pixels(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image's (pixel_values, image_grid_thw), computed once per image object: an
+        episode's images are encoded at every turn, in the update and in the attribution passes,
+        and the image processor (PIL resize, normalise, patchify) works one image at a time
+        anyway, so the cached result is the batched one. Entries go with their images."""
+        key = id(image)
+        hit = self._pixels.get(key)
+        if hit is not None and hit[0]() is image:
+            return hit[1], hit[2]
+        out = self.image_processor(images=[image], return_tensors="pt")
+        self._pixels[key] = (weakref.ref(image), out["pixel_values"], out["image_grid_thw"])
+        weakref.finalize(image, self._pixels.pop, key, None)
         return out["pixel_values"], out["image_grid_thw"]
 
     def n_image_tokens(self, grid_thw: torch.Tensor) -> list[int]:

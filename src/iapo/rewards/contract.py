@@ -17,6 +17,7 @@ Plain functions are wrapped by `WeightedReward`, so the engines never test for a
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -96,12 +97,15 @@ def score(
     None (its value there is NaN, to be filled by `iapo.rl.grpo.fill_dropped`; a NaN a reward
     returned itself stays and trips the engines' NaN guard); the rewards' own metrics:
     `reward/<name>` is each reward's mean over the episodes it scored, `reward/<name>_dropped`
-    how many it left out. The engines add `reward/total` after weighting."""
+    how many it left out, `time/reward/<name>_s` its seconds. The engines add `reward/total`
+    after weighting."""
     prompts = [e.example.question for e in episodes]
     completions = ["".join(t.text for t in e.turns) for e in episodes]
     cols, drops, row = [], [], {}
     for r in rewards:
+        t0 = time.perf_counter()
         got = r.reward(prompts, completions, episodes=episodes)
+        row[f"time/reward/{r.name}_s"] = time.perf_counter() - t0
         vals = torch.tensor([math.nan if v is None else v for v in got], dtype=torch.float64)  # (N,)
         dropped = torch.tensor([v is None for v in got])
         cols.append(vals)

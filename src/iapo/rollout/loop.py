@@ -1,7 +1,8 @@
 """The multi-turn episode loop: prompt -> generate -> parse -> run tool -> append its image as a
 new user turn -> ... -> answer or turn limit.
 
-Generation is batched over all live episodes with `model.generate` (KV cache within a turn).
+Generation is batched over all live episodes (`iapo.rollout.sampler`: KV cache within a turn,
+each image through the vision tower once per rollout).
 Every turn is recorded with its exact token ids, its parse, and the class of its tool call, so
 rewards, the loss mask and the attribution all read the same record.
 """
@@ -9,6 +10,7 @@ rewards, the loss mask and the attribution all read the same record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -18,6 +20,7 @@ from iapo.data.example import Example
 from iapo.metrics import score
 from iapo.models.processor import VLProcessor, pad_left
 from iapo.rollout.episode import Segment, assistant_segment, encode, prompt_segments, tool_output_segment
+from iapo.rollout.sampler import VisionCache, sample_turn
 from iapo.tools.session import CallClass, ToolSession
 from iapo.tools.syntax import Turn, parse_turn
 
@@ -31,6 +34,11 @@ class RolloutConfig(StrictModel):
     tools: bool = Field(True, description="offer the tools; False = answer directly (no-tools baseline)")
     spec_style: str = Field("compact", pattern="^(compact|json)$")
     batch_size: int = Field(64, ge=1, description="episodes generated together")
+    sampler: Literal["lean", "generate"] = Field(
+        "lean",
+        description="lean: the toolkit's decode loop (iapo.rollout.sampler; image features once per rollout); "
+        "generate: transformers' model.generate (same draws, slower)",
+    )
 
 
 @dataclass
@@ -99,37 +107,31 @@ def new_episode(ex: Example, cfg: RolloutConfig) -> tuple[Episode, ToolSession]:
 
 @torch.no_grad()
 def generate_turn(
-    model, processor: VLProcessor, episodes: list[Episode], cfg: RolloutConfig
+    model, processor: VLProcessor, episodes: list[Episode], cfg: RolloutConfig, vision: VisionCache | None = None
 ) -> list[tuple[list[int], bool]]:
-    """One model turn for each episode: (generated ids, truncated)."""
+    """One model turn for each episode: (generated ids, truncated). `vision`: the rollout's
+    image features (the lean sampler); None samples with transformers' `generate`."""
     encs = [encode(e.segments, processor) for e in episodes]
     batch = pad_left([e.input_ids.tolist() for e in encs], processor.pad_token_id)
     mm = torch.zeros_like(batch["input_ids"])
     n = batch["input_ids"].shape[1]
     for i, e in enumerate(encs):
         mm[i, n - len(e) :] = e.mm_token_type_ids
-    pv = [e.pixel_values for e in encs if e.pixel_values is not None]
     grid = [e.image_grid_thw for e in encs if e.image_grid_thw is not None]
-    kwargs = {
-        "max_new_tokens": cfg.max_new_tokens,
-        "eos_token_id": processor.eos_token_id,
-        "pad_token_id": processor.pad_token_id,
-        "suppress_tokens": processor.suppressed_ids,
-    }
-    if cfg.greedy or cfg.temperature == 0:
-        kwargs.update(do_sample=False)
-    else:
-        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
     dev = model.device
-    out = model.generate(
-        **{k: v.to(dev) for k, v in batch.items()},
-        mm_token_type_ids=mm.to(dev),
-        pixel_values=torch.cat(pv).to(dev) if pv else None,
-        image_grid_thw=torch.cat(grid).to(dev) if grid else None,
-        **kwargs,
-    )
+    inputs = {**{k: v.to(dev) for k, v in batch.items()}, "mm_token_type_ids": mm.to(dev)}
+    if grid:
+        inputs["image_grid_thw"] = torch.cat(grid).to(dev)
+    greedy = cfg.greedy or cfg.temperature == 0
+    if vision is not None:
+        images = [im for e in episodes for seg in e.segments for im in seg.images]
+        feats = vision.features(images, [processor.pixels(im) for im in images])
+        out = sample_turn(model, inputs, feats, cfg.max_new_tokens, processor.eos_token_id, processor.pad_token_id,
+                          processor.suppressed_ids, greedy, cfg.temperature, cfg.top_p).tolist()  # fmt: skip
+    else:
+        out = _generate(model, inputs, encs, processor, cfg, greedy)
     results = []
-    for row in out[:, n:].tolist():
+    for row in out:
         if processor.eos_token_id in row:
             results.append((row[: row.index(processor.eos_token_id) + 1], False))
         else:
@@ -137,10 +139,29 @@ def generate_turn(
     return results
 
 
+def _generate(model, inputs: dict, encs: list, processor: VLProcessor, cfg: RolloutConfig, greedy: bool) -> list:
+    """transformers' `generate` (the reference the lean sampler is tested against)."""
+    pv = [e.pixel_values for e in encs if e.pixel_values is not None]
+    kwargs = {
+        "max_new_tokens": cfg.max_new_tokens,
+        "eos_token_id": processor.eos_token_id,
+        "pad_token_id": processor.pad_token_id,
+        "suppress_tokens": processor.suppressed_ids,
+    }
+    if greedy:
+        kwargs.update(do_sample=False)
+    else:
+        kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    pixel_values = torch.cat(pv).to(model.device) if pv else None
+    n = inputs["input_ids"].shape[1]
+    return model.generate(**inputs, pixel_values=pixel_values, **kwargs)[:, n:].tolist()
+
+
 def rollout(model, processor: VLProcessor, examples: list[Example], cfg: RolloutConfig) -> list[Episode]:
     """Run one episode per example (repeat examples for a GRPO group)."""
     was_training = model.training
     model.eval()
+    vision = VisionCache(model) if cfg.sampler == "lean" else None
     episodes = []
     for start in range(0, len(examples), cfg.batch_size):
         chunk = [new_episode(ex, cfg) for ex in examples[start : start + cfg.batch_size]]
@@ -148,7 +169,7 @@ def rollout(model, processor: VLProcessor, examples: list[Example], cfg: Rollout
             live = [(e, s) for e, s in chunk if not e.done]
             if not live:
                 break
-            gens = generate_turn(model, processor, [e for e, _ in live], cfg)
+            gens = generate_turn(model, processor, [e for e, _ in live], cfg, vision)
             for (ep, sess), (ids, truncated) in zip(live, gens, strict=True):
                 step_episode(ep, sess, ids, truncated, processor, cfg)
         for ep, _ in chunk:

@@ -147,13 +147,17 @@ def run_steps(
     `provenance` (`iapo.provenance.record`) goes into every checkpoint."""
     mlog = MetricLog(run_dir, resume_step=start + log_offset if start else 0) if main else None
     if mlog is not None and eval_at_start and on_eval is not None and eval_every and start == 0:
-        mlog.log(0, on_eval(0))
+        t0 = time.perf_counter()
+        row0 = on_eval(0)
+        mlog.log(0, {**row0, "time/eval_s": time.perf_counter() - t0})
     for k in range(start, steps):
         row = step(k)
         if not main:
             continue
         if on_eval is not None and eval_every and ((k + 1) % eval_every == 0 or k + 1 == steps):
+            t0 = time.perf_counter()
             row.update(on_eval(k + 1))
+            row["time/eval_s"] = time.perf_counter() - t0
         mlog.log(k + log_offset, {n: (v if math.isfinite(v) else float("nan")) for n, v in row.items()})
         if progress:
             progress(k + 1, steps, row)

@@ -72,7 +72,7 @@ def test_loss_mask_is_the_policy_tokens_only(tiny_models, small_world):
     model, proc = tiny_models["student"]
     exs = small_world.load("train")[:2]
     eps = rollout(model, proc, exs, RCFG)
-    (batch,) = policy_batches(eps, proc, 8)
+    (batch,), _ = policy_batches(eps, proc, 8)
     for i, ep in enumerate(eps):
         gen = [tok for t in ep.turns for tok in (t.ids if not t.truncated else [*t.ids, proc.eos_token_id])]
         masked = batch.input_ids[i][batch.completion_mask[i].bool()].tolist()
@@ -143,3 +143,37 @@ def test_nan_reward_skips_the_step(tiny_models, small_world, tmp_path):
     assert rows[0]["guard/skipped_steps"] == 1.0 and "losses/policy" not in rows[0]
     assert rows[1]["guard/skipped_steps"] == 1.0 and math.isfinite(rows[1]["losses/policy"])
     assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), base.parameters(), strict=True))
+
+
+def test_token_logprobs_run_the_head_on_completion_rows_only_with_the_same_values(tiny_models, small_world):
+    """The LM head and log-softmax run on the completion rows alone: the values are the full
+    head's, bit for bit, and the policy gradient the same up to float summation order."""
+    import random
+
+    from iapo.rl.grpo import token_logprobs
+    from iapo.rollout.episode import collate, encode
+    from iapo.train.sft import sft_segments
+
+    model, proc = tiny_models["student"]
+    exs = small_world.load("val", limit=6)
+    b = collate([encode(sft_segments(ex, random.Random(i), tools=True), proc) for i, ex in enumerate(exs)],
+                proc.pad_token_id)  # fmt: skip
+    sel = b.completion_mask[:, 1:].bool()
+    assert 0 < sel.sum() < sel.numel() / 3  # mostly prompt and image tokens
+
+    def full_head() -> tuple[torch.Tensor, torch.Tensor]:
+        logp = torch.log_softmax(model(**b.model_inputs()).logits[:, :-1].float(), -1)
+        return logp.gather(-1, b.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1), -(logp.exp() * logp).sum(-1)
+
+    lp, ent = token_logprobs(model, b, with_entropy=True)
+    ref_lp, ref_ent = full_head()
+    assert torch.equal(lp[sel], ref_lp[sel]) and torch.equal(ent[sel], ref_ent[sel])
+    assert not lp[~sel].any() and not ent[~sel].any()
+    grads = []
+    for fn in (lambda: token_logprobs(model, b)[0], lambda: full_head()[0]):
+        model.zero_grad()
+        (fn() * sel).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    model.zero_grad()
+    err = (grads[0] - grads[1]).abs().max() / grads[1].abs().max()
+    assert err < 1e-4, err

@@ -50,6 +50,11 @@ class GRPOSettings(StrictModel):
     scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
     max_grad_norm: float = Field(1.0, gt=0)
     micro_batch: int = Field(32, ge=1, description="episodes per forward/backward (memory)")
+    batch_by_length: bool = Field(
+        True,
+        description="cut the update's micro-batches by episode length (less padding; the loss is the same "
+        "sum, float rounding differs); False: episodes in rollout order",
+    )
     checkpoint_every: int = Field(10, ge=1)
     rollout_shards: int = Field(
         1,
@@ -90,14 +95,25 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
 
 def token_logprobs(model, batch: Batch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position.
-    `batch` must be on the model's device."""
-    logits = model(**batch.model_inputs()).logits[:, :-1].float()  # (B, T-1, V)
+    `batch` must be on the model's device. Only the positions the loss reads (the completion mask)
+    get values, 0 elsewhere: the LM head and the full-vocabulary log-softmax run on those rows
+    alone (an episode is mostly prompt and image tokens). A wrapped model (DDP, DeepSpeed) must
+    be called whole, so it runs the head on every position; the values are the same."""
+    sel = batch.completion_mask[:, 1:].bool()  # (B, T-1)
+    ids = batch.input_ids[:, 1:][sel]  # (N,)
+    if hasattr(model, "lm_head") and hasattr(model, "model"):
+        hidden = model.model(**batch.model_inputs()).last_hidden_state[:, :-1]  # (B, T-1, H)
+        logits = model.lm_head(hidden[sel]).float()  # (N, V)
+    else:
+        logits = model(**batch.model_inputs()).logits[:, :-1][sel].float()
     logp_all = torch.log_softmax(logits, -1)
-    lp = logp_all.gather(-1, batch.input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    lp = torch.zeros(sel.shape, dtype=logp_all.dtype, device=logits.device)
+    lp[sel] = logp_all.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     ent = None
     if with_entropy:
         with torch.no_grad():
-            ent = -(logp_all.exp() * logp_all).sum(-1)
+            ent = torch.zeros_like(lp)
+            ent[sel] = -(logp_all.exp() * logp_all).sum(-1)
     return lp, ent
 
 
@@ -166,11 +182,24 @@ def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor
 
 
 def policy_batches(
-    episodes: list[Episode], processor: VLProcessor, size: int, device: torch.device | str = "cpu"
-) -> list[Batch]:
-    """Teacher-forced batches of whole episodes; completion_mask = the policy's generated turns."""
+    episodes: list[Episode], processor: VLProcessor, size: int, device: torch.device | str = "cpu",
+    by_length: bool = False,
+) -> tuple[list[Batch], list[torch.Tensor]]:  # fmt: skip
+    """Teacher-forced batches of whole episodes (completion_mask = the policy's generated turns),
+    and the episode indices of each. `by_length`: episodes sorted by length and cut into batches
+    of similar lengths (at most `size`, a batch closes before an episode longer than 1.25x its
+    shortest + 16 tokens), so a group's answer-only episodes are not padded to its episodes with
+    two tool images; the loss sums over episodes, so only float rounding changes."""
     encs = [encode(e.segments, processor) for e in episodes]
-    return [collate(encs[i : i + size], processor.pad_token_id).to(device) for i in range(0, len(encs), size)]
+    order = sorted(range(len(encs)), key=lambda i: len(encs[i])) if by_length else list(range(len(encs)))
+    groups: list[list[int]] = []
+    for i in order:
+        g = groups[-1] if groups else None
+        if g is None or len(g) == size or (by_length and len(encs[i]) > 1.25 * len(encs[g[0]]) + 16):
+            groups.append([])
+        groups[-1].append(i)
+    batches = [collate([encs[i] for i in g], processor.pad_token_id).to(device) for g in groups]
+    return batches, [torch.tensor(g) for g in groups]
 
 
 def rollout_groups(
@@ -260,8 +289,8 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
     world = acc.num_processes if acc is not None else 1
     model.train()
     device = acc.device if acc is not None else next(model.parameters()).device
-    batches = policy_batches(episodes, processor, cfg.micro_batch, device)
-    advs = adv.to(device).split(cfg.micro_batch)
+    batches, rows = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length)
+    advs = [adv[r].to(device) for r in rows]
     n_local = torch.tensor([float(sum(b.completion_mask[:, 1:].sum() for b in batches))], device=device)
     n_tokens = float(acc.reduce(n_local, "sum")) if world > 1 else float(n_local)
     n_seqs = float(len(episodes) * world)

@@ -50,13 +50,17 @@ class Segment:
     views: list[View] | None = None  # per image: which part of the original it shows (None: unknown)
 
 
-def prompt_segments(ex: Example, tools: bool = True, spec_style: str = "compact") -> list[Segment]:
-    """The first turn's input: system, tool spec, image, question (ending in the generation prompt)."""
+def prompt_segments(
+    ex: Example, tools: bool = True, spec_style: str = "compact", image: Image.Image | None = None
+) -> list[Segment]:
+    """The first turn's input: system, tool spec, image, question (ending in the generation prompt).
+    `image`: the example's image if already loaded."""
     spec = render_tool_spec(ex.layout.kind, ex.layout, spec_style) if tools else NO_TOOLS  # type: ignore[arg-type]
+    image = image if image is not None else ex_image(ex)
     return [
         Segment("system", f"{IM_START}system\n{SYSTEM_PROMPT}\n\n# Tools\n"),
         Segment("tool_spec", f"{spec}{IM_END}\n"),
-        Segment("image", f"{IM_START}user\n{VISION_START}{IMAGE_PAD}{VISION_END}", [ex_image(ex)], views=[View()]),
+        Segment("image", f"{IM_START}user\n{VISION_START}{IMAGE_PAD}{VISION_END}", [image], views=[View()]),
         Segment("question", f"{ex.question}{IM_END}\n{IM_START}assistant\n"),
     ]
 

@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from PIL import Image
 from pydantic import Field
 
 from iapo.config import StrictModel
 from iapo.data.example import Example
 from iapo.metrics import score
 from iapo.models.processor import VLProcessor, pad_left
-from iapo.rollout.episode import Segment, assistant_segment, encode, prompt_segments, tool_output_segment
+from iapo.rollout.episode import (
+    Segment,
+    assistant_segment,
+    encode,
+    ex_image,
+    prompt_segments,
+    tool_output_segment,
+)
 from iapo.rollout.sampler import VisionCache, sample_turn
 from iapo.tools.session import CallClass, ToolSession
 from iapo.tools.syntax import Turn, parse_turn
@@ -97,9 +105,11 @@ def tools_apply(ex: Example) -> bool:
     return bool(lay.columns_bbox or lay.rows_bbox or lay.x_values_bbox or lay.y_values_bbox)
 
 
-def new_episode(ex: Example, cfg: RolloutConfig) -> tuple[Episode, ToolSession]:
+def new_episode(ex: Example, cfg: RolloutConfig, image: Image.Image | None = None) -> tuple[Episode, ToolSession]:
+    """`image`: the example's image when already loaded (tools never modify their input, so the
+    episodes of a GRPO group share one image object: its pixels and features are computed once)."""
     tools = cfg.tools and tools_apply(ex)
-    segs = prompt_segments(ex, tools=tools, spec_style=cfg.spec_style)
+    segs = prompt_segments(ex, tools=tools, spec_style=cfg.spec_style, image=image)
     ev = frozenset(ex.evidence) if ex.evidence is not None else None
     session = ToolSession(segs[2].images[0], ex.layout, ev, frozenset(ex.context), cfg.max_calls)
     return Episode(ex, segs, tools=tools), session
@@ -110,7 +120,16 @@ def generate_turn(
     model, processor: VLProcessor, episodes: list[Episode], cfg: RolloutConfig, vision: VisionCache | None = None
 ) -> list[tuple[list[int], bool]]:
     """One model turn for each episode: (generated ids, truncated). `vision`: the rollout's
-    image features (the lean sampler); None samples with transformers' `generate`."""
+    image features (the lean sampler: episodes with the same tokens and image objects, as a GRPO
+    group's first turn, are prefilled once); None samples with transformers' `generate`."""
+    expand = None
+    if vision is not None:
+        keys = [encode_key(e) for e in episodes]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        uniq = sorted(set(first.values()))
+        if len(uniq) < len(episodes):
+            expand = torch.tensor([uniq.index(first[k]) for k in keys], device=model.device)
+            episodes = [episodes[i] for i in uniq]
     encs = [encode(e.segments, processor) for e in episodes]
     batch = pad_left([e.input_ids.tolist() for e in encs], processor.pad_token_id)
     mm = torch.zeros_like(batch["input_ids"])
@@ -127,7 +146,7 @@ def generate_turn(
         images = [im for e in episodes for seg in e.segments for im in seg.images]
         feats = vision.features(images, [processor.pixels(im) for im in images])
         out = sample_turn(model, inputs, feats, cfg.max_new_tokens, processor.eos_token_id, processor.pad_token_id,
-                          processor.suppressed_ids, greedy, cfg.temperature, cfg.top_p).tolist()  # fmt: skip
+                          processor.suppressed_ids, greedy, cfg.temperature, cfg.top_p, expand).tolist()  # fmt: skip
     else:
         out = _generate(model, inputs, encs, processor, cfg, greedy)
     results = []
@@ -137,6 +156,11 @@ def generate_turn(
         else:
             results.append(([t for t in row if t != processor.pad_token_id], True))
     return results
+
+
+def encode_key(ep: Episode) -> tuple:
+    """What fixes an episode's next turn input: its segments' texts, generated ids and image objects."""
+    return tuple((s.text, tuple(s.ids) if s.ids is not None else None, *map(id, s.images)) for s in ep.segments)
 
 
 def _generate(model, inputs: dict, encs: list, processor: VLProcessor, cfg: RolloutConfig, greedy: bool) -> list:
@@ -164,7 +188,11 @@ def rollout(model, processor: VLProcessor, examples: list[Example], cfg: Rollout
     vision = VisionCache(model) if cfg.sampler == "lean" else None
     episodes = []
     for start in range(0, len(examples), cfg.batch_size):
-        chunk = [new_episode(ex, cfg) for ex in examples[start : start + cfg.batch_size]]
+        images: dict[int, Image.Image] = {}
+        for ex in examples[start : start + cfg.batch_size]:
+            if id(ex) not in images:
+                images[id(ex)] = ex_image(ex)
+        chunk = [new_episode(ex, cfg, images[id(ex)]) for ex in examples[start : start + cfg.batch_size]]
         for _turn in range(cfg.max_calls + 1):
             live = [(e, s) for e, s in chunk if not e.done]
             if not live:

@@ -123,12 +123,18 @@ def _next_tokens(logits: torch.Tensor, suppress: torch.Tensor, greedy: bool, tem
 def sample_turn(
     model, batch: dict[str, torch.Tensor], feats: list[torch.Tensor], max_new_tokens: int, eos_id: int,
     pad_id: int, suppress_ids: list[int], greedy: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+    expand: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """Left-padded `batch` (input_ids, attention_mask, mm_token_type_ids[, image_grid_thw]) on the
-    model's device -> (B, <= max_new_tokens) generated ids, pad after a row's EOS."""
+    model's device -> (B, <= max_new_tokens) generated ids, pad after a row's EOS. `expand` (B,):
+    the batch holds distinct prompts and row b of the turn samples from prompt expand[b] (a GRPO
+    group's episodes start from one prompt: it is prefilled once)."""
     greedy = greedy or temperature == 0
     logits, kv, pos, mask = _prefill(model, batch, feats, max_new_tokens)
-    B, n = batch["input_ids"].shape
+    if expand is not None:
+        logits, pos, mask = logits[expand], pos[expand], mask[expand]
+        kv = [(k[expand], v[expand]) for k, v in kv]
+    B, n = mask.shape[0], batch["input_ids"].shape[1]
     suppress = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
     suppress[suppress_ids] = True
     unfinished = torch.ones(B, dtype=torch.bool, device=logits.device)

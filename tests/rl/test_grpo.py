@@ -11,6 +11,7 @@ import torch
 from iapo.rewards import format_reward, outcome
 from iapo.rewards.contract import WeightedReward
 from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
+from iapo.rollout.episode import encode
 from iapo.rollout.loop import RolloutConfig, rollout
 
 
@@ -72,7 +73,8 @@ def test_loss_mask_is_the_policy_tokens_only(tiny_models, small_world):
     model, proc = tiny_models["student"]
     exs = small_world.load("train")[:2]
     eps = rollout(model, proc, exs, RCFG)
-    (batch,), _ = policy_batches(eps, proc, 8)
+    (mb,) = policy_batches(eps, proc, 8)
+    batch = mb.batch
     for i, ep in enumerate(eps):
         gen = [tok for t in ep.turns for tok in (t.ids if not t.truncated else [*t.ids, proc.eos_token_id])]
         masked = batch.input_ids[i][batch.completion_mask[i].bool()].tolist()
@@ -177,3 +179,32 @@ def test_token_logprobs_run_the_head_on_completion_rows_only_with_the_same_value
     model.zero_grad()
     err = (grads[0] - grads[1]).abs().max() / grads[1].abs().max()
     assert err < 1e-4, err
+
+
+def test_a_groups_shared_prompt_runs_once_with_the_same_logprobs_and_gradient(tiny_models, small_world):
+    """rl.prefix: the G episodes of a question share their prompt; running it once gives every
+    row's completion log-probs and the policy gradient of running each row in full."""
+    from iapo.rl.grpo import token_logprobs
+    from iapo.rl.prefix import shared_prefix
+
+    model, proc = tiny_models["student"]
+    ex = small_world.load("train")[0]
+    torch.manual_seed(3)
+    eps = rollout(model, proc, [ex] * 4, RolloutConfig(max_calls=2, max_new_tokens=12))
+    (mb,) = policy_batches(eps, proc, 8, group_size=4)
+    assert mb.prefix >= 16 and mb.prefix == shared_prefix(mb.encs) < min(map(len, mb.encs))
+    sel = mb.batch.completion_mask[:, 1:].bool()
+    results = []
+    for prefix in (mb.prefix, 0):
+        model.zero_grad()
+        lp, ent = token_logprobs(model, mb.batch, True, mb.encs, prefix)
+        (lp * sel).sum().backward()
+        grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results.append((lp, ent, grad))
+    model.zero_grad()
+    (lp, ent, grad), (ref_lp, ref_ent, ref_grad) = results
+    assert torch.allclose(lp, ref_lp, atol=1e-5) and torch.allclose(ent, ref_ent, atol=1e-5)
+    assert (grad - ref_grad).abs().max() / ref_grad.abs().max() < 1e-4
+    # another question shares at most the tokens before its own tool spec and image
+    other = rollout(model, proc, small_world.load("train")[1:2], RolloutConfig(max_calls=0, max_new_tokens=4))
+    assert shared_prefix([mb.encs[0], encode(other[0].segments, proc)]) <= mb.encs[0].spans[2][0]

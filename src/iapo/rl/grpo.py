@@ -16,6 +16,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +29,8 @@ from iapo.models.processor import VLProcessor
 from iapo.provenance import record
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.contract import weights as reward_weights
-from iapo.rollout.episode import Batch, collate, encode
+from iapo.rl.prefix import prefix_hidden, shared_prefix
+from iapo.rollout.episode import Batch, Encoded, collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.summary import tool_stats
 from iapo.train.common import resume, run_steps, seed_everything
@@ -50,10 +52,15 @@ class GRPOSettings(StrictModel):
     scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
     max_grad_norm: float = Field(1.0, gt=0)
     micro_batch: int = Field(32, ge=1, description="episodes per forward/backward (memory)")
+    shared_prompt: bool = Field(
+        True,
+        description="the update runs each GRPO group's shared prompt once for its episodes (rl.prefix; the same "
+        "loss, float rounding differs); False: every episode in full",
+    )
     batch_by_length: bool = Field(
         True,
-        description="cut the update's micro-batches by episode length (less padding; the loss is the same "
-        "sum, float rounding differs); False: episodes in rollout order",
+        description="without shared_prompt: cut the update's micro-batches by episode length (less padding); "
+        "False: episodes in rollout order",
     )
     checkpoint_every: int = Field(10, ge=1)
     rollout_shards: int = Field(
@@ -93,15 +100,23 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
     return adv.flatten()
 
 
-def token_logprobs(model, batch: Batch, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def token_logprobs(
+    model, batch: Batch, with_entropy: bool = False, encs: list[Encoded] | None = None, prefix: int = 0
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position.
     `batch` must be on the model's device. Only the positions the loss reads (the completion mask)
     get values, 0 elsewhere: the LM head and the full-vocabulary log-softmax run on those rows
-    alone (an episode is mostly prompt and image tokens). A wrapped model (DDP, DeepSpeed) must
-    be called whole, so it runs the head on every position; the values are the same."""
+    alone (an episode is mostly prompt and image tokens). `prefix` P > 0 (`rl.prefix`): the rows
+    share their first P tokens (`encs` = the rows' encodings), which run once. A wrapped model
+    (DDP, DeepSpeed) must be called whole: it runs every row in full and the head on every
+    position; the values are the same up to float rounding."""
     sel = batch.completion_mask[:, 1:].bool()  # (B, T-1)
     ids = batch.input_ids[:, 1:][sel]  # (N,)
-    if hasattr(model, "lm_head") and hasattr(model, "model"):
+    plain = hasattr(model, "lm_head") and hasattr(model, "model")
+    if plain and prefix > 0 and encs is not None:
+        hidden = prefix_hidden(model, batch, encs, prefix)[:, :-1]  # (B, T-1-P, H): predicts tokens P+1..
+        logits = model.lm_head(hidden[sel[:, prefix:]]).float()  # sel[:, :P] is empty (shared_prefix)
+    elif plain:
         hidden = model.model(**batch.model_inputs()).last_hidden_state[:, :-1]  # (B, T-1, H)
         logits = model.lm_head(hidden[sel]).float()  # (N, V)
     else:
@@ -181,25 +196,47 @@ def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor
 # --- the loop ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class MicroBatch:
+    """Episodes `rows` of a step, collated (`batch`, on the model's device), with their encodings
+    and the length of the prompt they share (`prefix`, 0: none; `rl.prefix`)."""
+
+    batch: Batch
+    rows: torch.Tensor
+    encs: list[Encoded]
+    prefix: int = 0
+
+
 def policy_batches(
     episodes: list[Episode], processor: VLProcessor, size: int, device: torch.device | str = "cpu",
-    by_length: bool = False,
-) -> tuple[list[Batch], list[torch.Tensor]]:  # fmt: skip
-    """Teacher-forced batches of whole episodes (completion_mask = the policy's generated turns),
-    and the episode indices of each. `by_length`: episodes sorted by length and cut into batches
-    of similar lengths (at most `size`, a batch closes before an episode longer than 1.25x its
-    shortest + 16 tokens), so a group's answer-only episodes are not padded to its episodes with
-    two tool images; the loss sums over episodes, so only float rounding changes."""
+    by_length: bool = False, group_size: int = 0,
+) -> list[MicroBatch]:  # fmt: skip
+    """Teacher-forced micro-batches of whole episodes (completion_mask = the policy's turns), of at
+    most `size` episodes. `group_size` > 1: the episodes come in GRPO groups of that size, one
+    prompt each, and a micro-batch holds one group's episodes with the prompt they share run once.
+    Else `by_length`: sorted by length and cut where an episode is longer than 1.25x the batch's
+    shortest + 16 tokens (less padding); else in rollout order. The loss sums over episodes, so
+    only float rounding depends on the cut."""
     encs = [encode(e.segments, processor) for e in episodes]
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i])) if by_length else list(range(len(encs)))
-    groups: list[list[int]] = []
-    for i in order:
-        g = groups[-1] if groups else None
-        if g is None or len(g) == size or (by_length and len(encs[i]) > 1.25 * len(encs[g[0]]) + 16):
-            groups.append([])
-        groups[-1].append(i)
-    batches = [collate([encs[i] for i in g], processor.pad_token_id).to(device) for g in groups]
-    return batches, [torch.tensor(g) for g in groups]
+    n = len(encs)
+    if group_size > 1:
+        groups = [list(range(g, min(g + group_size, n)))[i : i + size] for g in range(0, n, group_size)
+                  for i in range(0, group_size, size)]  # fmt: skip
+        groups = [g for g in groups if g]
+    else:
+        order = sorted(range(n), key=lambda i: len(encs[i])) if by_length else list(range(n))
+        groups = []
+        for i in order:
+            g = groups[-1] if groups else None
+            if g is None or len(g) == size or (by_length and len(encs[i]) > 1.25 * len(encs[g[0]]) + 16):
+                groups.append([])
+            groups[-1].append(i)
+    out = []
+    for g in groups:
+        part = [encs[i] for i in g]
+        P = shared_prefix(part) if group_size > 1 else 0
+        out.append(MicroBatch(collate(part, processor.pad_token_id).to(device), torch.tensor(g), part, P))
+    return out
 
 
 def rollout_groups(
@@ -289,23 +326,27 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
     world = acc.num_processes if acc is not None else 1
     model.train()
     device = acc.device if acc is not None else next(model.parameters()).device
-    batches, rows = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length)
-    advs = [adv[r].to(device) for r in rows]
+    shared = cfg.group_size if cfg.shared_prompt and acc is None else 0  # a wrapped model runs rows whole
+    mbs = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length, shared)
+    batches = [mb.batch for mb in mbs]
+    advs = [adv[mb.rows].to(device) for mb in mbs]
     n_local = torch.tensor([float(sum(b.completion_mask[:, 1:].sum() for b in batches))], device=device)
     n_tokens = float(acc.reduce(n_local, "sum")) if world > 1 else float(n_local)
     n_seqs = float(len(episodes) * world)
     old, ref = [], []
     with torch.no_grad():
-        for b in batches:
-            old.append(token_logprobs(model, b)[0] if cfg.epochs > 1 else None)
-            ref.append(token_logprobs(ref_model, b)[0] if cfg.beta > 0 and ref_model is not None else None)
+        for mb in mbs:
+            old.append(token_logprobs(model, mb.batch, False, mb.encs, mb.prefix)[0] if cfg.epochs > 1 else None)
+            use_ref = cfg.beta > 0 and ref_model is not None
+            ref.append(token_logprobs(ref_model, mb.batch, False, mb.encs, mb.prefix)[0] if use_ref else None)
     params = [p for p in model.parameters() if p.requires_grad]
     stats = {"losses/policy": 0.0, "losses/kl": 0.0, "policy/clip_frac": 0.0, "policy/entropy": 0.0,
              "optim/grad_norm": 0.0}  # fmt: skip
     for _ in range(cfg.epochs):
         opt.zero_grad(set_to_none=True)
-        for b, a, o, r in zip(batches, advs, old, ref, strict=True):
-            lp, ent = token_logprobs(model, b, with_entropy=True)
+        for mb, a, o, r in zip(mbs, advs, old, ref, strict=True):
+            b = mb.batch
+            lp, ent = token_logprobs(model, b, True, mb.encs, mb.prefix)
             mask = b.completion_mask[:, 1:]
             loss, st = grpo_loss(
                 lp, lp.detach() if o is None else o, a, mask, cfg.clip_eps, cfg.beta, r,

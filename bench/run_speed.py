@@ -1,0 +1,124 @@
+"""End-to-end run time of the sparse regime's workload: this code against an earlier commit, side
+by side on this machine.
+
+    python bench/run_speed.py --against d0e6cb5 [--work runs/bench_run_speed] [--steps 20]
+
+1. Builds (once, cached in --work) the sparse regime's world and the `teacher` of its zoo recipe
+   (research/claim/sparse.yaml; ~10 min on 2 cores). The teacher is a trained sparse-regime
+   model that calls tools in most episodes and reads: the workload of a grid's runs once they
+   have found the tools (a fresh student calls in 3% of episodes and costs far less).
+2. Checks out --against into a git worktree (its code, read-only) beside this checkout.
+3. For outcome GRPO, the tool bonus and IAPO (the component term, `teacher_own`): one GRPO run of
+   --steps steps with the sparse grid's GRPO and evaluation settings (`iapo train`, val every 10
+   steps, the test evaluation at the end), with the old and the new code at the same time, one
+   thread each: a grid's two workers on two cores.
+
+Prints each run's minutes and step split and ends with `run time vs COMMIT: R`, the new code's
+total minutes over the old code's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ROOT / "research" / "claim" / "sparse.yaml"
+METHODS = ("outcome", "tool_bonus_any", "iapo")
+SPLIT = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
+
+
+def iapo(args: list[str], src: Path, log: Path, threads: int | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return subprocess.Popen([sys.executable, "-m", "iapo.cli", *args], env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def build(work: Path) -> tuple[Path, Path]:
+    """The sparse world and the teacher of its zoo recipe, built once with this code."""
+    grid = yaml.safe_load(GRID.read_text())
+    world, zoo = work / "world", work / "zoo"
+    if not (world / "world.json").exists():
+        (work / "world.yaml").write_text(yaml.safe_dump(grid["world"]))
+        _wait(
+            iapo(["world", "--out", str(world), "--config", str(work / "world.yaml")], ROOT / "src", work / "world.log")
+        )
+    if not (zoo / "teacher" / "config.json").exists():
+        z = grid["zoo"] | {"roles": {"teacher": grid["zoo"]["roles"]["teacher"]}}
+        (work / "zoo.yaml").write_text(yaml.safe_dump(z))
+        t = time.perf_counter()
+        cmd = ["sft", "--world", str(world), "--out", str(zoo), "--config", str(work / "zoo.yaml"), "--threads", "2"]
+        _wait(iapo(cmd, ROOT / "src", work / "zoo.log"))
+        print(f"zoo built in {(time.perf_counter() - t) / 60:.1f} min")
+    return world, zoo
+
+
+def _wait(p: subprocess.Popen) -> None:
+    if p.wait() != 0:
+        raise SystemExit(f"{p.args}: exit {p.returncode} (see the log in --work)")
+
+
+def train_config(method: str, steps: int) -> dict:
+    grid = yaml.safe_load(GRID.read_text())
+    return {"method": grid["methods"][method], "grpo": grid["grpo"] | {"steps": steps, "checkpoint_every": steps},
+            "eval": grid["eval"], "seed": 0}  # fmt: skip
+
+
+def run_pair(method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Path], work: Path) -> dict:
+    """The method's run with every code version at once (one thread each): minutes and split."""
+    cfg = work / f"{method}.yaml"
+    cfg.write_text(yaml.safe_dump(train_config(method, steps)))
+    procs, t0 = {}, time.time()
+    for name, src in srcs.items():
+        out = Path(tempfile.mkdtemp(dir=work)) / method
+        args = ["train", "--config", str(cfg), "--out", str(out), "--world", str(world), "--zoo", str(zoo),
+                "--student", "teacher"]  # fmt: skip
+        procs[name] = (iapo(args, src, work / f"{method}.{name}.log", threads=1), out)
+    res = {}
+    for name, (p, out) in procs.items():
+        _wait(p)
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        result = json.loads((out / "result.json").read_text())
+        split = {k: sum(r[k] for r in rows if k in r) / max(1, sum(k in r for r in rows)) for k in SPLIT}
+        wall = (out / "result.json").stat().st_mtime - t0
+        res[name] = {"minutes": wall / 60, "train_minutes": result["train_seconds"] / 60, **split,
+                     "calls": sum(r.get("tools/calls_per_episode", 0) for r in rows[1:]) / max(1, len(rows) - 1)}  # fmt: skip
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--against", required=True, help="the commit to compare with (e.g. d0e6cb5)")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_run_speed")
+    ap.add_argument("--steps", type=int, default=20)
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    world, zoo = build(a.work)
+    old = a.work / f"code_{a.against}"
+    if not old.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), a.against], check=True,
+                       capture_output=True)  # fmt: skip
+    srcs = {a.against: old / "src", "current": ROOT / "src"}
+    total = dict.fromkeys(srcs, 0.0)
+    for method in METHODS:
+        res = run_pair(method, a.steps, world, zoo, srcs, a.work)
+        for name, r in res.items():
+            total[name] += r["minutes"]
+            split = "  ".join(f"{k.split('/')[1][:-2]} {r[k]:.2f}s" for k in SPLIT)
+            print(f"{method:15s} {name:9s} {r['minutes']:5.1f} min (train {r['train_minutes']:4.1f})  per step: {split}"
+                  f"  calls/episode {r['calls']:.2f}", flush=True)  # fmt: skip
+    print(f"run time vs {a.against}: {total['current'] / total[a.against]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Teacher-forced log-probs of a GRPO group with its shared prompt run once.
+
+The G episodes of a group start from one prompt (system, tool spec, image, question: most of an
+episode's tokens, and its image the largest part of the vision tower's work). A causal model's
+states over that prompt do not depend on what follows, so the prompt goes through the vision
+tower and the decoder once, its keys and values are shared by the G rows, and only each row's
+own continuation (its turns and tool outputs) runs per row. Gradients reach the shared prompt
+from every row: the same sum as G copies, up to float summation order. Hand-written because a
+KV prefix with gradients is not something `forward` offers; tests/rl/test_grpo.py compares it
+with the full batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+
+from iapo.rollout.episode import Batch, Encoded
+
+MIN_PREFIX = 16  # below this, one forward of the whole batch is as cheap
+
+
+def shared_prefix(encs: list[Encoded]) -> int:
+    """P: the leading tokens (and whole images) every row shares, ending before the first token
+    the loss scores (position t is predicted from t - 1, which must lie in a row's own part);
+    0 if fewer than MIN_PREFIX or a single row."""
+    if len(encs) < 2:
+        return 0
+    first = min(int(e.assistant_mask().nonzero()[0]) if e.assistant_mask().any() else len(e) for e in encs)
+    ids = [e.input_ids for e in encs]
+    n = min(min(len(x) for x in ids), first - 1)
+    same = torch.stack([x[:n] == ids[0][:n] for x in ids[1:]]).all(0)
+    P = int(same.long().cumprod(0).sum())
+    k = _images_before(encs[0], P)
+    if any(_images_before(e, P) != k for e in encs):  # an image cut by P: stop before it
+        return 0
+    patches = sum(int(g.prod()) for g in encs[0].image_grid_thw[:k]) if k else 0
+    for e in encs[1:]:
+        if k and not torch.equal(e.pixel_values[:patches], encs[0].pixel_values[:patches]):
+            return 0
+    return P if P >= MIN_PREFIX else 0
+
+
+def _images_before(e: Encoded, P: int) -> int:
+    """How many of e's images have all their tokens before position P (-1: one is cut by P)."""
+    if e.image_grid_thw is None:
+        return 0
+    runs = torch.diff(torch.nn.functional.pad(e.mm_token_type_ids.bool().long(), (1, 1)))
+    starts, ends = (runs == 1).nonzero().flatten().tolist(), (runs == -1).nonzero().flatten().tolist()
+    if any(s < P < end for s, end in zip(starts, ends, strict=True)):
+        return -1
+    return sum(end <= P for end in ends)
+
+
+def _embed(model, ids: torch.Tensor, mm: torch.Tensor, pv: torch.Tensor | None, grid: torch.Tensor | None):
+    """Token embeddings with image features scattered into the image-token rows (row-major)."""
+    emb = model.get_input_embeddings()(ids)
+    if pv is not None:
+        feats = torch.cat(model.model.get_image_features(pv, grid).pooler_output).to(emb.dtype)
+        emb = emb.masked_scatter((mm == 1).unsqueeze(-1).expand_as(emb), feats)
+    return emb
+
+
+def prefix_hidden(model, batch: Batch, encs: list[Encoded], P: int) -> torch.Tensor:
+    """Hidden states (B, T - P, D) of positions P..T-1 of every row, its first P positions run
+    once for all rows. `batch` = collate(encs) on the model's device."""
+    dev = batch.input_ids.device
+    k = _images_before(encs[0], P)
+    pos, _ = model.model.get_rope_index(
+        batch.input_ids, mm_token_type_ids=batch.mm_token_type_ids, image_grid_thw=batch.image_grid_thw,
+        attention_mask=batch.attention_mask,
+    )  # (3, B, T)  # fmt: skip
+    patches = [sum(int(g.prod()) for g in e.image_grid_thw[:k]) if k else 0 for e in encs]
+    head_pv = encs[0].pixel_values[: patches[0]].to(dev) if k else None
+    head = _embed(model, batch.input_ids[:1, :P], batch.mm_token_type_ids[:1, :P], head_pv,
+                  encs[0].image_grid_thw[:k].to(dev) if k else None)  # (1, P, D)  # fmt: skip
+    out = model.model(inputs_embeds=head, attention_mask=batch.attention_mask[:1, :P], position_ids=pos[:, :1, :P],
+                      use_cache=True)  # fmt: skip
+    B = batch.input_ids.shape[0]
+    past = DynamicCache([(lay.keys.expand(B, -1, -1, -1), lay.values.expand(B, -1, -1, -1))
+                         for lay in out.past_key_values.layers])  # fmt: skip
+    tails = [(e.pixel_values[p:], e.image_grid_thw[k:]) for e, p in zip(encs, patches, strict=True)
+             if e.image_grid_thw is not None and len(e.image_grid_thw) > k]  # fmt: skip
+    tail_pv = torch.cat([t[0] for t in tails]).to(dev) if tails else None
+    tail_grid = torch.cat([t[1] for t in tails]).to(dev) if tails else None
+    tail = _embed(model, batch.input_ids[:, P:], batch.mm_token_type_ids[:, P:], tail_pv, tail_grid)  # (B, T-P, D)
+    return model.model(inputs_embeds=tail, attention_mask=batch.attention_mask, position_ids=pos[:, :, P:],
+                       past_key_values=past).last_hidden_state  # fmt: skip

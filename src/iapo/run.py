@@ -22,7 +22,7 @@ from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
 from iapo.errors import ConfigError
 from iapo.eval.evaluate import episode_record
-from iapo.models.build import META, load, save
+from iapo.models.build import META, fast_patch_embed, load, save
 from iapo.models.processor import VLProcessor
 from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -202,7 +202,7 @@ def run_one(
     guard = SplitGuard(world)
     if cfg.engine == "own":
         model, processor = load(student, dtype=getattr(torch, cfg.model.dtype))
-        model.to(acc.device if acc is not None else "cpu")
+        model = fast_patch_embed(model).to(acc.device if acc is not None else "cpu")
         ref = copy.deepcopy(model)
     else:  # TRL loads the policy and its reference from the directory itself
         processor = VLProcessor.from_pretrained(student)

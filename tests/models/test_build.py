@@ -56,3 +56,20 @@ def test_rope_theta_reaches_the_model(tokenizers):
         inv_freq = model.model.language_model.rotary_emb.inv_freq  # (head_dim / 2,)
         assert len(inv_freq) == sum(mrope_section(spec.hidden // spec.heads))
         assert (inv_freq.min().item() > 0.01) == slow_enough
+
+
+def test_the_patch_embedding_as_a_matmul_matches_the_conv3d(tiny_models):
+    """RL runs the vision patch embedding as a matrix product (iapo.models.build.fast_patch_embed);
+    the zoo is built with transformers' Conv3d, so zoo seeds give the models they gave before."""
+    import copy
+
+    import torch
+
+    from iapo.models.build import fast_patch_embed
+
+    model, _ = tiny_models["student"]
+    pe = model.model.visual.patch_embed
+    assert "forward" not in vars(pe)  # built and loaded models keep transformers' forward
+    x = torch.randn(64, pe.proj.weight[0].numel())
+    fast = fast_patch_embed(copy.deepcopy(model)).model.visual.patch_embed
+    assert torch.allclose(fast(x), pe(x), atol=1e-5) and fast(x).shape == pe(x).shape

@@ -133,7 +133,9 @@ def _patch_embed_as_matmul(self, hidden_states: torch.Tensor) -> torch.Tensor:
 
 
 def fast_patch_embed(model: Qwen2_5_VLForConditionalGeneration) -> Qwen2_5_VLForConditionalGeneration:
-    """Run the vision patch embedding as the matrix product it is (`_patch_embed_as_matmul`)."""
+    """Run the vision patch embedding as the matrix product it is (`_patch_embed_as_matmul`).
+    RL applies it (`iapo.run`, the reward models); the zoo is built without it, so a zoo seed
+    gives the same models (and the same acceptance) as before."""
     pe = model.model.visual.patch_embed
     pe.forward = types.MethodType(_patch_embed_as_matmul, pe)
     return model
@@ -141,7 +143,7 @@ def fast_patch_embed(model: Qwen2_5_VLForConditionalGeneration) -> Qwen2_5_VLFor
 
 def build_model(spec: ModelSpec, processor: VLProcessor, seed: int = 0) -> Qwen2_5_VLForConditionalGeneration:
     torch.manual_seed(seed)
-    model = fast_patch_embed(Qwen2_5_VLForConditionalGeneration(build_config(spec, processor)))
+    model = Qwen2_5_VLForConditionalGeneration(build_config(spec, processor))
     model.generation_config.pad_token_id = processor.pad_token_id
     model.generation_config.eos_token_id = processor.eos_token_id
     model.generation_config.bos_token_id = processor.pad_token_id
@@ -169,7 +171,7 @@ def load(
     path = Path(path)
     if not (path / "config.json").exists():
         raise DataError(f"{path}: not a model directory (no config.json)")
-    model = fast_patch_embed(Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype))
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype)
     model.eval()
     return model, VLProcessor.from_pretrained(path)
 

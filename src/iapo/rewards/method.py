@@ -10,7 +10,7 @@ from pydantic import Field
 
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
-from iapo.models.build import load
+from iapo.models.build import fast_patch_embed, load
 from iapo.rewards import CallPenalty, Curiosity, ToolBonus, exact_match, format_reward, outcome
 from iapo.rewards.alignment import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
 from iapo.rewards.contract import WeightedReward
@@ -83,6 +83,7 @@ def make_rewards(
         if method.needs_teacher:
             tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
             tm, tp = load(tdir, dtype=dtype)
+            tm = fast_patch_embed(tm)
             teacher = (tm.requires_grad_(False), tp)
         term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
         rewards.append(WeightedReward("attribution", term, method.attribution.lam))  # lambda: the term's weight

@@ -26,7 +26,8 @@ def shared_prefix(encs: list[Encoded]) -> int:
     0 if fewer than MIN_PREFIX or a single row."""
     if len(encs) < 2:
         return 0
-    first = min(int(e.assistant_mask().nonzero()[0]) if e.assistant_mask().any() else len(e) for e in encs)
+    masks = [e.assistant_mask() for e in encs]
+    first = min(int(m.nonzero()[0]) if m.any() else len(m) for m in masks)
     ids = [e.input_ids for e in encs]
     n = min(min(len(x) for x in ids), first - 1)
     same = torch.stack([x[:n] == ids[0][:n] for x in ids[1:]]).all(0)

@@ -124,12 +124,11 @@ def generate_turn(
     group's first turn, are prefilled once); None samples with transformers' `generate`."""
     expand = None
     if vision is not None:
-        keys = [encode_key(e) for e in episodes]
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}
-        uniq = sorted(set(first.values()))
-        if len(uniq) < len(episodes):
-            expand = torch.tensor([uniq.index(first[k]) for k in keys], device=model.device)
-            episodes = [episodes[i] for i in uniq]
+        slot: dict[tuple, int] = {}  # episode input -> its row among the distinct inputs
+        rows = [slot.setdefault(encode_key(e), len(slot)) for e in episodes]
+        if len(slot) < len(episodes):
+            expand = torch.tensor(rows, device=model.device)
+            episodes = [episodes[rows.index(j)] for j in range(len(slot))]
     encs = [encode(e.segments, processor) for e in episodes]
     batch = pad_left([e.input_ids.tolist() for e in encs], processor.pad_token_id)
     mm = torch.zeros_like(batch["input_ids"])

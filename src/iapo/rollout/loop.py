@@ -29,6 +29,7 @@ from iapo.rollout.episode import (
     tool_output_segment,
 )
 from iapo.rollout.sampler import VisionCache, sample_turn
+from iapo.rollout.sampler import supports as sampler_supports
 from iapo.tools.session import CallClass, ToolSession
 from iapo.tools.syntax import Turn, parse_turn
 
@@ -184,7 +185,7 @@ def rollout(model, processor: VLProcessor, examples: list[Example], cfg: Rollout
     """Run one episode per example (repeat examples for a GRPO group)."""
     was_training = model.training
     model.eval()
-    vision = VisionCache(model) if cfg.sampler == "lean" else None
+    vision = VisionCache(model) if cfg.sampler == "lean" and sampler_supports(model) else None
     episodes = []
     for start in range(0, len(examples), cfg.batch_size):
         images: dict[int, Image.Image] = {}

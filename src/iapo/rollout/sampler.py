@@ -28,6 +28,12 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
 
 
+def supports(model) -> bool:
+    """Whether the lean decode loop covers this model: full attention in every layer (a model
+    with sliding-window layers samples with `generate`)."""
+    return not getattr(model.model.language_model, "has_sliding_layers", False)
+
+
 class VisionCache:
     """Features of the images seen in one rollout: the policy's weights do not change during a
     rollout, so each image (by object) goes through the vision tower once, however many turns

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from iapo.errors import DataError
 from iapo.provenance import write_text
 from iapo.rollout.episode import COMPONENTS
 from iapo.stats import (
@@ -120,10 +121,6 @@ def arm_runs(results: list[dict], splits: list[str] | None = None) -> dict[str, 
     return dict(out)
 
 
-def _n_zoos(results: list[dict]) -> int:
-    return len({r.get("zoo") for r in results})
-
-
 def accuracy_table(results: list[dict]) -> tuple[list[str], list[list[str]], dict[str, CI]]:
     """Rows: method; columns: runs, each test split and their average, mean [95% CI] with the
     zoo as the unit (`stats.arm_ci`); the SFT student evaluated once on one zoo gets Wilson
@@ -157,19 +154,18 @@ def _per_question(r: dict, splits: list[str]) -> dict[str, float]:
 
 
 def comparisons(
-    arms: dict[str, dict], baseline: str, proposed: str, primary: tuple[str, str] | None,
-    incentive: str | None = None, variants: list[str] | None = None,
+    arms: dict[str, dict], references: list[str], proposed: str, primary: tuple[str, str] | None,
+    variants: list[str] | None = None,
 ) -> list[Contrast]:  # fmt: skip
     """Every comparison the report shows, each computed once (`stats.contrast`) from `arms`
     (method -> zoo -> per-run accuracies, `arm_runs`): the primary contrast named in the config
-    (confirmatory), then every method against the baseline, against the best incentive on val,
-    and every attribution variant (`variants`) against the proposed method (exploratory:
-    Holm-adjusted together)."""
+    (confirmatory), then every method against each of `references` (the baseline, the best
+    incentive on val) and every attribution variant (`variants`) against the proposed method
+    (exploratory: Holm-adjusted together)."""
     methods = [m for m in arms if m != "sft"]
     pairs = [primary] if primary and all(x in arms for x in primary) else []
-    pairs += [(m, baseline) for m in methods if m != baseline and baseline in arms]
-    if incentive in arms:
-        pairs += [(m, incentive) for m in methods if m != incentive]
+    for ref in references:
+        pairs += [(m, ref) for m in methods if m != ref and ref in arms]
     pairs += [(m, proposed) for m in variants or [] if m in arms and m != proposed and proposed in arms]
     seen, out = set(), []
     for a, b in pairs:
@@ -348,9 +344,7 @@ def per_seed_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     by_m: dict[str, dict] = defaultdict(dict)
     for r in results:
         if r["method"] != "sft":
-            by_m[r["method"]][(r.get("zoo"), r["seed"])] = float(
-                np.mean([s["accuracy"]["mean"] for s in r["splits"].values()])
-            )
+            by_m[r["method"]][(r.get("zoo"), r["seed"])] = average_accuracy(r)
     keys = sorted({k for v in by_m.values() for k in v}, key=lambda k: (k[0] is not None, k[0] or 0, k[1]))
     name = (lambda k: f"seed {k[1]}") if all(k[0] is None for k in keys) else (lambda k: f"z{k[0]}/s{k[1]}")
     rows = [[m, *(f"{100 * v[k]:.1f}" if k in v else "" for k in keys)] for m, v in by_m.items()]
@@ -753,10 +747,10 @@ def write_runs_csv(results: list[dict], path: Path) -> None:
 
 def read_runs_csv(path: Path) -> tuple[dict[str, dict], dict[str, float]]:
     """(method -> zoo -> per-run accuracies, method -> mean training minutes) from a runs.csv
-    (`write_runs_csv`; a run directory means its runs.csv). Bad rows are named, not skipped."""
+    (`write_runs_csv`; a run directory means its runs.csv). A bad row is named, not skipped."""
     path = path / "runs.csv" if path.is_dir() else path
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no runs.csv (write one with `iapo report RUN_DIR`)")
+        raise DataError(f"{path}: no runs.csv (write one with `iapo report RUN_DIR`)")
     arms: dict[str, dict] = defaultdict(dict)
     minutes: dict[str, list[float]] = defaultdict(list)
     with path.open() as f:
@@ -767,23 +761,22 @@ def read_runs_csv(path: Path) -> tuple[dict[str, dict], dict[str, float]]:
                 if row.get("train_minutes") not in ("", None, "nan"):
                     minutes[row["method"]].append(float(row["train_minutes"]))
             except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}, line {i}: {e!r} (columns: method, zoo, seed, accuracy, ...)") from None
+                raise DataError(f"{path}, line {i}: {e!r} (columns: method, zoo, seed, accuracy, ...)") from None
     return dict(arms), {m: float(np.mean(v)) for m, v in minutes.items() if v}
+
+
+def require_arms(arms: dict[str, dict], names: list[str] | tuple[str, ...]) -> None:
+    """One error naming every requested method the runs do not hold."""
+    missing = [m for m in dict.fromkeys(names) if m not in arms]
+    if missing:
+        raise DataError(f"not in the runs: {', '.join(missing)} (have: {', '.join(arms)})")
 
 
 def compare_markdown(arms: dict[str, dict], primary: tuple[str, str], references: list[str]) -> str:
     """The arms' accuracies and their comparisons as Markdown: `primary` confirmatory, every arm
     against each of `references` exploratory (Holm), as a report computes them."""
-    missing = [m for m in dict.fromkeys((*primary, *references)) if m not in arms]
-    if missing:
-        raise KeyError(f"not in the runs: {', '.join(missing)} (have: {', '.join(arms)})")
-    contrasts, seen = [], set()
-    for i, ref in enumerate(references or [primary[1]]):
-        for c in comparisons(arms, ref, primary[0], primary if i == 0 else None):
-            if frozenset((c.a, c.b)) not in seen:
-                seen.add(frozenset((c.a, c.b)))
-                contrasts.append(replace(c, p_holm=None))
-    contrasts = holm(contrasts)
+    require_arms(arms, (*primary, *references))
+    contrasts = comparisons(arms, references or [primary[1]], primary[0], primary)
     n_zoos = len({z for a in arms.values() for z in a})
     rows = [[m, str(sum(map(len, a.values()))), _fmt(arm_ci(a))] for m, a in arms.items()]
     out = [f"**{_verdict(next((c for c in contrasts if c.primary), None), primary)}**", "", _design_caveat(n_zoos), "",
@@ -799,6 +792,7 @@ def plan_markdown(
     components of a pilot's A and B runs, and the wall time of a grid of `n_arms` arms at the
     pilot's measured minutes per run (mean over all its methods; `minutes_per_run` when the
     pilot recorded none) with `workers` runs at once."""
+    require_arms(arms, (a, b))
     comp = variance_components(arms[a], arms[b])
     per_run = minutes_per_run or (float(np.mean(list(minutes.values()))) if minutes else math.nan)
     rows = []
@@ -827,7 +821,8 @@ def write_report(run_dir: Path) -> Path:
     primary = primary_of(roles)
     configs = method_configs(run_dir, meta)
     incentive = best_on_val(curves, incentives(configs))
-    contrasts = comparisons(arm_runs(results), baseline, proposed, primary, incentive, attribution_variants(configs))
+    references = [baseline, *([incentive] if incentive else [])]
+    contrasts = comparisons(arm_runs(results), references, proposed, primary, attribution_variants(configs))
     acc_h, acc_r, arms = accuracy_table(results)
     write_runs_csv(results, run_dir / "runs.csv")
     eff_h, eff_r = sample_efficiency(curves, baseline)
@@ -925,7 +920,8 @@ NOTES = (
     "method's accuracy is the mean of its zoo means with a t-interval over zoos, and a difference A - B is "
     "the mean over the zoos both ran on of (A's zoo mean - B's zoo mean), all runs of each, with a t-test "
     "over zoos (df = zoos - 1; calibrated in tests/test_stats.py) and an exact sign-flip p beside it. With "
-    "one zoo the run is the unit (Welch t over runs) and a result holds for that zoo only. The SFT student "
+    "one zoo the run is the unit (a paired t over seeds when both methods ran the same seeds, else Welch) "
+    "and a result holds for that zoo only. The SFT student "
     "is evaluated once per zoo (greedy); on one zoo its intervals are Wilson intervals over questions. The "
     "primary contrast was named in the experiment config before the grid ran and alone decides the verdict; "
     "every other comparison is exploratory, Holm-adjusted over the report's family. MDE: the smallest true "
@@ -958,5 +954,4 @@ def _verdict(c: Contrast | None, primary: tuple[str, str]) -> str:
     stat = f"{_diff(c)} points, p = {_p(c.p)}, {unit}; MDE {_pts(c.mde)} points"
     if c.significant:
         return f"{a} {'beats' if c.diff > 0 else 'is below'} {b} (primary contrast): {stat}."
-    bound = 100 * max(abs(c.low), abs(c.high))
-    return f"{a} vs {b} (primary contrast): no difference larger than {bound:.1f} points excluded ({stat})."
+    return f"{a} vs {b} (primary contrast): no difference larger than {100 * c.bound:.1f} points excluded ({stat})."

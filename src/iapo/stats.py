@@ -202,7 +202,8 @@ def sign_flip_p(d: Sequence[float]) -> float:
 @dataclass(frozen=True)
 class Contrast:
     """A - B over a grid: `diff` = `mean_a` - `mean_b`, both on the units used (`unit`: "zoo" =
-    the zoos both arms ran on, each arm's zoo mean over all its runs there; "run" = one zoo)."""
+    the zoos both arms ran on, each arm's zoo mean over all its runs there; one zoo: "seed" =
+    runs paired by seed, "run" = unpaired runs)."""
 
     a: str
     b: str
@@ -226,6 +227,11 @@ class Contrast:
         return self.p if self.primary or self.p_holm is None else self.p_holm
 
     @property
+    def bound(self) -> float:
+        """The largest difference the 95% interval leaves possible, either way."""
+        return max(abs(self.low), abs(self.high))
+
+    @property
     def significant(self) -> bool:
         return self.p_used < ALPHA  # False for nan
 
@@ -239,8 +245,7 @@ class Contrast:
             return f"{self.a} {'above' if self.diff > 0 else 'below'} {self.b}"
         if self.low > 0 or self.high < 0:  # the raw interval excludes 0, the adjusted p does not
             return f"within [{100 * self.low:+.1f}, {100 * self.high:+.1f}], not significant after Holm"
-        bound = 100 * max(abs(self.low), abs(self.high))
-        return f"no difference larger than {bound:.1f} points excluded"
+        return f"no difference larger than {100 * self.bound:.1f} points excluded"
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -149,7 +149,9 @@ def test_comparisons_are_computed_once_with_the_primary_outside_holm():
         "iapo_b": {"attribution": {"lam": 1}},
         "bonus": {"tool_bonus": 0.5},
     }
-    cs = comparisons(arm_runs(results), "outcome", "iapo", ("iapo", "outcome"), "bonus", attribution_variants(configs))
+    cs = comparisons(
+        arm_runs(results), ["outcome", "bonus"], "iapo", ("iapo", "outcome"), attribution_variants(configs)
+    )
     pairs = [(c.a, c.b) for c in cs]
     assert pairs[0] == ("iapo", "outcome") and cs[0].primary and cs[0].p_holm is None
     assert len(pairs) == len({frozenset(p) for p in pairs})  # each pair once

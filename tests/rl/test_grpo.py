@@ -185,14 +185,14 @@ def test_a_groups_shared_prompt_runs_once_with_the_same_logprobs_and_gradient(ti
     """rl.prefix: the G episodes of a question share their prompt; running it once gives every
     row's completion log-probs and the policy gradient of running each row in full."""
     from iapo.rl.grpo import token_logprobs
-    from iapo.rl.prefix import shared_prefix
+    from iapo.rl.prefix import shared_prompt_length
 
     model, proc = tiny_models["student"]
     ex = small_world.load("train")[0]
     torch.manual_seed(3)
     eps = rollout(model, proc, [ex] * 4, RolloutConfig(max_calls=2, max_new_tokens=12))
     (mb,) = policy_batches(eps, proc, 8, group_size=4)
-    assert mb.prefix >= 16 and mb.prefix == shared_prefix(mb.encs) < min(map(len, mb.encs))
+    assert mb.prefix >= 16 and mb.prefix == shared_prompt_length(mb.encs) < min(map(len, mb.encs))
     sel = mb.batch.completion_mask[:, 1:].bool()
     results = []
     for prefix in (mb.prefix, 0):
@@ -207,4 +207,4 @@ def test_a_groups_shared_prompt_runs_once_with_the_same_logprobs_and_gradient(ti
     assert (grad - ref_grad).abs().max() / ref_grad.abs().max() < 1e-4
     # another question shares at most the tokens before its own tool spec and image
     other = rollout(model, proc, small_world.load("train")[1:2], RolloutConfig(max_calls=0, max_new_tokens=4))
-    assert shared_prefix([mb.encs[0], encode(other[0].segments, proc)]) <= mb.encs[0].spans[2][0]
+    assert shared_prompt_length([mb.encs[0], encode(other[0].segments, proc)]) <= mb.encs[0].spans[2][0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import weakref
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -20,6 +21,23 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 
 from iapo.errors import DataError
 from iapo.models.tokenizer import IM_START, IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START
+
+
+class PerObject:
+    """Values kept per live object, by identity (PIL images are unhashable and equal-by-pixels
+    images are different inputs to a tool session): an entry goes when its object is collected."""
+
+    def __init__(self) -> None:
+        self._d: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def get(self, obj: object) -> Any:
+        hit = self._d.get(id(obj))
+        return hit[1] if hit is not None and hit[0]() is obj else None
+
+    def put(self, obj: object, value: Any) -> Any:
+        self._d[id(obj)] = (weakref.ref(obj), value)
+        weakref.finalize(obj, self._d.pop, id(obj), None)
+        return value
 
 
 class VLProcessor:
@@ -38,7 +56,7 @@ class VLProcessor:
         )
         self.pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.eos_token_id = int(tokenizer.eos_token_id)
-        self._pixels: dict[int, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
+        self._pixels = PerObject()
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> VLProcessor:
@@ -63,14 +81,11 @@ class VLProcessor:
         episode's images are encoded at every turn, in the update and in the attribution passes,
         and the image processor (PIL resize, normalise, patchify) works one image at a time
         anyway, so the cached result is the batched one. Entries go with their images."""
-        key = id(image)
-        hit = self._pixels.get(key)
-        if hit is not None and hit[0]() is image:
-            return hit[1], hit[2]
-        out = self.image_processor(images=[image], return_tensors="pt")
-        self._pixels[key] = (weakref.ref(image), out["pixel_values"], out["image_grid_thw"])
-        weakref.finalize(image, self._pixels.pop, key, None)
-        return out["pixel_values"], out["image_grid_thw"]
+        hit = self._pixels.get(image)
+        if hit is None:
+            out = self.image_processor(images=[image], return_tensors="pt")
+            hit = self._pixels.put(image, (out["pixel_values"], out["image_grid_thw"]))
+        return hit
 
     def n_image_tokens(self, grid_thw: torch.Tensor) -> list[int]:
         return (grid_thw.prod(-1) // self.merge**2).tolist()

@@ -29,7 +29,7 @@ from iapo.models.processor import VLProcessor
 from iapo.provenance import record
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.contract import weights as reward_weights
-from iapo.rl.prefix import prefix_hidden, shared_prefix
+from iapo.rl.prefix import prefix_hidden, shared_prompt_length
 from iapo.rollout.episode import Batch, Encoded, collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.summary import tool_stats
@@ -115,7 +115,7 @@ def token_logprobs(
     plain = hasattr(model, "lm_head") and hasattr(model, "model")
     if plain and prefix > 0 and encs is not None:
         hidden = prefix_hidden(model, batch, encs, prefix)[:, :-1]  # (B, T-1-P, H): predicts tokens P+1..
-        logits = model.lm_head(hidden[sel[:, prefix:]]).float()  # sel[:, :P] is empty (shared_prefix)
+        logits = model.lm_head(hidden[sel[:, prefix:]]).float()  # sel[:, :P] is empty (shared_prompt_length)
     elif plain:
         hidden = model.model(**batch.model_inputs()).last_hidden_state[:, :-1]  # (B, T-1, H)
         logits = model.lm_head(hidden[sel]).float()  # (N, V)
@@ -234,7 +234,7 @@ def policy_batches(
     out = []
     for g in groups:
         part = [encs[i] for i in g]
-        P = shared_prefix(part) if group_size > 1 else 0
+        P = shared_prompt_length(part) if group_size > 1 else 0
         out.append(MicroBatch(collate(part, processor.pad_token_id).to(device), torch.tensor(g), part, P))
     return out
 

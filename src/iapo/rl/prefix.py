@@ -20,10 +20,12 @@ from iapo.rollout.episode import Batch, Encoded
 MIN_PREFIX = 16  # below this, one forward of the whole batch is as cheap
 
 
-def shared_prefix(encs: list[Encoded]) -> int:
+def shared_prompt_length(encs: list[Encoded]) -> int:
     """P: the leading tokens (and whole images) every row shares, ending before the first token
     the loss scores (position t is predicted from t - 1, which must lie in a row's own part);
-    0 if fewer than MIN_PREFIX or a single row."""
+    0 if fewer than MIN_PREFIX or a single row. (The attribution's `games.shared_prefix` finds
+    the same thing on embeddings, after the vision tower; here it is found on tokens and pixels,
+    before it, so the shared image goes through the tower once.)"""
     if len(encs) < 2:
         return 0
     masks = [e.assistant_mask() for e in encs]

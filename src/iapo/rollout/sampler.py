@@ -18,14 +18,14 @@ A seeded turn draws the same tokens as `generate` (tests/rollout/test_sampler.py
 
 from __future__ import annotations
 
-import weakref
-
 import torch
 from PIL import Image
 from transformers import DynamicCache
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
+
+from iapo.models.processor import PerObject
 
 
 def supports(model) -> bool:
@@ -41,28 +41,22 @@ class VisionCache:
 
     def __init__(self, model) -> None:
         self.model = model
-        self._feats: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        self._feats = PerObject()
 
     def features(
         self, images: list[Image.Image], pixels: list[tuple[torch.Tensor, torch.Tensor]]
     ) -> list[torch.Tensor]:
         """Per image, its merged-token features (n_tokens_i, hidden); `pixels[i]` = (pixel_values,
         grid_thw) of images[i]. New images go through the tower together, in one call."""
-        new = [i for i, im in enumerate(images) if self._get(im) is None]
+        new = [i for i, im in enumerate(images) if self._feats.get(im) is None]
         if new:
             dev = self.model.device
             pv = torch.cat([pixels[i][0] for i in new]).to(dev)
             grid = torch.cat([pixels[i][1] for i in new]).to(dev)
             out = self.model.model.get_image_features(pv, grid, return_dict=True).pooler_output
             for i, f in zip(new, out, strict=True):
-                key = id(images[i])
-                self._feats[key] = (weakref.ref(images[i]), f)
-                weakref.finalize(images[i], self._feats.pop, key, None)
-        return [self._get(im) for im in images]  # type: ignore[misc]
-
-    def _get(self, im: Image.Image) -> torch.Tensor | None:
-        hit = self._feats.get(id(im))
-        return hit[1] if hit is not None and hit[0]() is im else None
+                self._feats.put(images[i], f)
+        return [self._feats.get(im) for im in images]
 
 
 def _prefill(model, batch: dict[str, torch.Tensor], feats: list[torch.Tensor], max_new: int):

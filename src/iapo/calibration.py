@@ -18,6 +18,7 @@ the report uses (`stats.zoo_level`, `stats.run_level`), vectorised over grids.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,7 @@ def draw(world: World, rng: np.random.Generator, grids: int, zoos: int, seeds: i
     return out[0], out[1]
 
 
+@functools.cache  # one Monte Carlo draw per (world, shift), shared by every design
 def truth(world: World, shift: float, n: int = 400_000, seed: int = 12345) -> float:
     """E[acc A] - E[acc B] over the zoo population (common random numbers, Monte Carlo)."""
     diffs = []

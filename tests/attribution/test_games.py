@@ -20,8 +20,9 @@ from iapo.attribution import (
     sequence_logprob,
     shapley_from_values,
 )
-from iapo.attribution.games import coalitions, shared_prefix
-from iapo.rollout.episode import COMPONENTS, collate, encode
+from iapo.attribution.games import coalitions, context_clusters, shared_prefix
+from iapo.rollout.episode import COMPONENTS, assistant_segment, collate, encode
+from iapo.tools.syntax import format_answer
 from iapo.train.sft import sft_segments
 
 
@@ -112,6 +113,28 @@ def test_shared_prefix_is_computed_once_and_changes_nothing(no_call_batch, monke
     assert torch.allclose(cached.f_base, full.f_base, atol=1e-4)
 
 
+def test_rows_with_one_call_and_tool_output_run_it_once_and_change_nothing(tiny_models, small_world, monkeypatch):
+    """Four episodes of a group make the same call, see the same tool output and differ in their
+    answers (a fifth answers at once): the call and tool output run once per coalition for the
+    four (`context_clusters`), and every value equals that of the rows run from the prompt on."""
+    model, proc = tiny_models["student"]
+    ex = small_world.load("val")[0]
+    demo = sft_segments(ex, random.Random(0), tools=True)
+    assert any(sg.kind == "tool_output" for sg in demo)
+    segs = [[*demo[:-1], assistant_segment(format_answer(a))] for a in (ex.answer, "7", "no", ex.answer + "1")]
+    first_call = next(i for i, sg in enumerate(demo) if sg.kind == "assistant")
+    segs.append([*demo[:first_call], assistant_segment(format_answer(ex.answer))])  # answers at once
+    s = AttributionSettings(estimator="occlusion")
+    found = []
+    monkeypatch.setattr(games, "context_clusters", lambda *a, **k: found.append(context_clusters(*a, **k)) or found[-1])
+    tree = attribute_episodes(model, proc, segs, "final", s)
+    assert [len(rows) for rows, _ in found[0]] == [4]  # the four rows with the call
+    monkeypatch.setattr(games, "context_clusters", lambda *a, **k: [])
+    flat = attribute_episodes(model, proc, segs, "final", s)
+    for a, b in zip(tree, flat, strict=True):
+        assert torch.allclose(a[0].scores, b[0].scores, atol=1e-4), (a[0].scores, b[0].scores)
+
+
 def test_occlusion_skips_f_of_the_baseline_unless_asked(tiny_models, small_world):
     """completeness defaults to what checks the estimator: occlusion need not add up, so f(x') is
     not computed (NaN error) and the turn still counts as finite; asked for, it is computed."""
@@ -155,3 +178,16 @@ def test_old_method_key_still_reads_as_rule():
     with pytest.warns(DeprecationWarning, match="rule"):
         s = AttributionSettings(method="trapezoid")
     assert s.rule == "trapezoid"
+
+
+def test_component_games_take_one_prompt_per_batch():
+    """Two groups in one batch would share only the system prompt and tool spec: the games batch
+    each prompt apart (up to the size cap); the gradient estimators fill batches across prompts."""
+    from iapo.attribution.episodes import _batches
+
+    prompts = ["q1", "q2", "q3"]
+    rows = [(0, 0, None)] * 3 + [(1, 0, None)] * 5 + [(2, 0, None)]
+    games_batches = _batches(rows, prompts, 4, by_prompt=True)
+    assert [len(b) for b in games_batches] == [3, 4, 1, 1]
+    assert all(len({prompts[r[0]] for r in b}) == 1 for b in games_batches)
+    assert [len(b) for b in _batches(rows, prompts, 4, by_prompt=False)] == [4, 4, 1]

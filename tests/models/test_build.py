@@ -73,3 +73,23 @@ def test_the_patch_embedding_as_a_matmul_matches_the_conv3d(tiny_models):
     x = torch.randn(64, pe.proj.weight[0].numel())
     fast = fast_patch_embed(copy.deepcopy(model)).model.visual.patch_embed
     assert torch.allclose(fast(x), pe(x), atol=1e-5) and fast(x).shape == pe(x).shape
+
+
+def test_a_repeated_image_goes_through_the_vision_tower_once(tiny_models, small_world, monkeypatch):
+    """image_features: a group's rows repeat their question's image; each distinct image runs
+    once and the features are those of the whole batch run through the tower."""
+    from iapo.models.build import image_features
+    from iapo.world.dataset import example_image
+
+    model, proc = tiny_models["student"]
+    exs = small_world.load("val")[:2]
+    a, b = (example_image(ex) for ex in exs)
+    pv, grid = proc.images([a, b, a, a])
+    with torch.no_grad():
+        ref = torch.cat(model.model.get_image_features(pv, grid).pooler_output)
+        seen = []
+        tower = model.model.get_image_features
+        monkeypatch.setattr(model.model, "get_image_features", lambda p, g: seen.append(len(g)) or tower(p, g))
+        out = image_features(model, pv, grid)
+    assert seen == [2] and out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-5)

@@ -163,9 +163,7 @@ def attribute_episodes(
     rows.sort(key=lambda r: (prompts[r[0]], len(r[2])))
     was_training = model.training
     model.eval()
-    per_call = rows_per_call(s)
-    for r0 in range(0, len(rows), per_call):
-        part = rows[r0 : r0 + per_call]
+    for part in _batches(rows, prompts, rows_per_call(s), by_prompt=s.estimator in ("shapley", "occlusion")):
         sc, rel, tok = _score_batch(model, processor, [e for _, _, e in part], [t for _, t, _ in part], s)
         p = shares(sc)
         for j, (i, t, e) in enumerate(part):
@@ -173,6 +171,18 @@ def attribute_episodes(
             token = None if tok is None else tok[j, : len(e)]
             out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), token, e, t, finite))
     model.train(was_training)
+    return out
+
+
+def _batches(rows: list, prompts: list[str], size: int, by_prompt: bool) -> list[list]:
+    """Consecutive rows in batches of at most `size`; `by_prompt`: a batch never spans two prompts,
+    so the component games run each prompt once per coalition and only the rows' own turns after
+    it (a batch of two groups shares only the system prompt and tool spec: twice the tokens)."""
+    out: list[list] = []
+    for r in rows:
+        if not out or len(out[-1]) == size or (by_prompt and prompts[r[0]] != prompts[out[-1][-1][0]]):
+            out.append([])
+        out[-1].append(r)
     return out
 
 

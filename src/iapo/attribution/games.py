@@ -73,19 +73,50 @@ def _keep(comp: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     return (comp < 0) | ((bits.unsqueeze(1) >> comp.clamp(min=0)) & 1).bool()
 
 
+def context_clusters(eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, P: int, min_len: int = 8):
+    """Rows that go on identically after the shared prefix up to their scored turn: [(rows, Q)], Q
+    the position before the row's first scored token, for clusters of two or more rows at least
+    `min_len` past P. A trained policy's group often makes the same call and sees the same tool
+    output, and differs only in its answer; the cluster's calls and tool outputs then run once
+    per coalition, not once per row."""
+    first = eb.target.int().argmax(1).tolist()  # the first scored position of each row
+    seen: dict[tuple, list[int]] = {}
+    for b, f in enumerate(first):
+        Q = f - 1
+        own_part = Q - P
+        if own_part < min_len or not eb.attention_mask[b, :Q].all():
+            continue
+        key = (Q, *(t[b, P:Q].cpu().numpy().tobytes() for t in (eb.inputs_embeds, base, comp)),
+               eb.position_ids[:, b, P:Q].cpu().numpy().tobytes())  # fmt: skip
+        seen.setdefault(key, []).append(b)
+    return [(rows, key[0]) for key, rows in seen.items() if len(rows) > 1]
+
+
 @torch.no_grad()
-def prefix_cache(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, P: int, variants: list[int]):
-    """Per layer, (keys, values) (V, H, P, d) of the shared prefix under each coalition in `variants`."""
+def segment_cache(
+    model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, row: int, start: int, stop: int,
+    variants: list[int], past: list | None = None,
+) -> list:  # fmt: skip
+    """Per layer, (keys, values) (V, H, stop, d) of positions 0..stop-1 of `row` under each
+    coalition in `variants`: positions start..stop-1 run on top of `past` ((keys, values) of the
+    first `start` positions, one per variant)."""
     V = len(variants)
-    keep = _keep(comp[:1, :P].expand(V, P), torch.tensor(variants, device=comp.device))  # (V, P)
-    emb = torch.where(keep.unsqueeze(-1), eb.inputs_embeds[0, :P], base[0, :P])  # (V, P, D)
+    keep = _keep(comp[row : row + 1, start:stop].expand(V, -1), torch.tensor(variants, device=comp.device))
+    emb = torch.where(keep.unsqueeze(-1), eb.inputs_embeds[row, start:stop], base[row, start:stop])  # (V, L, D)
     out = model.model(
         inputs_embeds=emb,
-        attention_mask=eb.attention_mask[:1, :P].expand(V, P),
-        position_ids=eb.position_ids[:, :1, :P].expand(-1, V, -1),
+        attention_mask=eb.attention_mask[row : row + 1, :stop].expand(V, -1),
+        position_ids=eb.position_ids[:, row : row + 1, start:stop].expand(-1, V, -1),
+        past_key_values=_cache(past),
         use_cache=True,
     )
     return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+
+
+def _cache(kv: list | None):
+    from transformers import DynamicCache
+
+    return DynamicCache(kv) if kv else None
 
 
 @torch.no_grad()
@@ -96,33 +127,46 @@ def coalition_values(
     the baseline embedding; everything else (the target turn, padding) stays. `chunk` caps rows
     per forward pass. comp (B, T) component ids on the model's device.
 
-    The shared prefix (`shared_prefix`) runs once per distinct coalition of its components; each
-    (row, coalition) pair then runs only its own suffix on top of that cache, in chunks of rows of
+    Work shared between rows runs once, as a two-level prefix tree: the shared prefix
+    (`shared_prefix`) once per distinct coalition of its components, then the continuation of each
+    cluster of rows that agree up to their scored turn (`context_clusters`) once per coalition;
+    each (row, coalition) pair then runs only what is its own, in chunks of pairs of one start and
     similar length cut at their longest row (`_chunks`: a group's answer-only episodes are not
     padded to its episodes with calls)."""
-    from transformers import DynamicCache
-
-    x = eb.inputs_embeds  # (B, T, D)
     P = shared_prefix(eb, base, comp)
     in_prefix = sum(1 << int(c) for c in comp[0, :P].unique() if c >= 0)
-    pairs = [(b, m) for b, ms in enumerate(masks) for m in ms]
-    variants = sorted({m & in_prefix for _, m in pairs})
-    kv = prefix_cache(model, eb, base, comp, P, variants) if P else []
+    variants = sorted({m & in_prefix for ms in masks for m in ms})
+    kv = segment_cache(model, eb, base, comp, 0, 0, P, variants) if P else []
     slot = {v: i for i, v in enumerate(variants)}
+    nodes = [(P, kv)]  # (where the rows' own part starts, the cache of what precedes it)
+    own = {b: (0, {m: slot[m & in_prefix] for m in ms}) for b, ms in enumerate(masks)}  # node, coalition -> cache row
+    for rows, Q in context_clusters(eb, base, comp, P):
+        ms = sorted({m for b in rows for m in masks[b]})
+        at = [slot[m & in_prefix] for m in ms]
+        nodes.append((Q, segment_cache(model, eb, base, comp, rows[0], P, Q, ms, [(k[at], v[at]) for k, v in kv])))
+        own.update({b: (len(nodes) - 1, {m: i for i, m in enumerate(ms)}) for b in rows})
     vals: list[dict[int, float]] = [{} for _ in masks]
     lengths = eb.attention_mask.sum(1).tolist()
-    for part in _chunks(pairs, [lengths[b] - P for b, _ in pairs], chunk):
-        rows = torch.tensor([b for b, _ in part], device=x.device)
-        end = int(max(lengths[b] for b, _ in part))
-        bits = torch.tensor([m for _, m in part], device=x.device)  # (R,)
-        keep = _keep(comp[rows, P:end], bits)  # (R, end-P)
-        emb = torch.where(keep.unsqueeze(-1), x[rows, P:end], base[rows, P:end])  # (R, end-P, D)
-        idx = torch.tensor([slot[m & in_prefix] for _, m in part], device=x.device)
-        past = DynamicCache([(k[idx], v[idx]) for k, v in kv]) if P else None
-        f = sequence_logprob(model, eb, emb, rows, past, end).double().cpu()
-        for (b, m), v in zip(part, f.tolist(), strict=True):
-            vals[b][m] = v
+    for n, (start, cache) in enumerate(nodes):
+        pairs = [(b, m) for b, ms in enumerate(masks) if own[b][0] == n for m in ms]
+        for part in _chunks(pairs, [lengths[b] - start for b, _ in pairs], chunk):
+            idx = [own[b][1][m] for b, m in part]
+            past = [(k[idx], v[idx]) for k, v in cache]
+            for (b, m), v in zip(part, _values(model, eb, base, comp, part, start, past), strict=True):
+                vals[b][m] = v
     return vals
+
+
+def _values(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, part: list, start: int, past: list):
+    """v(S) of the (row, coalition) pairs in `part`: positions start.. of each row under its
+    coalition, on top of `past` (per layer, (keys, values) (R, H, start, d); [] when start is 0)."""
+    x = eb.inputs_embeds
+    rows = torch.tensor([b for b, _ in part], device=x.device)
+    end = int(max(eb.attention_mask[b].sum() for b, _ in part))
+    bits = torch.tensor([m for _, m in part], device=x.device)  # (R,)
+    keep = _keep(comp[rows, start:end], bits)  # (R, end-start)
+    emb = torch.where(keep.unsqueeze(-1), x[rows, start:end], base[rows, start:end])  # (R, end-start, D)
+    return sequence_logprob(model, eb, emb, rows, _cache(past), end).double().cpu().tolist()
 
 
 def _chunks(pairs: list, suffix: list[int], size: int, slack: float = 1.5) -> list[list]:

@@ -40,6 +40,7 @@ from typing import Literal
 
 import torch
 
+from iapo.models.build import image_features
 from iapo.rollout.episode import Batch
 
 Rule = Literal["gausslegendre", "trapezoid", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"]
@@ -108,7 +109,7 @@ def embed(model, batch: Batch, target: torch.Tensor) -> EmbeddedBatch:
     inner = model.model
     emb = model.get_input_embeddings()(batch.input_ids)
     if batch.pixel_values is not None:
-        feats = torch.cat(inner.get_image_features(batch.pixel_values, batch.image_grid_thw).pooler_output)
+        feats = image_features(model, batch.pixel_values, batch.image_grid_thw)
         mask = (batch.mm_token_type_ids == 1).unsqueeze(-1).expand_as(emb)
         emb = emb.masked_scatter(mask, feats.to(emb.dtype))
     pos, _ = inner.get_rope_index(
@@ -163,7 +164,7 @@ def baseline_embeddings(model, processor, batch: Batch, eb: EmbeddedBatch, kind:
     if kind == "blank" and batch.pixel_values is not None:
         white = blank_pixels(processor, batch.image_grid_thw.cpu()).to(base.device)
         with torch.no_grad():
-            feats = torch.cat(model.model.get_image_features(white, batch.image_grid_thw).pooler_output)
+            feats = image_features(model, white, batch.image_grid_thw)
         mask = (batch.mm_token_type_ids == 1).unsqueeze(-1).expand_as(base)
         base = base.masked_scatter(mask, feats.to(base.dtype))
     return base

@@ -141,6 +141,27 @@ def fast_patch_embed(model: Qwen2_5_VLForConditionalGeneration) -> Qwen2_5_VLFor
     return model
 
 
+def image_features(model, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+    """The merged-token features (sum of tokens, D) of a batch's images, in order, each distinct
+    image through the vision tower once: the rows of a GRPO group repeat their question's image
+    and often the same tool output. The tower attends within an image only, so an image's
+    features do not depend on its batch (up to the rounding of other matrix shapes)."""
+    sizes = grid_thw.prod(-1).tolist()
+    chunks = pixel_values.split(sizes)
+    first: list[int] = []  # index of the first copy of each distinct image
+    where = []
+    for i, c in enumerate(chunks):
+        j = next((k for k, f in enumerate(first) if chunks[f].shape == c.shape and torch.equal(chunks[f], c)), None)
+        if j is None:
+            j = len(first)
+            first.append(i)
+        where.append(j)
+    if len(first) == len(chunks):
+        return torch.cat(model.model.get_image_features(pixel_values, grid_thw).pooler_output)
+    out = model.model.get_image_features(torch.cat([chunks[i] for i in first]), grid_thw[first]).pooler_output
+    return torch.cat([out[j] for j in where])
+
+
 def build_model(spec: ModelSpec, processor: VLProcessor, seed: int = 0) -> Qwen2_5_VLForConditionalGeneration:
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(build_config(spec, processor))

@@ -11,7 +11,7 @@ import torch
 from iapo.rewards import format_reward, outcome
 from iapo.rewards.contract import WeightedReward
 from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
-from iapo.rollout.episode import encode
+from iapo.rollout.episode import encode, full_text
 from iapo.rollout.loop import RolloutConfig, rollout
 
 
@@ -208,3 +208,34 @@ def test_a_groups_shared_prompt_runs_once_with_the_same_logprobs_and_gradient(ti
     # another question shares at most the tokens before its own tool spec and image
     other = rollout(model, proc, small_world.load("train")[1:2], RolloutConfig(max_calls=0, max_new_tokens=4))
     assert shared_prompt_length([mb.encs[0], encode(other[0].segments, proc)]) <= mb.encs[0].spans[2][0]
+
+
+@pytest.mark.parametrize("loss_type", ["dapo", "grpo"])
+def test_copies_of_an_episode_run_once_with_the_same_loss_and_gradient(tiny_models, small_world, loss_type):
+    """A group's identical episodes (same text, same advantage) are one row of weight k: the loss,
+    its gradient and the logged statistics are those of the rows run one by one."""
+    from iapo.rl.grpo import token_logprobs
+
+    model, proc = tiny_models["student"]
+    ex = small_world.load("train")[0]
+    torch.manual_seed(5)
+    a, b = rollout(model, proc, [ex] * 2, RolloutConfig(max_calls=1, max_new_tokens=8))
+    eps, adv = [a, b, a, a], torch.tensor([0.5, -1.0, 0.5, 0.5])
+    keys = [(e.example.id, full_text(e.segments), float(x)) for e, x in zip(eps, adv, strict=True)]
+    out = []
+    for k in (None, keys):
+        mbs = policy_batches(eps, proc, 8, group_size=4, keys=k)
+        n_tok = float(sum((mb.batch.completion_mask[:, 1:].sum(1) * mb.weight).sum() for mb in mbs))
+        model.zero_grad()
+        (mb,) = mbs
+        lp, _ = token_logprobs(model, mb.batch, False, mb.encs, mb.prefix)
+        loss, st = grpo_loss(lp, lp.detach(), adv[mb.rows], mb.batch.completion_mask[:, 1:], 0.2, 0.1,
+                             lp.detach() - 0.1, loss_type, n_tok, 4.0, mb.weight)  # fmt: skip
+        loss.backward()
+        out.append((len(mb.rows), loss.item(), st, torch.cat([p.grad.flatten() for p in model.parameters()
+                                                               if p.grad is not None])))  # fmt: skip
+    model.zero_grad()
+    (n_all, l_all, st_all, g_all), (n_one, l_one, st_one, g_one) = out
+    assert (n_all, n_one) == (4, 2)
+    assert l_one == pytest.approx(l_all, rel=1e-5) and st_one == pytest.approx(st_all, rel=1e-5)
+    assert (g_one - g_all).abs().max() <= 1e-5 * g_all.abs().max()

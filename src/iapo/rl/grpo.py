@@ -30,7 +30,7 @@ from iapo.provenance import record
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.contract import weights as reward_weights
 from iapo.rl.prefix import prefix_hidden, shared_prompt_length
-from iapo.rollout.episode import Batch, Encoded, collate, encode
+from iapo.rollout.episode import Batch, Encoded, collate, encode, full_text
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.summary import tool_stats
 from iapo.train.common import resume, run_steps, seed_everything
@@ -149,11 +149,14 @@ def grpo_loss(
     loss_type: str = "dapo",
     n_tokens: float | None = None,
     n_seqs: float | None = None,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate + beta * KL, averaged over masked tokens.
 
     logp, old_logp, ref_logp, mask: (B, T); adv: (B,). `n_tokens` / `n_seqs` normalise over
-    the whole batch when it is split into micro-batches (default: this micro-batch)."""
+    the whole batch when it is split into micro-batches (default: this micro-batch). `weight`
+    (B,): the episodes each row stands for (default 1)."""
+    w = torch.ones(logp.shape[0], dtype=logp.dtype, device=logp.device) if weight is None else weight.to(logp.dtype)
     mask = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
     a = adv.unsqueeze(1)
@@ -162,15 +165,16 @@ def grpo_loss(
     if beta > 0 and ref_logp is not None:
         kl = kl_k3(logp, ref_logp)
         per_token = per_token + beta * kl
+    wmask = mask * w.unsqueeze(1)  # (B, T): each row's tokens count once per episode it stands for
     if loss_type == "dapo":
-        loss = (per_token * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
+        loss = (per_token * wmask).sum() / (n_tokens or wmask.sum().clamp(min=1))
     else:
         per_seq = (per_token * mask).sum(1) / mask.sum(1).clamp(min=1)
-        loss = per_seq.sum() / (n_seqs or logp.shape[0])
+        loss = (per_seq * w).sum() / (n_seqs or w.sum())
     with torch.no_grad():
-        m = mask.sum().clamp(min=1)
+        m = wmask.sum().clamp(min=1)
         clipped = ((ratio - 1).abs() > clip_eps).to(logp.dtype)
-        stats = {"kl": float((kl * mask).sum() / m), "clip_frac": float((clipped * mask).sum() / m)}
+        stats = {"kl": float((kl * wmask).sum() / m), "clip_frac": float((clipped * wmask).sum() / m)}
     return loss, stats
 
 
@@ -198,33 +202,48 @@ def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor
 
 @dataclass
 class MicroBatch:
-    """Episodes `rows` of a step, collated (`batch`, on the model's device), with their encodings
-    and the length of the prompt they share (`prefix`, 0: none; `rl.prefix`)."""
+    """Episodes `rows` of a step, collated (`batch`, on the model's device), with their encodings,
+    the length of the prompt they share (`prefix`, 0: none; `rl.prefix`) and how many of the
+    step's episodes each row stands for (`weight` (B,): identical episodes run once)."""
 
     batch: Batch
     rows: torch.Tensor
     encs: list[Encoded]
     prefix: int = 0
+    weight: torch.Tensor | None = None
+
+
+def distinct(keys: list) -> tuple[list[int], list[int]]:
+    """The first index of each distinct key, in order, and how many indices share it."""
+    first: dict = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, []).append(i)
+    return [v[0] for v in first.values()], [len(v) for v in first.values()]
 
 
 def policy_batches(
     episodes: list[Episode], processor: VLProcessor, size: int, device: torch.device | str = "cpu",
-    by_length: bool = False, group_size: int = 0,
+    by_length: bool = False, group_size: int = 0, keys: list | None = None,
 ) -> list[MicroBatch]:  # fmt: skip
     """Teacher-forced micro-batches of whole episodes (completion_mask = the policy's turns), of at
     most `size` episodes. `group_size` > 1: the episodes come in GRPO groups of that size, one
     prompt each, and a micro-batch holds one group's episodes with the prompt they share run once.
     Else `by_length`: sorted by length and cut where an episode is longer than 1.25x the batch's
     shortest + 16 tokens (less padding); else in rollout order. The loss sums over episodes, so
-    only float rounding depends on the cut."""
-    encs = [encode(e.segments, processor) for e in episodes]
-    n = len(encs)
+    only float rounding depends on the cut. `keys` (one per episode): episodes with equal keys
+    are one row of weight k (a trained policy repeats itself: half a group's episodes can be
+    copies, and a copy's log-probs and gradient are its original's)."""
+    n = len(episodes)
+    if group_size > 1:  # copies are merged within a group, which stays one micro-batch
+        keys = [(i // group_size, k) for i, k in enumerate(keys)] if keys is not None else None
+    uniq, count = distinct(keys) if keys is not None else (list(range(n)), [1] * n)
+    weight = dict(zip(uniq, count, strict=True))
+    encs = {i: encode(episodes[i].segments, processor) for i in uniq}
     if group_size > 1:
-        groups = [list(range(g, min(g + group_size, n)))[i : i + size] for g in range(0, n, group_size)
-                  for i in range(0, group_size, size)]  # fmt: skip
-        groups = [g for g in groups if g]
+        groups = [[i for i in uniq if g <= i < g + group_size] for g in range(0, n, group_size)]
+        groups = [g[j : j + size] for g in groups for j in range(0, len(g), size)]
     else:
-        order = sorted(range(n), key=lambda i: len(encs[i])) if by_length else list(range(n))
+        order = sorted(uniq, key=lambda i: len(encs[i])) if by_length else uniq
         groups = []
         for i in order:
             g = groups[-1] if groups else None
@@ -235,7 +254,8 @@ def policy_batches(
     for g in groups:
         part = [encs[i] for i in g]
         P = shared_prompt_length(part) if group_size > 1 else 0
-        out.append(MicroBatch(collate(part, processor.pad_token_id).to(device), torch.tensor(g), part, P))
+        w = torch.tensor([float(weight[i]) for i in g], device=device)
+        out.append(MicroBatch(collate(part, processor.pad_token_id).to(device), torch.tensor(g), part, P, w))
     return out
 
 
@@ -327,10 +347,12 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
     model.train()
     device = acc.device if acc is not None else next(model.parameters()).device
     shared = cfg.group_size if cfg.shared_prompt and acc is None else 0  # a wrapped model runs rows whole
-    mbs = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length, shared)
-    batches = [mb.batch for mb in mbs]
+    # an episode and its copies (same question, same text, same advantage) are one weighted row
+    keys = [(e.example.id, full_text(e.segments), float(a)) for e, a in zip(episodes, adv, strict=True)]
+    mbs = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length, shared, keys)
     advs = [adv[mb.rows].to(device) for mb in mbs]
-    n_local = torch.tensor([float(sum(b.completion_mask[:, 1:].sum() for b in batches))], device=device)
+    n_local = torch.tensor([float(sum((mb.batch.completion_mask[:, 1:].sum(1) * mb.weight).sum() for mb in mbs))],
+                           device=device)  # fmt: skip
     n_tokens = float(acc.reduce(n_local, "sum")) if world > 1 else float(n_local)
     n_seqs = float(len(episodes) * world)
     old, ref = [], []
@@ -350,18 +372,19 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
             mask = b.completion_mask[:, 1:]
             loss, st = grpo_loss(
                 lp, lp.detach() if o is None else o, a, mask, cfg.clip_eps, cfg.beta, r,
-                cfg.loss_type, n_tokens, n_seqs,
+                cfg.loss_type, n_tokens, n_seqs, mb.weight,
             )  # fmt: skip
             if not _all_ranks(acc, bool(torch.isfinite(loss))):
                 opt.zero_grad(set_to_none=True)
                 return False
             # DDP averages gradients over processes; the loss is already a global mean
             (acc.backward(loss * world) if acc is not None else loss.backward())
-            w = float(mask.sum()) / n_tokens * world
+            wmask = mask * mb.weight.unsqueeze(1)
+            w = float(wmask.sum()) / n_tokens * world
             stats["losses/policy"] += loss.item() * world / cfg.epochs
             stats["losses/kl"] += st["kl"] * w / cfg.epochs
             stats["policy/clip_frac"] += st["clip_frac"] * w / cfg.epochs
-            stats["policy/entropy"] += float((ent * mask).sum()) / n_tokens * world / cfg.epochs
+            stats["policy/entropy"] += float((ent * wmask).sum()) / n_tokens * world / cfg.epochs
         if acc is not None:
             gnorm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
         else:

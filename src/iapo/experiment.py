@@ -97,7 +97,8 @@ class ExperimentConfig(StrictModel):
         1,
         ge=1,
         description="GRPO runs trained at once, each in its own process with cores/workers threads "
-        "(tiny models use cores better as parallel runs than as threads of one run)",
+        "(tiny models use cores better as parallel runs than as threads of one run); with several zoos, the "
+        "next zoo builds in the same pool while the runs of the zoos ready so far train",
     )
 
     @model_validator(mode="after")
@@ -214,10 +215,6 @@ class Job:
         return {**r, "zoo": self.zoo} if r else r
 
 
-def _run_in_worker(job: Job, trm: Path | None, world: Path) -> dict:
-    return job.run(trm, World(world))
-
-
 def _cost(tc: TrainConfig) -> float:
     """Relative cost of a run: the attribution term adds forward/backward passes per step per
     model (measured per episode on the quickstart models, in units of one IG node: docs/method.md)."""
@@ -237,27 +234,75 @@ def _wave(jobs: list[Job], i: int) -> tuple:
     return (seeds.index(jobs[i].cfg.seed), -_cost(jobs[i].cfg))
 
 
+@dataclass
+class ZooTask:
+    """Everything a zoo needs before its runs: build (or resume) its roles, check the acceptance
+    rule, evaluate the SFT student, fill the teacher_own targets."""
+
+    cfg: ExperimentConfig
+    out: Path
+    zoo: int | None
+    zoo_cfg: ZooConfig
+    roles: list[str]
+
+    def run(self, world: World, progress: Progress | None = None) -> dict:
+        summary = build_zoo(world, self.zoo_cfg, zoo_dir(self.out, self.zoo), self.roles, progress)
+        check_zoo(self.cfg, self.zoo, summary)
+        sft = {**run_sft_baseline(self.cfg, world, self.out, self.zoo), "zoo": self.zoo}
+        prepare_targets(self.cfg, world, zoo_dir(self.out, self.zoo), progress)
+        return sft
+
+
+def _in_worker(task: Job | ZooTask, trm: Path | None, world: Path) -> dict:
+    return task.run(trm, World(world)) if isinstance(task, Job) else task.run(World(world))
+
+
+def next_task(todo_zoos: list[int], ready: list[int], flying: list[str], order) -> tuple[str, int]:
+    """The pool's next task, taken off its list: a zoo when no run is ready or no zoo is building
+    (so one zoo builds beside the runs), else the ready run first in `order`."""
+    if todo_zoos and (not ready or "zoo" not in flying):
+        return "zoo", todo_zoos.pop(0)
+    ready.sort(key=order)
+    return "run", ready.pop(0)
+
+
 def _run_parallel(
-    jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: Progress | None
-) -> list[dict]:
-    """Every (method, zoo, seed) run in a pool of `workers` processes, in waves of seeds (`_wave`);
-    results in job order. Each run is independent and seeded, so its result does not depend on
-    which worker trains it."""
+    zoos: list[ZooTask], jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: Progress | None
+) -> tuple[list[dict], list[dict]]:
+    """Zoos and runs in one pool of `workers` processes: the next zoo builds while the runs of the
+    zoos ready so far train (one zoo at a time while runs wait, every worker on zoos when none
+    does). Runs go in waves of seeds (`_wave`) over the zoos ready. Returns (SFT results in zoo
+    order, run results in job order). Each task is seeded, so its result does not depend on the
+    worker or the order; a zoo that fails its acceptance rule stops the grid once the runs in
+    flight end (each is checkpointed)."""
     import multiprocessing as mp
     import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // workers)
+    key = {i: _wave(jobs, i) for i in range(len(jobs))}
+    todo_zoos, ready = list(range(len(zoos))), []  # ready: runs whose zoo is ready
+    sft: list[dict | None] = [None] * len(zoos)
+    results: list[dict | None] = [None] * len(jobs)
+    flight: dict = {}  # future -> ("zoo" | "run", index)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-        order = sorted(range(len(jobs)), key=lambda i: _wave(jobs, i))
-        futures = {pool.submit(_run_in_worker, jobs[i], trm, world): i for i in order}
-        results: list[dict | None] = [None] * len(jobs)
-        for done, fut in enumerate(as_completed(futures), 1):
-            results[futures[fut]] = fut.result()
-            if progress:
-                progress(f"GRPO runs ({workers} workers)", done, len(jobs), {})
-    return results  # type: ignore[return-value]
+        while todo_zoos or ready or flight:
+            while len(flight) < workers and (todo_zoos or ready):
+                kind, i = next_task(todo_zoos, ready, [k for k, _ in flight.values()], key.__getitem__)
+                flight[pool.submit(_in_worker, (zoos if kind == "zoo" else jobs)[i], trm, world)] = (kind, i)
+            done, _ = wait(flight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                kind, i = flight.pop(fut)
+                if kind == "zoo":
+                    sft[i] = fut.result()
+                    ready += [j for j, job in enumerate(jobs) if job.zoo == zoos[i].zoo]
+                else:
+                    results[i] = fut.result()
+                if progress:
+                    n_done = sum(r is not None for r in results)
+                    progress(f"GRPO runs ({workers} workers)", n_done, len(jobs), {})
+    return sft, results  # type: ignore[return-value]
 
 
 def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: Progress | None = None) -> None:
@@ -296,16 +341,11 @@ def run_experiment(
     roles = sorted(
         {cfg.student} | {m.teacher for m in cfg.methods.values() if m.attribution and m.teacher in cfg.zoo.roles}
     )
-    for z, zc in zoo_configs(cfg):
-        summary = build_zoo(world, zc, zoo_dir(out, z), roles, progress)
-        check_zoo(cfg, z, summary)
-    timings["zoo_s"] = time.perf_counter() - t
     if any(m.trm for m in cfg.methods.values()) and not (out / "trm" / "trm.pt").exists():
         model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)
         save_trm(model, report, out / "trm")
-    t = time.perf_counter()
-    results = [{**run_sft_baseline(cfg, world, out, z), "zoo": z} for z, _ in zoo_configs(cfg)]
     trm_dir = out / "trm" if (out / "trm" / "trm.pt").exists() else None
+    zoos = [ZooTask(cfg, out, z, zc, roles) for z, zc in zoo_configs(cfg)]
     jobs = [
         Job(name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), run_dir(out, name, z, seed),
             zoo_dir(out, z), z, cfg.student)
@@ -313,13 +353,15 @@ def run_experiment(
         for name, method in cfg.methods.items()
         for seed in cfg.method_seeds.get(name, cfg.seeds)
     ]  # fmt: skip
-    for z, _ in zoo_configs(cfg):
-        prepare_targets(cfg, world, zoo_dir(out, z), progress)
+    t = time.perf_counter()
     if cfg.workers == 1:
-        results += [job.run(trm_dir, world, progress) for job in jobs]
-    else:
-        results += _run_parallel(jobs, trm_dir, world.root, cfg.workers, progress)
-    timings["rl_and_eval_s"] = time.perf_counter() - t
+        sft = [zoo.run(world, progress) for zoo in zoos]
+        timings["zoo_s"] = time.perf_counter() - t
+        runs = [job.run(trm_dir, world, progress) for job in jobs]
+    else:  # zoos and runs share the pool: no separate zoo time
+        sft, runs = _run_parallel(zoos, jobs, trm_dir, world.root, cfg.workers, progress)
+    results = sft + runs
+    timings["zoo_rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     write_csv(tidy_rows(results), out / "results.csv")
     write_json(out / "experiment.json", {**experiment_record(cfg, raw_config), "timings": timings})

@@ -23,6 +23,7 @@ GRID = {
     "method_seeds": {"outcome": [0, 1]},
     "zoo_seeds": [0, 1],
     "report": {"baseline": "outcome", "proposed": "regions"},
+    "workers": 2,  # the zoos and runs share a pool: zoo 1 builds while zoo 0's runs train
 }
 
 
@@ -87,3 +88,18 @@ def test_a_zoo_below_the_acceptance_rule_is_refused():
         check_zoo(cfg, 1, {"roles": {"teacher": {"val_accuracy": {"mean": 0.03}}}})
     with pytest.raises(ValueError, match="not a zoo role"):
         ExperimentConfig.model_validate({**GRID, "zoo_accept": {"role": "oracle", "min_val": 0.4}})
+
+
+def test_the_next_zoo_builds_while_runs_train():
+    """With runs ready, one zoo builds at a time beside them; with none ready, every worker
+    takes a zoo; runs go in the order given (waves of seeds)."""
+    from iapo.experiment import next_task
+
+    zoos, ready = [0, 1, 2], []
+    assert next_task(zoos, ready, [], None) == ("zoo", 0)
+    assert next_task(zoos, ready, ["zoo"], None) == ("zoo", 1)  # nothing to run yet: both build
+    ready += [5, 3, 4]
+    assert next_task(zoos, ready, ["zoo"], lambda i: i) == ("run", 3)  # a zoo is building: run
+    assert next_task(zoos, ready, ["run"], lambda i: i) == ("zoo", 2)  # none is: the next zoo
+    assert next_task(zoos, ready, ["run", "zoo"], lambda i: -i) == ("run", 5)
+    assert zoos == [] and ready == [4]

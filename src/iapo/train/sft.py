@@ -110,6 +110,16 @@ class CurriculumSFTConfig(SFTConfig):
         "and the machine's kernels (measured: ~150 to 500+ steps for the same config), so a fixed count either "
         "wastes steps or stops before it",
     )
+    reading_lr: float | None = Field(
+        None, gt=0, description="the reading stage's peak learning rate (default: lr, the multimodal stage's)"
+    )
+    reading_schedule: Literal["cosine", "hold"] = Field(
+        "cosine",
+        description="the reading stage's learning rate after warmup: cosine decay over reading_steps, or hold "
+        "the peak until reading_until_loss ends the stage. The drop comes after a plateau of 100-550 steps "
+        "(seed-dependent); under the cosine a late drop meets a decayed rate and the loss stays near 1 at the "
+        "cap (research/claim/README.md, zoo table)",
+    )
     reading_templates: list[str] | None = Field(
         None,
         description="question templates (`meta.template`) the reading stage draws from; default all. "
@@ -311,7 +321,7 @@ def train_sft(
         p.requires_grad_(cfg.train_vision)
     stages = [
         ("text", cfg.text_steps, cfg.text_lr),
-        ("reading", cfg.reading_steps, cfg.lr),
+        ("reading", cfg.reading_steps, cfg.reading_lr or cfg.lr),
         ("multimodal", cfg.steps, cfg.lr),
     ]
     for stage, steps, lr in stages:
@@ -360,7 +370,8 @@ def _train_stage(
 
     def step(k: int) -> dict[str, float]:
         t0 = time.perf_counter()
-        lr = cosine_lr(k, steps, peak_lr, cfg.warmup)
+        hold = stage == "reading" and cfg.reading_schedule == "hold"
+        lr = cosine_lr(k, steps, peak_lr, cfg.warmup) if not hold else peak_lr * min(1.0, (k + 1) / max(1, cfg.warmup))
         for g in opt.param_groups:
             g["lr"] = lr
         batch = next(batches).to(model.device)

@@ -21,15 +21,23 @@ from iapo.tools.registry import TOOLS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_compute_score_reads_the_last_answer():
+def test_compute_score_is_our_outcome_and_format_reward_on_the_final_turn():
+    """The final turn (after the last tool call or response) is parsed by the rollout's parser
+    and scored by rewards.basic with MethodConfig's weights: a malformed answer turn earns its
+    outcome but no format reward, as in our engine."""
     ex = {"metric": "exact"}
-    assert compute_score("w", "<tool_call>{}</tool_call><answer>7</answer>", "7", ex) == {
-        "score": 1.2, "acc": 1.0, "answered": 1.0,
-    }  # fmt: skip
-    assert compute_score("w", "<answer>3</answer> ... <answer>7</answer>", ["7"], ex)["acc"] == 1.0
+    assert compute_score("w", '<tool_call>{"name": "x"}</tool_call>\nuser\n<tool_response>\nok\n</tool_response>\n'
+                         "assistant\n<answer>7</answer>", "7", ex) == {"score": 1.2, "acc": 1.0, "answered": 1.0}  # fmt: skip
     assert compute_score("w", "<answer>8</answer>", "7", ex)["score"] == pytest.approx(0.2)
     assert compute_score("w", "no answer tag", "7", ex) == {"score": 0.0, "acc": 0.0, "answered": 0.0}
     assert compute_score("w", "<answer>7.1</answer>", "7", {"metric": "relaxed"})["acc"] == 1.0
+    assert compute_score("w", "7 <answer>7</answer>", ["7"], ex) == {"score": 1.0, "acc": 1.0, "answered": 0.0}
+    # the same rule as the rollout's: the turn's answer under parse_turn
+    from iapo.tools.syntax import parse_turn
+
+    for text in ("<answer>7</answer>", "7 <answer>7</answer>", "<think>a</think><answer>7</answer>", "seven"):
+        t = parse_turn(text)
+        assert compute_score("w", text, "7", ex)["answered"] == float(t.well_formed and t.kind == "answer")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ by side on this machine.
    steps, the test evaluation at the end), with the old and the new code at the same time, one
    thread each: a grid's two workers on two cores.
 
-Prints each run's minutes and step split and ends with `run time vs COMMIT: R`, the new code's
-total minutes over the old code's.
+Prints each run's minutes and step split, the attribution term's overhead on the IAPO run
+((rollout + update + reward) / (rollout + update), per step), and ends with `run time vs COMMIT: R`,
+the new code's total minutes over the old code's.
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ def main() -> None:
             split = "  ".join(f"{k.split('/')[1][:-2]} {r[k]:.2f}s" for k in SPLIT)
             print(f"{method:15s} {name:9s} {r['minutes']:5.1f} min (train {r['train_minutes']:4.1f})  per step: {split}"
                   f"  calls/episode {r['calls']:.2f}", flush=True)  # fmt: skip
+        if method == "iapo":  # the term's cost on the same workload: (rollout + update + reward) / (rollout + update)
+            over = {n: 1 + r["time/reward_s"] / (r["time/rollout_s"] + r["time/update_s"]) for n, r in res.items()}
+            print("attribution overhead: " + "  ".join(f"{n} {x:.2f}x" for n, x in over.items()), flush=True)
     print(f"run time vs {a.against}: {total['current'] / total[a.against]:.2f}")
 
 

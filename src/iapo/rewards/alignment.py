@@ -1,8 +1,9 @@
 """The IAPO term: -D(p_student, p_target) on the student's own rollout, weighted by lambda in
 the method's reward sum (as TRL's `reward_weights`; `iapo.rewards.method`).
 
-p_student is the policy's component attribution of its final turn (Integrated Gradients,
-`iapo.attribution`). p_target is one of (`target`):
+p_student is the policy's component attribution of its final turn (`iapo.attribution`: the
+method defines it with Integrated Gradients; the default estimator is occlusion, leave one
+component out, exact for its own definition). p_target is one of (`target`):
 
 - `teacher_own` (cached, `iapo.rewards.targets`): the teacher's shares on its own episodes of
   the question, averaged over its correct ones;

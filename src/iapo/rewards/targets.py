@@ -12,8 +12,8 @@
   teacher would say".
 - `random`: Dirichlet(1) over the components the student's episode has (a fresh draw each
   time). The control "any target at all".
-- `teacher_forced` (in `iapo.rewards.alignment`): the teacher's IG of the student's own
-  rollout, in the step.
+- `teacher_forced` (in `iapo.rewards.alignment`): the teacher's attribution of the student's
+  own rollout (teacher-forced, with the term's estimator), in the step.
 
 With region-level alignment on (`regions` > 0), a target also holds region shares (where inside
 the images the attribution falls, in the original image's coordinates: `iapo.attribution.regions`):
@@ -96,7 +96,7 @@ def question_key(ex: Example) -> str:
 
 
 class TargetCache:
-    """question key -> target record, one JSON file per (teacher, IG and rollout settings).
+    """question key -> target record, one JSON file per (teacher, attribution and rollout settings).
 
     A change in the teacher checkpoint or the settings selects another file; a changed question
     (text, answer, image) another key. Entries are written atomically after each batch."""

@@ -217,3 +217,35 @@ def test_both_engines_log_the_same_metrics(student_dir, small_world, tmp_path, m
     assert set(theirs) == set(ours), set(theirs) ^ set(ours)
     for k in ("reward/total", "reward/outcome", "rollout/accuracy", "tools/calls_per_episode", "episode/tokens"):
         assert theirs[k] == pytest.approx(ours[k]), k
+
+
+# TRL's methods the engine overrides or relies on, as read when the override was last checked
+# against them (trl 1.16.0): a subclass that overrides `_generate_and_score_completions` breaks
+# silently when TRL moves work into or out of it (TRL PR #6001 moved environment set-up there).
+TRL_CHECKED = {
+    "__init__": "18f01b7a46c9544b",
+    "_generate_and_score_completions": "1fa48922792dcd5c",
+    "compute_loss": "a2d6ef8bd29c3e26",
+    "log": "1e7772819cc8cf09",
+    "_prepare_inputs": "f824e7fb07147956",  # calls the override and buffers what it returns
+}
+
+
+def test_the_trl_methods_we_override_are_the_ones_we_checked():
+    """Fails when the installed TRL's source of a method the engine overrides (or the caller of
+    the override) differs from the version the engine was checked against."""
+    import hashlib
+    import inspect
+
+    import trl
+    from trl import GRPOTrainer
+
+    overridden = {k for k, v in vars(trl_engine.IAPOGRPOTrainer).items() if callable(v) and hasattr(GRPOTrainer, k)}
+    assert overridden <= set(TRL_CHECKED), f"new overrides {overridden - set(TRL_CHECKED)}: add them to TRL_CHECKED"
+    changed = [k for k, h in TRL_CHECKED.items()
+               if hashlib.sha256(inspect.getsource(getattr(GRPOTrainer, k)).encode()).hexdigest()[:16] != h]  # fmt: skip
+    assert not changed, (
+        f"trl {trl.__version__} changed GRPOTrainer.{', '.join(changed)}: re-read them against "
+        "iapo.rl.trl_engine.IAPOGRPOTrainer (what the override must still set up, return and log; "
+        "tests/rl/test_trl_engine.py's training tests), then record the new hashes in TRL_CHECKED"
+    )

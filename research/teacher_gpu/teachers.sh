@@ -34,8 +34,8 @@ iapo() { python3 -c 'import sys; from iapo.cli import main; sys.argv[0] = "iapo"
 (timeout $TRAIN_S bash -c "$(declare -f iapo); iapo sft --world $G/world --out $G/zoo --config $CFG --roles teacher_long" > $OUT/teacher_long.log 2>&1; echo "exit $?" >> $OUT/teacher_long.log) &
 (timeout $TRAIN_S bash -c "$(declare -f iapo); iapo sft --world $G/world --out $G/zoo4 --config $CFG --roles teacher4" > $OUT/teacher4.log 2>&1; echo "exit $?" >> $OUT/teacher4.log) &
 wait
-python3 research/teacher_gpu/salvage.py $G/zoo $CFG teacher_long
-python3 research/teacher_gpu/salvage.py $G/zoo4 $CFG teacher4
+python3 research/teacher_gpu/salvage.py --zoo $G/zoo --config $CFG --role teacher_long
+python3 research/teacher_gpu/salvage.py --zoo $G/zoo4 --config $CFG --role teacher4
 for r in teacher_long teacher4; do
   z=$G/zoo; [ $r = teacher4 ] && z=$G/zoo4
   (cd $z && tar -cf $OUT/$r.tar $(ls -d $r $r"_partial" runs/$r/*/metrics.jsonl zoo.json 2>/dev/null))

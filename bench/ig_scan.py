@@ -6,19 +6,18 @@ measured change of f (exact completeness; an interval without nodes borrows the 
 nearest sampled one). Compared with plain Gauss-Legendre at m = 4 / 16 / 64, as component-share
 L1 against converged IG (trapezoid, m = 512), over 8 val demonstrations of the student.
 
-    python research/attribution_fidelity/scan_ig.py runs/quickstart/zoo runs/quickstart/world
+    python bench/ig_scan.py --zoo runs/quickstart/zoo --world runs/quickstart/world
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from _demos import demo_batch, demo_segments
 from iapo.attribution import attribute, baseline_embeddings, component_scores, sequence_logprob, shares
 from iapo.rollout.episode import encode
@@ -79,8 +78,12 @@ def scan_ig(model, eb, base, K: int, m: int, rescale: bool) -> torch.Tensor:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description="IG with its nodes where f changes vs plain Gauss-Legendre")
+    ap.add_argument("--zoo", type=Path, required=True)
+    ap.add_argument("--world", type=Path, required=True)
+    a = ap.parse_args()
     torch.set_num_threads(1)
-    zoo, world = Path(sys.argv[1]), Path(sys.argv[2])
+    zoo, world = a.zoo, a.world
     segs = demo_segments(world, 8)
     model, proc, batch, eb = demo_batch(zoo / "student", segs)
     base = baseline_embeddings(model, proc, batch, eb, "pad")

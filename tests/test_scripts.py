@@ -1,0 +1,37 @@
+"""Nothing in bench/ and research/ rots silently: every script parses its arguments (`--help`,
+run in-process: its imports and argument parser), and the cheap ones run a tiny workload."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(
+    p for d in ("bench", "research") for p in (ROOT / d).rglob("*.py") if not p.name.startswith("_")
+)  # fmt: skip
+
+
+def run_script(path: Path, args: list[str], monkeypatch) -> int:
+    """Run a script as __main__ with `args`; its own folder importable, as `python path` does."""
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    monkeypatch.syspath_prepend(str(path.parent))
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_script_parses_its_arguments(path, monkeypatch, capsys):
+    assert run_script(path, ["--help"], monkeypatch) == 0
+    assert "usage:" in capsys.readouterr().out, f"{path.relative_to(ROOT)}: no argparse --help"
+
+
+def test_the_calibration_bench_runs_tiny(monkeypatch, capsys):
+    assert run_script(ROOT / "bench" / "stats_calibration.py", ["--grids", "40"], monkeypatch) == 0
+    assert "worst false-positive rate" in capsys.readouterr().out

@@ -21,7 +21,6 @@ evaluation and any selection use val.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.trm import save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
 from iapo.run import EvalConfig, Progress, SplitGuard, TrainConfig, evaluate_policy, run_one
+from iapo.store import read_result
 from iapo.train.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
@@ -154,15 +154,14 @@ def zoo_configs(cfg: ExperimentConfig) -> list[tuple[int | None, ZooConfig]]:
 
 def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path, zoo: int | None = None) -> dict:
     done = run_dir(out, "sft", zoo, None) / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    if (prior := read_result(done)) is not None:
+        return prior
     model, processor = load(zoo_dir(out, zoo) / cfg.student)
     guard = SplitGuard(world)
     guard.training = False  # no training happens here
     result = {"method": "sft", "seed": None, "zoo": zoo, "train_seconds": 0.0}
     result.update(evaluate_policy(model, processor, guard, cfg.eval, cfg.grpo.rollout))
-    done.parent.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(result))
+    write_json(done, result)
     return result
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import logging
 import math
 from collections import defaultdict
 from dataclasses import replace
@@ -40,8 +41,11 @@ from iapo.stats import (
     variance_components,
     wilson,
 )
+from iapo.store import Damaged, read_json
 from iapo.tools.session import CallClass
 from iapo.viz import write_gallery
+
+log = logging.getLogger(__name__)
 
 BASELINE = "outcome"
 
@@ -62,7 +66,15 @@ def load_results(run_dir: Path) -> list[dict]:
     found = _run_files(run_dir, "result.json")
     if not found:
         raise FileNotFoundError(f"{run_dir}: no runs/*/result.json (run `iapo experiment` first)")
-    return [{**json.loads(p.read_text()), "zoo": zoo} for _, zoo, p in found]
+    out, damaged = [], []
+    for _, zoo, p in found:
+        try:
+            out.append({**read_json(p, ("method", "seed")), "zoo": zoo})
+        except Damaged as err:
+            damaged.append(str(err))
+    if damaged:  # a report only reads: the next `iapo experiment` sets them aside and recomputes them
+        log.warning("skipped %d damaged result file(s): %s", len(damaged), "; ".join(damaged))
+    return out
 
 
 def method_configs(run_dir: Path, meta: dict) -> dict[str, dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,7 @@ from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.data.example import Example
 from iapo.errors import ConfigError
 from iapo.eval.evaluate import episode_record
-from iapo.models.build import META, fast_patch_embed, load, save
+from iapo.models.build import META, fast_patch_embed, load, load_meta, save
 from iapo.models.processor import VLProcessor
 from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -30,6 +31,7 @@ from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.summary import summarize
+from iapo.store import read_result
 from iapo.train.common import CKPT, Progress
 from iapo.world import World
 
@@ -191,10 +193,13 @@ def run_one(
     progress: Progress | None = None,
 ) -> dict:  # fmt: skip
     """GRPO from the SFT student with `cfg.method`'s rewards, then the final test evaluation.
-    A run with result.json is returned as is; an interrupted one resumes from its checkpoint."""
+    A run with result.json is returned as is; an interrupted one resumes from its checkpoint; a
+    finished one whose result.json is damaged (`iapo.store`) re-evaluates its saved policy."""
     done = run_dir / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    if (prior := read_result(done)) is not None:
+        return prior
+    if not (run_dir / CKPT).exists() and (run_dir / "policy" / META).exists():
+        return _evaluate_saved(name, cfg, world, run_dir)
     acc = make_accelerator(cfg.model)
     rec = record(cfg, name=name, student=student, zoo=zoo_dir, trm=trm_dir, world=getattr(world, "root", None))
     if acc is None or acc.is_main_process:
@@ -234,18 +239,32 @@ def run_one(
         train_s = time.perf_counter() - t0
         if acc is not None and not acc.is_main_process:
             return {}  # the main process evaluates and writes the result
-        save(model, processor, run_dir / "policy", meta)
+        save(model, processor, run_dir / "policy", {**meta, "train_seconds": round(train_s, 1)})
     guard.training = False
+    return _finish(name, cfg, model, processor, guard, run_dir, train_s)
+
+
+def _finish(name: str, cfg: TrainConfig, model, processor, guard: SplitGuard, run_dir: Path, train_s: float) -> dict:
+    """The trained policy's evaluation, written to result.json; the checkpoint goes (the policy/
+    directory is what remains of a finished run)."""
     result = {"method": name, "seed": cfg.seed, "engine": cfg.engine, "train_seconds": round(train_s, 1)}
     attr = cfg.method.attribution.settings() if cfg.method.attribution else None
     t0 = time.perf_counter()
-    result.update(evaluate_policy(model, processor, guard, cfg.eval, rcfg, attr))
+    result.update(evaluate_policy(model, processor, guard, cfg.eval, cfg.grpo.rollout, attr))
     result["test_eval_seconds"] = round(time.perf_counter() - t0, 1)
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(done)
-    (run_dir / CKPT).unlink(missing_ok=True)  # finished: the policy/ directory is what remains
+    write_json(run_dir / "result.json", result)
+    (run_dir / CKPT).unlink(missing_ok=True)
     return result
+
+
+def _evaluate_saved(name: str, cfg: TrainConfig, world: World, run_dir: Path) -> dict:
+    """A finished run whose result was lost: its saved policy evaluated again (no training)."""
+    model, processor = load(run_dir / "policy", dtype=getattr(torch, cfg.model.dtype))
+    guard = SplitGuard(world)
+    guard.training = False
+    train_s = float(load_meta(run_dir / "policy").get("train_seconds", math.nan))
+    log.warning("%s: finished run without a readable result.json; evaluating its saved policy again", run_dir)
+    return _finish(name, cfg, model, processor, guard, run_dir, train_s)
 
 
 def _train_trl(

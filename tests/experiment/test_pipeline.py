@@ -99,6 +99,34 @@ def test_finished_runs_are_not_recomputed(run):
     assert marker.stat().st_mtime_ns == before
 
 
+def test_a_damaged_result_is_named_skipped_by_the_report_and_re_evaluated(run, tmp_path, caplog):
+    """A result.json cut in half (a full disk, an interrupted copy): the report names it in one
+    line and counts the rest; the experiment sets it aside and evaluates the saved policy again,
+    without training (the same result, the metrics log untouched)."""
+    import logging
+    import shutil
+
+    from iapo.report import load_results
+
+    out, cfg, _ = run
+    copy = tmp_path / "grid"
+    shutil.copytree(out, copy)
+    res = copy / "runs" / "outcome" / "seed1" / "result.json"
+    metrics = (res.parent / "metrics.jsonl").read_text()
+    good = json.loads(res.read_text())
+    res.write_text(res.read_text()[: len(res.read_text()) // 2])
+    (copy / "runs" / "sft" / "result.json").write_text("{")
+    with caplog.at_level(logging.WARNING):
+        rows = load_results(copy)
+    assert len(rows) == len(load_results(out)) - 2
+    assert "skipped 2 damaged result file(s)" in caplog.text and str(res) in caplog.text
+    run_experiment(cfg, copy)
+    again = json.loads(res.read_text())
+    assert again["splits"] == good["splits"] and again["train_seconds"] == good["train_seconds"]
+    assert (res.parent / "result.json.damaged").exists() and (res.parent / "metrics.jsonl").read_text() == metrics
+    assert len(load_results(copy)) == len(load_results(out))
+
+
 def test_test_splits_are_refused_during_training(run):
     out, _, _ = run
     guard = SplitGuard(World(out / "world"))

@@ -29,7 +29,7 @@ from iapo.models.build import load
 from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.contract import prepare
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rl.grpo import GRPOSettings, grpo_step
+from iapo.rl.grpo import GRPOSettings, grpo_step, policy_optimizer
 from iapo.world import World
 
 KEYS = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
@@ -62,7 +62,7 @@ def side_by_side(
         model = copy.deepcopy(student)
         rewards = make_rewards(m, zoo, None, 0, rollout_cfg=cfg.rollout)
         prepare(rewards, [ex for b in batches for ex in b])
-        state[name] = (model, rewards, torch.optim.AdamW(model.parameters(), lr=cfg.lr), copy.deepcopy(student))
+        state[name] = (model, rewards, policy_optimizer(model, cfg), copy.deepcopy(student))
     rows: dict[str, list[dict]] = {name: [] for name in methods}
     for k, batch in enumerate(batches):
         for name, (model, rewards, opt, ref) in state.items():

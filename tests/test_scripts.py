@@ -35,3 +35,10 @@ def test_every_script_parses_its_arguments(path, monkeypatch, capsys):
 def test_the_calibration_bench_runs_tiny(monkeypatch, capsys):
     assert run_script(ROOT / "bench" / "stats_calibration.py", ["--grids", "40"], monkeypatch) == 0
     assert "worst false-positive rate" in capsys.readouterr().out
+
+
+def test_benchmarks_time_the_loops_own_optimizer():
+    """A benchmark of GRPO steps builds its optimizer with `iapo.rl.grpo.policy_optimizer`, not
+    its own (bench/grpo_step.py once timed AdamW with weight decay against the loop's without)."""
+    for path in (ROOT / "bench").glob("*.py"):
+        assert "torch.optim." not in path.read_text(), f"{path.name}: use iapo.rl.grpo.policy_optimizer"

@@ -5,8 +5,8 @@
 - `relaxed`: ChartQA's relaxed accuracy, a number within 5% relative error of the gold number,
   exact match otherwise;
 - `boolean`: true/false verification (TabFact style), accepting yes/no and entailed/refuted;
-- `wtq`, `vwtq`, `vtabfact`, `fintabnetqa`, `charxiv/<rubric>`: the benchmarks' own metrics
-  (`iapo.metrics.wtq`, `.tablevqa`, `.charxiv`).
+and `iapo.metrics.score` picks among these and the benchmarks' own metrics (`wtq`, `vwtq`,
+`vtabfact`, `fintabnetqa`, `charxiv/<rubric>`: `iapo.metrics.wtq`, `.tablevqa`, `.charxiv`).
 """
 
 from __future__ import annotations
@@ -85,34 +85,3 @@ def boolean_match(pred: str, gold: str) -> bool:
     """
     p, g = to_bool(pred), to_bool(gold)
     return p is not None and p == g
-
-
-def score(pred: str | None, gold: str | list[str], metric: str) -> float:
-    """1.0 if `pred` matches any gold answer under `metric`, else 0.0 (no prediction scores 0)."""
-    if pred is None:
-        return 0.0
-    golds = [gold] if isinstance(gold, str) else gold
-    if metric == "exact":
-        fn = exact_match
-    elif metric == "relaxed":
-        fn = relaxed_match
-    elif metric == "boolean":
-        fn = boolean_match
-    elif metric == "wtq":
-        from iapo.metrics.wtq import denotation_match as fn
-    elif metric in ("vwtq", "vtabfact", "fintabnetqa"):
-        from iapo.metrics import tablevqa
-
-        fn = {
-            "vwtq": tablevqa.vwtq_match,
-            "vtabfact": tablevqa.vtabfact_match,
-            "fintabnetqa": tablevqa.fintabnet_match,
-        }[metric]
-    elif metric.startswith("charxiv/"):
-        from iapo.metrics.charxiv import rule_score
-
-        rubric = metric.split("/", 1)[1]
-        return max(rule_score(pred, g, rubric) for g in golds)
-    else:
-        raise ValueError(f"unknown metric {metric!r}")
-    return float(any(fn(pred, g) for g in golds))

@@ -80,3 +80,15 @@ def test_extends_merges_mappings_and_names_the_broken_file(tmp_path):
     (tmp_path / "orphan.yaml").write_text("extends: missing.yaml\n")
     with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
         read_yaml(tmp_path / "orphan.yaml")
+
+
+def test_a_run_has_one_seed():
+    """grpo.seed was silently replaced by the run's seed; set apart from it, it is refused."""
+    from iapo.experiment import ExperimentConfig
+    from iapo.run import TrainConfig
+
+    assert TrainConfig.model_validate({"seed": 3, "grpo": {"seed": 3}}).seed == 3
+    with pytest.raises(ValueError, match="set seed: 5 instead"):
+        TrainConfig.model_validate({"seed": 0, "grpo": {"seed": 5}})
+    with pytest.raises(ValueError, match="remove grpo.seed"):
+        ExperimentConfig.model_validate({"grpo": {"seed": 1}, "methods": {"outcome": {}, "iapo": {}}})

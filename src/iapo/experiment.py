@@ -114,6 +114,8 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
         if self.report.primary and self.report.primary[0] == self.report.primary[1]:
             raise ValueError("report.primary: compare two different methods, e.g. [iapo, outcome]")
+        if "seed" in self.grpo.model_fields_set:
+            raise ValueError("grpo.seed: runs take their seeds from `seeds` (and `method_seeds`); remove grpo.seed")
         if self.zoo_accept is not None and self.zoo_accept.role not in self.zoo.roles:
             raise ValueError(f"zoo_accept.role: {self.zoo_accept.role!r} is not a zoo role")
         for name in self.method_seeds:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from iapo.attribution import AttributionSettings, attribute_episodes, mean_shares
 from iapo.config import StrictModel, build
@@ -122,7 +122,13 @@ class TrainConfig(StrictModel):
     engine: Literal["own", "trl"] = Field(
         "own", description="own: the compact loop of iapo.rl.grpo; trl: TRL's GRPOTrainer (iapo.rl.trl_engine)"
     )
-    seed: int = 0
+    seed: int = Field(0, description="the run's one seed: questions, rollouts, rewards (grpo.seed follows it)")
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> TrainConfig:
+        if "seed" in self.grpo.model_fields_set and self.grpo.seed != self.seed:
+            raise ValueError(f"grpo.seed ({self.grpo.seed}) would be overwritten: set seed: {self.grpo.seed} instead")
+        return self
 
 
 def make_accelerator(cfg: ModelConfig):

@@ -69,7 +69,7 @@ class GRPOSettings(StrictModel):
         description="seeded rollout shards per step; a multiple of the process count makes N-process "
         "runs reproduce 1-process ones (1 = one unseeded rollout, the CPU default)",
     )
-    seed: int = 0
+    seed: int = Field(0, description="question draws and seeded rollouts; a run sets it from its own seed")
     rollout: RolloutConfig = Field(default_factory=lambda: RolloutConfig(temperature=1.0))
 
 

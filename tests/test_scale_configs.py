@@ -11,9 +11,10 @@ import torch
 
 from iapo.config import load_yaml
 from iapo.data.benchmarks import BenchmarkSource
+from iapo.eval.policy import SplitGuard
 from iapo.models.build import save
 from iapo.rewards.method import make_rewards
-from iapo.run import SplitGuard, TrainConfig
+from iapo.run import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 REFOCUS = ROOT / "tests" / "fixtures" / "refocus"

@@ -31,12 +31,13 @@ from pydantic import Field, model_validator
 
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
+from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
 from iapo.models.build import load
 from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.trm import save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
-from iapo.run import EvalConfig, Progress, SplitGuard, TrainConfig, evaluate_policy, run_one
+from iapo.run import Progress, TrainConfig, run_one
 from iapo.store import read_result
 from iapo.train.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world

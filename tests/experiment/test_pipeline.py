@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+from iapo.eval.policy import SplitGuard
 from iapo.experiment import ExperimentConfig, run_experiment
 from iapo.report import write_report
-from iapo.run import SplitGuard
 from iapo.viz import pick_questions
 from iapo.world import World
 

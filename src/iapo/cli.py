@@ -547,15 +547,15 @@ app.add_typer(trm_app, name="trm")
 def trm_train(
     world: Annotated[Path, typer.Option(help="World directory.")],
     out: Annotated[Path, typer.Option(help="Where trm.pt and trm.json go.")],
-    steps: Annotated[int, typer.Option(help="Full-batch optimisation steps.")] = 600,
+    steps: Annotated[int | None, typer.Option(help="Full-batch optimisation steps [default: TRM_STEPS].")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train on labelled good/bad calls of the world's train split; report val accuracy."""
-    from iapo.rewards.trm import save_trm, train_trm
+    from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
     from iapo.world import World
 
     w = World(world)
-    model, rep = train_trm(w.load("train"), w.load("val"), steps, seed)
+    model, rep = train_trm(w.load("train"), w.load("val"), steps or TRM_STEPS, seed)
     save_trm(model, rep, out)
     console.print(
         f"TRM: train accuracy {100 * rep.train_accuracy:.1f}% (n={rep.n_train}), held-out (val) accuracy "

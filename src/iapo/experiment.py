@@ -35,7 +35,7 @@ from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
 from iapo.models.build import load
 from iapo.provenance import record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rewards.trm import save_trm, train_trm
+from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
 from iapo.run import Progress, TrainConfig, run_one
 from iapo.store import read_result
@@ -92,7 +92,7 @@ class ExperimentConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     student: str = "student"
     report: ReportRoles = Field(default_factory=ReportRoles)
-    trm_steps: int = 600
+    trm_steps: int = Field(TRM_STEPS, ge=1, description="optimisation steps of the TRM baseline's reward model")
     threads: int | None = None
     workers: int = Field(
         1,

@@ -21,7 +21,7 @@ import torch
 from pydantic import Field, model_validator
 
 from iapo.attribution.games import component_game
-from iapo.attribution.ig import RULES, Baseline, attribute, baseline_embeddings, embed, gradient_times_delta
+from iapo.attribution.ig import N_STEPS, RULES, Baseline, attribute, baseline_embeddings, embed, gradient_times_delta
 from iapo.config import StrictModel
 from iapo.rollout.episode import COMPONENTS, Encoded, Segment, collate, encode
 
@@ -38,7 +38,7 @@ class AttributionSettings(StrictModel):
         "the components (2^n forwards, no backward); occlusion: leave one component out; grad_x_delta: one "
         "backward. Default: the exact estimator best on val in the sparse regime (docs/method.md section 2)",
     )
-    n_steps: int = Field(4, ge=2, description="ig: quadrature nodes m")
+    n_steps: int = Field(N_STEPS, ge=2, description="ig: quadrature nodes m")
     rule: Literal[RULES] = Field("gausslegendre", description="ig: quadrature rule")  # type: ignore[valid-type]
     baseline: Baseline = Field(
         "pad",

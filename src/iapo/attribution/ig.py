@@ -53,6 +53,7 @@ RULES: tuple[str, ...] = (
     "riemann_middle",
 )
 Baseline = Literal["blank", "pad", "zero"]
+N_STEPS = 4  # m, IG's quadrature nodes: the one default of the library
 
 
 def quadrature(n_steps: int, rule: Rule = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,7 +207,7 @@ def attribute(
     model,
     inputs: EmbeddedBatch,
     baselines: torch.Tensor | None = None,
-    n_steps: int = 8,
+    n_steps: int | None = None,
     rule: Rule = "gausslegendre",
     chunk: int = 64,
     completeness: bool = True,
@@ -215,10 +216,11 @@ def attribute(
     with the target turn carried in `inputs.target`. `chunk` caps rows per forward pass.
 
     Gradients are taken w.r.t. the path only (`autograd.grad`): no weight gradient is computed.
-    `completeness=False` skips f(x) and f(x') where the rule has no end-point nodes (delta NaN)."""
+    `completeness=False` skips f(x) and f(x') where the rule has no end-point nodes (delta NaN).
+    `n_steps` defaults to N_STEPS, the library's m (`AttributionSettings.n_steps` reads it too)."""
     x = inputs.inputs_embeds.detach()  # (B, T, D)
     base = torch.zeros_like(x) if baselines is None else baselines.to(x.dtype).expand_as(x)
-    w, alphas = quadrature(n_steps, rule)
+    w, alphas = quadrature(n_steps or N_STEPS, rule)
     B = x.shape[0]
     grad_sum = torch.zeros_like(x)
     per_chunk = max(1, chunk // B)  # interpolation steps per forward pass

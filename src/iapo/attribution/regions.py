@@ -30,7 +30,10 @@ OTHER = "other"
 TOKEN_LEVEL = ("grad_x_delta", "ig")
 
 
-def regions_of(layout: Layout, patches: int = 4) -> dict[str, Box]:
+PATCHES = 4  # an image without unit boxes is a PATCHES x PATCHES grid of regions: the one default
+
+
+def regions_of(layout: Layout, patches: int = PATCHES) -> dict[str, Box]:
     """The named regions of an original image: its content units, or a patch grid."""
     units = layout.units()
     if units:
@@ -97,7 +100,7 @@ def mean_region_shares(maps: list[dict[str, float]]) -> dict[str, float] | None:
 
 
 def turn_regions(
-    turn: TurnAttribution, segments: list[Segment], layout: Layout, merge: int, patches: int = 4
+    turn: TurnAttribution, segments: list[Segment], layout: Layout, merge: int, patches: int = PATCHES
 ) -> dict[str, float] | None:
     """Region shares of one scored turn (its token attributions must exist: a token-level
     estimator), counting the image tokens before the turn."""
@@ -110,7 +113,7 @@ def turn_regions(
 
 
 def attribute_regions(
-    model, processor, episodes: list[tuple[list[Segment], Layout]], settings: AttributionSettings, patches: int = 4,
+    model, processor, episodes: list[tuple[list[Segment], Layout]], settings: AttributionSettings, patches: int = PATCHES,
     keep_ids: bool = True,
 ) -> list[dict[str, float] | None]:  # fmt: skip
     """Region shares of the final turn of each (segments, layout of the original image)."""

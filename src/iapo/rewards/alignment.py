@@ -27,6 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from scipy.stats import spearmanr
 
 from iapo.attribution import OTHER, AttributionSettings, attribute_episodes, attribute_regions, mean_shares, regions_of
+from iapo.attribution.regions import PATCHES
 from iapo.attribution.regions import l1 as region_l1
 from iapo.data.example import Example
 from iapo.rewards.contract import Reward
@@ -70,7 +71,7 @@ class AttributionRewardConfig(AttributionSettings):
     region_estimator: Literal["grad_x_delta", "ig"] = Field(
         "grad_x_delta", description="the token-level attribution region shares sum (ig: n_steps nodes of rule)"
     )
-    patches: int = Field(4, ge=1, description="regions of an image without unit boxes: a patches x patches grid")
+    patches: int = Field(PATCHES, ge=1, description="regions of an image without unit boxes: a patches x patches grid")
     center: Literal["none", "support"] = Field(
         "none",
         description="support: subtract the mean D of the episodes of the same question with as many input "

@@ -42,6 +42,7 @@ from iapo.attribution import (
     mean_shares,
     regions_of,
 )
+from iapo.attribution.regions import PATCHES
 from iapo.data.example import Example
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
@@ -58,7 +59,7 @@ def evidence_target(ex: Example, share: float = 0.8) -> torch.Tensor:
     return q
 
 
-def evidence_regions(ex: Example, patches: int = 4) -> dict[str, float] | None:
+def evidence_regions(ex: Example, patches: int = PATCHES) -> dict[str, float] | None:
     """Uniform over the question's evidence units (the cells or chart values the answer needs);
     None when it names none of its image's regions."""
     names = [u for u in (ex.evidence or []) if u in regions_of(ex.layout, patches)]
@@ -139,7 +140,7 @@ class TargetCache:
 
 def teacher_own_records(
     teacher, processor, examples: list[Example], rcfg: RolloutConfig, samples: int, attr: AttributionSettings,
-    regions: AttributionSettings | None = None, patches: int = 4,
+    regions: AttributionSettings | None = None, patches: int = PATCHES,
 ) -> dict[str, dict]:  # fmt: skip
     """The teacher's own episodes for each question -> {question key: record}. A record holds
     p (C,), with `regions` (a token-level estimator) the region shares too, the number of
@@ -183,7 +184,7 @@ def fill_cache(
     batch: int = 32,
     progress: Callable[[int, int], None] | None = None,
     regions: AttributionSettings | None = None,
-    patches: int = 4,
+    patches: int = PATCHES,
 ) -> int:
     """Compute the targets the cache lacks for `examples`, in batches; returns how many."""
     todo = cache.missing(examples)

@@ -144,7 +144,12 @@ class TRMReport:
     n_heldout: int
 
 
-def train_trm(train: list[Example], heldout: list[Example], steps: int = 600, seed: int = 0) -> tuple[TRM, TRMReport]:
+TRM_STEPS = 600  # full-batch optimisation steps of the tool-call reward model: the one default
+
+
+def train_trm(
+    train: list[Example], heldout: list[Example], steps: int = TRM_STEPS, seed: int = 0
+) -> tuple[TRM, TRMReport]:
     torch.manual_seed(seed)
     x, y = labelled_calls(train, seed)
     xv, yv = labelled_calls(heldout, seed + 1)

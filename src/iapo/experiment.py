@@ -115,7 +115,7 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
         if self.report.primary and self.report.primary[0] == self.report.primary[1]:
             raise ValueError("report.primary: compare two different methods, e.g. [iapo, outcome]")
-        if "seed" in self.grpo.model_fields_set:
+        if self.grpo.seed != 0:
             raise ValueError("grpo.seed: runs take their seeds from `seeds` (and `method_seeds`); remove grpo.seed")
         if self.zoo_accept is not None and self.zoo_accept.role not in self.zoo.roles:
             raise ValueError(f"zoo_accept.role: {self.zoo_accept.role!r} is not a zoo role")
@@ -269,11 +269,12 @@ def next_task(todo_zoos: list[int], ready: list[int], flying: list[str], order) 
 
 
 def _run_parallel(
-    zoos: list[ZooTask], jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: Progress | None
-) -> tuple[list[dict], list[dict]]:
-    """Zoos and runs in one pool of `workers` processes: the next zoo builds while the runs of the
-    zoos ready so far train (one zoo at a time while runs wait, every worker on zoos when none
-    does). Runs go in waves of seeds (`_wave`) over the zoos ready. Returns (SFT results in zoo
+    zoos: list[ZooTask], jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: Progress | None,
+    first: dict,
+) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Zoos after the first and every run in one pool of `workers` processes: the next zoo builds
+    while the runs of the zoos ready so far train (one zoo at a time while runs wait, every
+    worker on zoos when none does). Runs go in waves of seeds (`_wave`) over the zoos ready. Returns (SFT results in zoo
     order, run results in job order). Each task is seeded, so its result does not depend on the
     worker or the order; a zoo that fails its acceptance rule stops the grid once the runs in
     flight end (each is checkpointed)."""
@@ -283,8 +284,10 @@ def _run_parallel(
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     key = {i: _wave(jobs, i) for i in range(len(jobs))}
-    todo_zoos, ready = list(range(len(zoos))), []  # ready: runs whose zoo is ready
-    sft: list[dict | None] = [None] * len(zoos)
+    # the first zoo is built (`first`: its SFT result): nothing could run beside it, so it had every core
+    todo_zoos = list(range(1, len(zoos)))
+    ready = [j for j, job in enumerate(jobs) if job.zoo == zoos[0].zoo]  # runs whose zoo is ready
+    sft: list[dict | None] = [first] + [None] * (len(zoos) - 1)
     results: list[dict | None] = [None] * len(jobs)
     flight: dict = {}  # future -> ("zoo" | "run", index)
     ctx = mp.get_context("spawn")
@@ -361,7 +364,8 @@ def run_experiment(
         timings["zoo_s"] = time.perf_counter() - t
         runs = [job.run(trm_dir, world, progress) for job in jobs]
     else:  # zoos and runs share the pool: no separate zoo time
-        sft, runs = _run_parallel(zoos, jobs, trm_dir, world.root, cfg.workers, progress)
+        first = zoos[0].run(world, progress)
+        sft, runs = _run_parallel(zoos, jobs, trm_dir, world.root, cfg.workers, progress, first)
     results = sft + runs
     timings["zoo_rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start

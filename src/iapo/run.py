@@ -56,11 +56,19 @@ class TrainConfig(StrictModel):
     )
     seed: int = Field(0, description="the run's one seed: questions, rollouts, rewards (grpo.seed follows it)")
 
-    @model_validator(mode="after")
-    def _one_seed(self) -> TrainConfig:
-        if "seed" in self.grpo.model_fields_set and self.grpo.seed != self.seed:
-            raise ValueError(f"grpo.seed ({self.grpo.seed}) would be overwritten: set seed: {self.grpo.seed} instead")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _one_seed(cls, data):
+        """grpo.seed follows the run's seed (a record written before 0.2.2 holds 0 there); one
+        set apart from it is refused rather than silently replaced."""
+        if not isinstance(data, dict) or data.get("grpo") is None:
+            return data
+        seed, grpo = data.get("seed", 0), data["grpo"]
+        g = grpo.get("seed", 0) if isinstance(grpo, dict) else grpo.seed
+        if g not in (0, seed):
+            raise ValueError(f"grpo.seed ({g}) would be overwritten: set seed: {g} instead")
+        grpo = {**grpo, "seed": seed} if isinstance(grpo, dict) else grpo.model_copy(update={"seed": seed})
+        return {**data, "grpo": grpo}
 
 
 def make_accelerator(cfg: ModelConfig):

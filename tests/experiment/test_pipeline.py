@@ -194,7 +194,7 @@ def test_every_run_and_the_experiment_record_their_resolved_config(run):
     assert meta["source"] is None or "yaml" in meta["source"]
     rec = json.loads((out / "runs" / "iapo" / "seed1" / "run.json").read_text())
     tc = TrainConfig.model_validate(rec["config"])
-    assert tc.seed == 1 and tc.method == cfg.methods["iapo"] and tc.grpo == cfg.grpo
+    assert tc.seed == 1 and tc.method == cfg.methods["iapo"] and tc.grpo == cfg.grpo.model_copy(update={"seed": 1})
     assert rec["name"] == "iapo" and rec["world"] == str(out / "world")
     policy = json.loads((out / "runs" / "iapo" / "seed1" / "policy" / "iapo.json").read_text())
     assert policy["provenance"]["config"] == rec["config"]

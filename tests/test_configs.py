@@ -92,3 +92,26 @@ def test_a_run_has_one_seed():
         TrainConfig.model_validate({"seed": 0, "grpo": {"seed": 5}})
     with pytest.raises(ValueError, match=r"remove grpo\.seed"):
         ExperimentConfig.model_validate({"grpo": {"seed": 1}, "methods": {"outcome": {}, "iapo": {}}})
+
+
+def test_every_config_field_says_what_it_is():
+    """Every field of every config model has a description (what `--help`, the docs and a
+    reader of a run.json see)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from pydantic import BaseModel
+
+    import iapo
+
+    missing = []
+    for info in pkgutil.walk_packages(iapo.__path__, "iapo."):
+        try:
+            mod = importlib.import_module(info.name)
+        except ImportError:  # optional integrations (veRL)
+            continue
+        for name, cls in vars(mod).items():
+            if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__ == mod.__name__:
+                missing += [f"{name}.{f}" for f, field in cls.model_fields.items() if not field.description]
+    assert not missing, f"fields without a description: {missing}"

@@ -50,8 +50,8 @@ class ReportRoles(StrictModel):
     against `proposed`; the verdict is `primary` alone, named before the grid runs (it is written
     to experiment.json with the rest of the config), every other comparison is exploratory."""
 
-    baseline: str = "outcome"
-    proposed: str = "iapo"
+    baseline: str = Field("outcome", description="the method every other is compared with")
+    proposed: str = Field("iapo", description="the method the ablation column compares its variants with")
     primary: tuple[str, str] | None = Field(
         None,
         description="the pre-registered primary contrast [A, B]: the verdict tests A - B alone, with the zoo as "
@@ -67,16 +67,22 @@ class ZooAcceptance(StrictModel):
     """A rule a zoo must pass before any RL run uses it (decided before any result): `role`'s
     val accuracy after SFT at least `min_val` (the sparse regime needs a teacher that reads)."""
 
-    role: str = "teacher"
-    min_val: float = Field(ge=0, le=1)
+    role: str = Field("teacher", description="the zoo role the rule checks")
+    min_val: float = Field(ge=0, le=1, description="its least val accuracy (greedy, the zoo's eval_examples)")
 
 
 class ExperimentConfig(StrictModel):
-    world: WorldConfig = Field(default_factory=WorldConfig)
-    zoo: ZooConfig = Field(default_factory=ZooConfig)
-    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
-    methods: dict[str, MethodConfig]
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    world: WorldConfig = Field(
+        default_factory=WorldConfig, description="the generated world, shared by every zoo and run"
+    )
+    zoo: ZooConfig = Field(default_factory=ZooConfig, description="the model zoo recipe (zoo_seeds: one zoo per seed)")
+    grpo: GRPOSettings = Field(
+        default_factory=GRPOSettings, description="the GRPO budget and settings every method shares"
+    )
+    methods: dict[str, MethodConfig] = Field(description="method name -> its rewards (everything else is shared)")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], description="RL seeds of every method (method_seeds overrides per method)"
+    )
     zoo_accept: ZooAcceptance | None = Field(
         None, description="refuse to run on a zoo whose `role` is below `min_val` on val (list another zoo seed)"
     )
@@ -89,11 +95,15 @@ class ExperimentConfig(StrictModel):
         description="one zoo per seed (the world stays fixed): every method x seed runs on each, and the report "
         "treats the zoo as a random factor (intervals and tests resample zoos). None: the one zoo of zoo.seed",
     )
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    student: str = "student"
-    report: ReportRoles = Field(default_factory=ReportRoles)
+    eval: EvalConfig = Field(
+        default_factory=EvalConfig, description="val curves during training and the final test evaluation"
+    )
+    student: str = Field("student", description="the zoo role RL starts from")
+    report: ReportRoles = Field(
+        default_factory=ReportRoles, description="which comparisons the report makes and which one is the verdict"
+    )
     trm_steps: int = Field(TRM_STEPS, ge=1, description="optimisation steps of the TRM baseline's reward model")
-    threads: int | None = None
+    threads: int | None = Field(None, description="torch threads of the main process (default: torch's)")
     workers: int = Field(
         1,
         ge=1,

@@ -39,17 +39,17 @@ class ModelConfig(StrictModel):
     """Where the policy comes from and where it runs (a real checkpoint directory works as is)."""
 
     student: str | None = Field(None, description="zoo role or checkpoint directory (default: --student)")
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="the policy's parameter dtype")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available")
 
 
 class TrainConfig(StrictModel):
     """`iapo train --config`: one method, one seed."""
 
-    method: MethodConfig = Field(default_factory=MethodConfig)
-    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig, description="the method's rewards")
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings, description="GRPO settings")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="val curves and the final test evaluation")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="where the policy comes from and runs")
     data: DataConfig | None = Field(None, description="benchmark files instead of the world")
     engine: Literal["own", "trl"] = Field(
         "own", description="own: the compact loop of iapo.rl.grpo; trl: TRL's GRPOTrainer (iapo.rl.trl_engine)"

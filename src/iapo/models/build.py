@@ -37,9 +37,9 @@ class ModelSpec(StrictModel):
     layers: int = Field(2, ge=1, description="text decoder layers")
     heads: int = Field(4, ge=1, description="attention heads (head dim = hidden / heads)")
     intermediate: int = Field(384, ge=16, description="text MLP width")
-    vision_hidden: int = Field(64, ge=16)
-    vision_depth: int = Field(2, ge=1)
-    vision_heads: int = Field(2, ge=1)
+    vision_hidden: int = Field(64, ge=16, description="vision tower width")
+    vision_depth: int = Field(2, ge=1, description="vision tower blocks")
+    vision_heads: int = Field(2, ge=1, description="vision tower attention heads")
     max_image_tokens: int = Field(128, ge=4, description="images larger than this many merged tokens are downscaled")
     rope_theta: float = Field(
         10000.0,

@@ -44,7 +44,7 @@ class AttributionRewardConfig(AttributionSettings):
     completeness) is inherited from `AttributionSettings`, the one home of those defaults."""
 
     lam: float = Field(0.5, ge=0, description="lambda: weight of the divergence penalty")
-    divergence: Literal["l1", "js"] = "l1"
+    divergence: Literal["l1", "js"] = Field("l1", description="D: L1 in [0, 2], or Jensen-Shannon in nats")
     turns: Literal["final", "all"] = Field("final", description="scored turns: the final answer turn, or all")
     target: Target = Field(
         "teacher_own",

@@ -21,11 +21,11 @@ from iapo.rollout.loop import RolloutConfig
 class MethodConfig(StrictModel):
     """One method = reward weights (+ the attribution term); everything else is shared."""
 
-    outcome: float = 1.0
-    format: float = 0.2
-    exact_match: float = 0.0
-    trm: float = 0.0
-    attribution: AttributionRewardConfig | None = None
+    outcome: float = Field(1.0, description="weight of the outcome reward (1 if the final answer is right)")
+    format: float = Field(0.2, description="weight of the format reward (every turn parsed, an answer given)")
+    exact_match: float = Field(0.0, description="weight of the ToolRL-style match with one reference tool trajectory")
+    trm: float = Field(0.0, description="weight of the tool-call reward model's score (--trm)")
+    attribution: AttributionRewardConfig | None = Field(None, description="the IAPO term (None: no term)")
     teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
     tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
     tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")

@@ -39,18 +39,18 @@ log = logging.getLogger(__name__)
 
 
 class GRPOSettings(StrictModel):
-    steps: int = Field(30, ge=1)
+    steps: int = Field(30, ge=1, description="GRPO steps (one rollout and one update each)")
     questions_per_step: int = Field(8, ge=1, description="Q distinct questions per step")
     group_size: int = Field(8, ge=2, description="G rollouts per question")
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(5e-4, gt=0, description="AdamW learning rate of the policy")
     beta: float = Field(0.02, ge=0, description="KL coefficient to the reference (SFT) policy; 0 = no reference")
-    clip_eps: float = Field(0.2, gt=0)
+    clip_eps: float = Field(0.2, gt=0, description="PPO clip range of the ratio")
     epochs: int = Field(1, ge=1, description="policy updates per rollout batch (mu)")
     loss_type: Literal["grpo", "dapo"] = Field(
         "dapo", description="grpo: mean over each sequence, then over sequences; dapo: mean over all tokens"
     )
     scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
-    max_grad_norm: float = Field(1.0, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient norm clip")
     micro_batch: int = Field(32, ge=1, description="episodes per forward/backward (memory)")
     shared_prompt: bool = Field(
         True,
@@ -62,7 +62,7 @@ class GRPOSettings(StrictModel):
         description="without shared_prompt: cut the update's micro-batches by episode length (less padding); "
         "False: episodes in rollout order",
     )
-    checkpoint_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(10, ge=1, description="steps between checkpoints (a run resumes from the last)")
     rollout_shards: int = Field(
         1,
         ge=1,
@@ -70,7 +70,9 @@ class GRPOSettings(StrictModel):
         "runs reproduce 1-process ones (1 = one unseeded rollout, the CPU default)",
     )
     seed: int = Field(0, description="question draws and seeded rollouts; a run sets it from its own seed")
-    rollout: RolloutConfig = Field(default_factory=lambda: RolloutConfig(temperature=1.0))
+    rollout: RolloutConfig = Field(
+        default_factory=lambda: RolloutConfig(temperature=1.0), description="how episodes are sampled"
+    )
 
 
 # --- the math --------------------------------------------------------------------------------------

@@ -37,11 +37,15 @@ from iapo.tools.syntax import Turn, parse_turn
 class RolloutConfig(StrictModel):
     max_calls: int = Field(3, ge=0, description="tool calls allowed per episode")
     max_new_tokens: int = Field(48, ge=1, description="tokens per model turn")
-    temperature: float = Field(1.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
+    temperature: float = Field(1.0, ge=0, description="sampling temperature (0 decodes greedily, as greedy does)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     greedy: bool = Field(False, description="argmax decoding (evaluation)")
     tools: bool = Field(True, description="offer the tools; False = answer directly (no-tools baseline)")
-    spec_style: str = Field("compact", pattern="^(compact|json)$")
+    spec_style: str = Field(
+        "compact",
+        pattern="^(compact|json)$",
+        description="how the tool spec is written in the prompt: compact or JSON schema",
+    )
     batch_size: int = Field(64, ge=1, description="episodes generated together")
     sampler: Literal["lean", "generate"] = Field(
         "lean",

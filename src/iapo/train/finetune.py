@@ -18,10 +18,10 @@ from iapo.train.sft import SFTConfig, train_sft
 
 class FinetuneConfig(StrictModel):
     student: str = Field(description="checkpoint directory to fine-tune")
-    dtype: str = Field("float32", pattern="^(float32|bfloat16)$")
-    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
-    data: DataConfig
-    sft: SFTConfig = Field(default_factory=SFTConfig)
+    dtype: str = Field("float32", pattern="^(float32|bfloat16)$", description="parameter dtype")
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$", description="auto: cuda when available")
+    data: DataConfig = Field(description="benchmark splits to fine-tune on (train) and validate with (val)")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="SFT settings")
 
 
 def finetune(cfg: FinetuneConfig, out: Path, progress=None) -> Path:

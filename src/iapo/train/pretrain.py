@@ -40,15 +40,15 @@ VISION_WEIGHTS = "vision.pt"
 
 
 class PretrainConfig(StrictModel):
-    steps: int = Field(600, ge=0)
-    batch_images: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    warmup: int = Field(30, ge=0)
-    weight_decay: float = 0.01
+    steps: int = Field(600, ge=0, description="vision pretraining steps")
+    batch_images: int = Field(32, ge=1, description="images per step")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    warmup: int = Field(30, ge=0, description="linear warmup steps")
+    weight_decay: float = Field(0.01, description="AdamW weight decay")
     tool_output_share: float = Field(0.6, ge=0, le=1, description="share of images that are tool outputs")
-    eval_every: int = Field(100, ge=1)
-    checkpoint_every: int = Field(100, ge=1)
-    seed: int = 0
+    eval_every: int = Field(100, ge=1, description="steps between held-out evaluations")
+    checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints")
+    seed: int = Field(0, description="data order and initialisation")
 
 
 class TokenHeads(nn.Module):

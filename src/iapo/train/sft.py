@@ -64,12 +64,12 @@ class SFTConfig(StrictModel):
     text_steps: int = Field(
         0, ge=0, description="language stage: short text-only episodes (a pretrained LM needs none)"
     )
-    text_lr: float = Field(3e-3, gt=0)
+    text_lr: float = Field(3e-3, gt=0, description="peak learning rate of the language stage")
     steps: int = Field(1000, ge=0, description="multimodal stage: full episodes with images")
-    batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    warmup: int = Field(50, ge=0)
-    weight_decay: float = 0.01
+    batch_size: int = Field(8, ge=1, description="episodes per step")
+    lr: float = Field(1e-5, gt=0, description="peak learning rate of the reading and multimodal stages")
+    warmup: int = Field(50, ge=0, description="linear warmup steps of each stage")
+    weight_decay: float = Field(0.01, description="AdamW weight decay")
     shortest_path_share: float = Field(
         0.8,
         ge=0,
@@ -87,8 +87,8 @@ class SFTConfig(StrictModel):
         description="processes that execute tool paths and encode batches ahead of the step (GPU runs); "
         "batches are the same for any number",
     )
-    checkpoint_every: int = Field(200, ge=1)
-    seed: int = 0
+    checkpoint_every: int = Field(200, ge=1, description="steps between checkpoints (a stage resumes from the last)")
+    seed: int = Field(0, description="data order")
 
 
 class CurriculumSFTConfig(SFTConfig):

@@ -53,15 +53,15 @@ class ZooSFTConfig(CurriculumSFTConfig):
     (`reading_*`, `direct_share`, `rationale`) are set per role in the zoo configs."""
 
     text_steps: int = Field(1200, ge=0, description="language stage: short text-only episodes")
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(32, ge=1, description="episodes per step")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate of the reading and multimodal stages")
     content_weight: float = Field(5.0, ge=1, description="loss weight of content tokens")
 
 
 class RoleConfig(StrictModel):
-    spec: ModelSpec = Field(default_factory=ModelSpec)
-    sft: ZooSFTConfig = Field(default_factory=ZooSFTConfig)
-    tokenizer: Literal["main", "alt"] = "main"
+    spec: ModelSpec = Field(default_factory=ModelSpec, description="the model's size")
+    sft: ZooSFTConfig = Field(default_factory=ZooSFTConfig, description="its SFT curriculum")
+    tokenizer: Literal["main", "alt"] = Field("main", description="which of the zoo's tokenizers it uses")
     vision_pretraining: bool = Field(True, description="start from the pretrained vision tower")
     init_from: str | None = Field(
         None,
@@ -86,11 +86,19 @@ def _default_roles() -> dict[str, RoleConfig]:
 
 
 class ZooConfig(StrictModel):
-    seed: int = 0
-    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    alt_tokenizer: TokenizerConfig = Field(default_factory=lambda: TokenizerConfig(vocab_size=400, split="words"))
-    pretrain: PretrainConfig = Field(default_factory=lambda: PretrainConfig(steps=300))
-    roles: dict[str, RoleConfig] = Field(default_factory=_default_roles)
+    seed: int = Field(0, description="the zoo's seed (ZooConfig.with_seed offsets every role's and the pretraining's)")
+    tokenizer: TokenizerConfig = Field(
+        default_factory=TokenizerConfig, description="the main tokenizer (BPE on the world's text)"
+    )
+    alt_tokenizer: TokenizerConfig = Field(
+        default_factory=lambda: TokenizerConfig(vocab_size=400, split="words"),
+        description="a second tokenizer (a teacher with another vocabulary)",
+    )
+    pretrain: PretrainConfig = Field(
+        default_factory=lambda: PretrainConfig(steps=300),
+        description="vision pretraining shared by every role of one width",
+    )
+    roles: dict[str, RoleConfig] = Field(default_factory=_default_roles, description="role name -> its model and SFT")
     eval_examples: int = Field(200, ge=1, description="val examples for the accuracy printed during SFT")
     eval_every: int = Field(250, ge=0, description="greedy val evaluation every N multimodal steps (0 = end only)")
     threads: int | None = Field(

@@ -37,12 +37,12 @@ ID_LOWER, OOD_LOWER = LOWER[:-6], LOWER[-6:]
 class Regime(StrictModel):
     """Sizes of one distribution (in-distribution or OOD)."""
 
-    table_rows: tuple[int, int] = (3, 4)
-    table_cols: tuple[int, int] = (3, 4)
-    chart_categories: tuple[int, int] = (3, 5)
-    grouped_categories: tuple[int, int] = (3, 3)
-    series: int = Field(2, ge=2, le=3)
-    unseen_headers: bool = False
+    table_rows: tuple[int, int] = Field((3, 4), description="table rows (min, max)")
+    table_cols: tuple[int, int] = Field((3, 4), description="table columns (min, max)")
+    chart_categories: tuple[int, int] = Field((3, 5), description="bar chart categories (min, max)")
+    grouped_categories: tuple[int, int] = Field((3, 3), description="grouped chart categories (min, max)")
+    series: int = Field(2, ge=2, le=3, description="series of a grouped chart")
+    unseen_headers: bool = Field(False, description="draw headers from the held-out vocabulary")
 
     @model_validator(mode="after")
     def _ranges(self) -> Regime:
@@ -67,20 +67,22 @@ def _ood_default() -> Regime:
 class WorldConfig(StrictModel):
     """The world: split sizes, family mixture and the two distributions."""
 
-    seed: int = 0
+    seed: int = Field(0, description="the world's seed: every image and question")
     train: int = Field(10000, ge=0, description="training examples (mixture of all families)")
     val: int = Field(500, ge=0, description="validation examples (same mixture; for model selection)")
     test_per_family: int = Field(300, ge=0, description="examples in each test_<family> split")
     ood: int = Field(300, ge=0, description="out-of-distribution examples (mixture of all families)")
-    family_weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(FAMILIES, 1.0))
+    family_weights: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(FAMILIES, 1.0), description="question family -> its share of train/val"
+    )
     templates: list[str] | None = Field(
         None,
         description="question templates to draw (`meta.template` names); default all but the opt-in "
         "`value_pair` (two cells read as one number). A family left with none is not drawn and gets no test split",
     )
     max_path_calls: int = Field(2, ge=1, le=3, description="longest tool path enumerated as valid")
-    in_dist: Regime = Field(default_factory=Regime)
-    out_dist: Regime = Field(default_factory=_ood_default)
+    in_dist: Regime = Field(default_factory=Regime, description="the train / val / test regime")
+    out_dist: Regime = Field(default_factory=_ood_default, description="the ood split's regime")
 
     @field_validator("family_weights")
     @classmethod

@@ -55,7 +55,7 @@ class BenchSplit(StrictModel):
     bench: str = Field(description="a loader name: " + ", ".join(LOADERS))
     data: Path = Field(description="the benchmark's directory (official layout)")
     file: str | None = Field(None, description="keep the examples of this file only (its stem, e.g. train, val)")
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, description="read at most this many examples (None = all)")
 
 
 class DataConfig(StrictModel):
@@ -63,7 +63,7 @@ class DataConfig(StrictModel):
     for training and the `*_wbb.json` sets for testing). Needs `train` and `val`; test split
     names start with `test`."""
 
-    splits: dict[str, BenchSplit]
+    splits: dict[str, BenchSplit] = Field(description="split name (train, val, test_*) -> where its examples come from")
     cache: Path = Field(Path("iapo_cache"), description="rendered / extracted images")
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from pydantic import Field, model_validator
 
+from iapo.attribution import ESTIMATORS
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
@@ -233,8 +234,8 @@ def _cost(tc: TrainConfig) -> float:
     a = tc.method.attribution
     if a is None:
         return float(tc.grpo.steps)
-    passes = {"ig": a.n_steps, "grad_x_delta": 0.4, "occlusion": 0.7, "shapley": 4.5}[a.estimator]
-    passes = passes * bool(a.components) + (0.4 if a.regions else 0.0)
+    passes = ESTIMATORS[a.estimator].cost(a) * bool(a.components)
+    passes += ESTIMATORS[a.region_estimator].cost(a) if a.regions else 0.0
     return tc.grpo.steps * (1.0 + passes * (2 if a.target == "teacher_forced" else 1) / 4)
 
 

@@ -14,8 +14,9 @@ Estimators (docs/method.md section 2 has the measured fidelity and cost of each)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from pydantic import Field, model_validator
@@ -25,8 +26,24 @@ from iapo.attribution.ig import N_STEPS, RULES, Baseline, attribute, baseline_em
 from iapo.config import StrictModel
 from iapo.rollout.episode import COMPONENTS, Encoded, Segment, collate, encode
 
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """What the toolkit needs to know of an estimator; every place reads it from `ESTIMATORS`.
+
+    game: a component game (`iapo.attribution.games`, forward passes over coalitions of whole
+    components), else token-level (per-token attributions: region shares can use it);
+    complete: f(x') and the completeness error computed by default (where they check the
+    estimator or come free); rows: forward rows per scored turn (batching); cost: measured cost
+    per episode in units of one IG node at the quickstart's sizes (the grid's scheduling)."""
+
+    game: bool
+    complete: bool
+    rows: Callable[[AttributionSettings], int]
+    cost: Callable[[AttributionSettings], float]
+
+
 Estimator = Literal["ig", "shapley", "occlusion", "grad_x_delta"]
-ESTIMATORS: tuple[str, ...] = ("ig", "shapley", "occlusion", "grad_x_delta")
 
 
 class AttributionSettings(StrictModel):
@@ -61,7 +78,7 @@ class AttributionSettings(StrictModel):
     @property
     def checks_completeness(self) -> bool:
         """`completeness`, resolved for the estimator."""
-        return self.completeness if self.completeness is not None else self.estimator in ("ig", "shapley")
+        return self.completeness if self.completeness is not None else ESTIMATORS[self.estimator].complete
 
 
 def _rename_method(data):
@@ -73,6 +90,16 @@ def _rename_method(data):
         warnings.warn("attribution key 'method' is deprecated: use 'rule'", DeprecationWarning, stacklevel=4)
         data.setdefault("rule", data.pop("method"))
     return data
+
+
+ESTIMATORS: dict[str, EstimatorSpec] = {
+    "ig": EstimatorSpec(game=False, complete=True, rows=lambda s: s.n_steps, cost=lambda s: s.n_steps),
+    "shapley": EstimatorSpec(game=True, complete=True, rows=lambda s: 64, cost=lambda s: 4.5),
+    "occlusion": EstimatorSpec(game=True, complete=False, rows=lambda s: 8, cost=lambda s: 0.7),
+    "grad_x_delta": EstimatorSpec(game=False, complete=False, rows=lambda s: 1, cost=lambda s: 0.4),
+}
+assert set(ESTIMATORS) == set(get_args(Estimator)), "register every Estimator in ESTIMATORS"
+TOKEN_LEVEL = tuple(n for n, e in ESTIMATORS.items() if not e.game)
 
 
 IG_REFERENCE = AttributionSettings(estimator="ig", n_steps=512, rule="trapezoid")
@@ -121,7 +148,7 @@ def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: Att
     comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
     for j, (e, t) in enumerate(zip(encs, turns, strict=True)):
         comp[j, : len(e)] = e.component_ids(t)
-    if s.estimator in ("shapley", "occlusion"):
+    if ESTIMATORS[s.estimator].game:
         res = component_game(model, eb, base, comp, s.estimator, s.chunk, s.checks_completeness)
         return res.scores, res.relative_error.cpu(), None
     if s.estimator == "ig":
@@ -134,7 +161,7 @@ def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: Att
 
 def rows_per_call(s: AttributionSettings) -> int:
     """Episodes per batch so that one call's forward rows stay near `chunk`."""
-    per_row = {"ig": s.n_steps, "grad_x_delta": 1, "occlusion": 8, "shapley": 64}[s.estimator]
+    per_row = ESTIMATORS[s.estimator].rows(s)
     return max(1, s.chunk // per_row)
 
 
@@ -163,7 +190,7 @@ def attribute_episodes(
     rows.sort(key=lambda r: (prompts[r[0]], len(r[2])))
     was_training = model.training
     model.eval()
-    for part in _batches(rows, prompts, rows_per_call(s), by_prompt=s.estimator in ("shapley", "occlusion")):
+    for part in _batches(rows, prompts, rows_per_call(s), by_prompt=ESTIMATORS[s.estimator].game):
         sc, rel, tok = _score_batch(model, processor, [e for _, _, e in part], [t for _, t, _ in part], s)
         p = shares(sc)
         for j, (i, t, e) in enumerate(part):

@@ -22,12 +22,11 @@ import math
 
 import torch
 
-from iapo.attribution.episodes import AttributionSettings, TurnAttribution, attribute_episodes
+from iapo.attribution.episodes import TOKEN_LEVEL, AttributionSettings, TurnAttribution, attribute_episodes
 from iapo.rollout.episode import Encoded, Segment
 from iapo.tools.layout import Box, Layout
 
 OTHER = "other"
-TOKEN_LEVEL = ("grad_x_delta", "ig")
 
 
 PATCHES = 4  # an image without unit boxes is a PATCHES x PATCHES grid of regions: the one default

@@ -7,6 +7,7 @@ from these records, and `iapo train --config <run dir>` reruns a run from its `r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -32,6 +33,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
+def source_commit() -> dict[str, Any] | None:
+    """The git commit of the code that runs, and whether its tracked files differ from it (None
+    outside a git checkout, e.g. an installed wheel): a version number is not enough, a run made
+    between two releases names the commit it ran. Read once per process: the code it loaded."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        diff = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode:
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(diff.stdout.strip())}
+
+
 def environment() -> dict[str, Any]:
     """Package and library versions, and the machine this process runs on."""
     from iapo import __version__
@@ -45,6 +67,7 @@ def environment() -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "iapo": __version__,
+        "git": source_commit(),
         "python": platform.python_version(),
         "libraries": libs,
         "machine": {

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -191,6 +193,9 @@ def test_every_run_and_the_experiment_record_their_resolved_config(run):
     meta = json.loads((out / "experiment.json").read_text())
     assert meta["config"]["methods"]["iapo"]["attribution"]["estimator"] == "occlusion"  # a default, written out
     assert meta["environment"]["iapo"] and meta["environment"]["machine"]["cpu"]
+    git = meta["environment"]["git"]  # the tests run from a git checkout: the commit the code is at
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert git["commit"] == head.stdout.strip() and isinstance(git["dirty"], bool)
     assert meta["source"] is None or "yaml" in meta["source"]
     rec = json.loads((out / "runs" / "iapo" / "seed1" / "run.json").read_text())
     tc = TrainConfig.model_validate(rec["config"])

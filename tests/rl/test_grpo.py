@@ -11,7 +11,7 @@ import torch
 from iapo.rewards import format_reward, outcome
 from iapo.rewards.contract import WeightedReward
 from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
-from iapo.rollout.episode import encode, full_text
+from iapo.rollout.episode import encode
 from iapo.rollout.loop import RolloutConfig, rollout
 
 
@@ -221,7 +221,7 @@ def test_copies_of_an_episode_run_once_with_the_same_loss_and_gradient(tiny_mode
     torch.manual_seed(5)
     a, b = rollout(model, proc, [ex] * 2, RolloutConfig(max_calls=1, max_new_tokens=8))
     eps, adv = [a, b, a, a], torch.tensor([0.5, -1.0, 0.5, 0.5])
-    keys = [(e.example.id, full_text(e.segments), float(x)) for e, x in zip(eps, adv, strict=True)]
+    keys = [(e.key, float(x)) for e, x in zip(eps, adv, strict=True)]
     out = []
     for k in (None, keys):
         mbs = policy_batches(eps, proc, 8, group_size=4, keys=k)

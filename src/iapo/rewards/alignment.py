@@ -32,8 +32,8 @@ from iapo.attribution.regions import l1 as region_l1
 from iapo.data.example import Example
 from iapo.rewards.contract import Reward
 from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_regions, evidence_target, fill_cache
-from iapo.rollout.episode import COMPONENTS, full_text
-from iapo.rollout.loop import Episode, RolloutConfig
+from iapo.rollout.episode import COMPONENTS
+from iapo.rollout.loop import Episode, RolloutConfig, distinct
 
 Target = Literal["teacher_own", "teacher_forced", "random", "evidence"]
 TEACHER_TARGETS = ("teacher_own", "teacher_forced")
@@ -187,15 +187,11 @@ class AttributionReward(Reward):
     def _unique(self, episodes: list[Episode], fn):
         """fn over the distinct episodes only, mapped back to all: a group's samples often
         coincide (same example, same turns), and attribution is the reward's whole cost."""
-        first: dict[tuple[str, str], int] = {}
-        keys = [(e.example.id, full_text(e.segments)) for e in episodes]
-        for i, k in enumerate(keys):
-            first.setdefault(k, i)
-        uniq = list(first.values())
-        vals = fn([episodes[i] for i in uniq])
-        pos = {i: j for j, i in enumerate(uniq)}
+        keys = [e.key for e in episodes]
+        uniq, _ = distinct(keys)
+        vals = dict(zip((keys[i] for i in uniq), fn([episodes[i] for i in uniq]), strict=True))
         self.unique_share = len(uniq) / max(1, len(episodes))
-        return [vals[pos[first[k]]] for k in keys]
+        return [vals[k] for k in keys]
 
     def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
         """Component shares and the worst completeness error per episode."""

@@ -30,8 +30,8 @@ from iapo.provenance import record
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.contract import weights as reward_weights
 from iapo.rl.prefix import prefix_hidden, shared_prompt_length
-from iapo.rollout.episode import Batch, Encoded, collate, encode, full_text
-from iapo.rollout.loop import Episode, RolloutConfig, rollout
+from iapo.rollout.episode import Batch, Encoded, collate, encode
+from iapo.rollout.loop import Episode, RolloutConfig, distinct, rollout
 from iapo.rollout.summary import tool_stats
 from iapo.train.common import resume, run_steps, seed_everything
 
@@ -215,14 +215,6 @@ class MicroBatch:
     weight: torch.Tensor | None = None
 
 
-def distinct(keys: list) -> tuple[list[int], list[int]]:
-    """The first index of each distinct key, in order, and how many indices share it."""
-    first: dict = {}
-    for i, k in enumerate(keys):
-        first.setdefault(k, []).append(i)
-    return [v[0] for v in first.values()], [len(v) for v in first.values()]
-
-
 def policy_batches(
     episodes: list[Episode], processor: VLProcessor, size: int, device: torch.device | str = "cpu",
     by_length: bool = False, group_size: int = 0, keys: list | None = None,
@@ -350,7 +342,7 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
     device = acc.device if acc is not None else next(model.parameters()).device
     shared = cfg.group_size if cfg.shared_prompt and acc is None else 0  # a wrapped model runs rows whole
     # an episode and its copies (same question, same text, same advantage) are one weighted row
-    keys = [(e.example.id, full_text(e.segments), float(a)) for e, a in zip(episodes, adv, strict=True)]
+    keys = [(e.key, float(a)) for e, a in zip(episodes, adv, strict=True)]
     mbs = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length, shared, keys)
     advs = [adv[mb.rows].to(device) for mb in mbs]
     n_local = torch.tensor([float(sum((mb.batch.completion_mask[:, 1:].sum(1) * mb.weight).sum() for mb in mbs))],

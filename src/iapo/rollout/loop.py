@@ -25,6 +25,7 @@ from iapo.rollout.episode import (
     assistant_segment,
     encode,
     ex_image,
+    full_text,
     prompt_segments,
     tool_output_segment,
 )
@@ -101,6 +102,21 @@ class Episode:
 
     def calls_as_dicts(self) -> list[dict]:
         return [{"name": t.turn.name, "arguments": t.turn.arguments} for t in self.turns if t.turn.kind == "tool_call"]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Two episodes with one key are the same input: one question, the same text (its tool
+        outputs follow from its calls). A trained policy's group repeats itself, and the work done
+        on an episode (its attribution, its log-probs) is done once per key."""
+        return self.example.id, full_text(self.segments)
+
+
+def distinct(keys: list) -> tuple[list[int], list[int]]:
+    """The first index of each distinct key, in order, and how many indices share it."""
+    at: dict = {}
+    for i, k in enumerate(keys):
+        at.setdefault(k, []).append(i)
+    return [v[0] for v in at.values()], [len(v) for v in at.values()]
 
 
 def tools_apply(ex: Example) -> bool:

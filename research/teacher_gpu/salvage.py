@@ -14,7 +14,7 @@ import yaml
 from transformers import AutoTokenizer
 
 from iapo.models.build import build_model, make_processor, save
-from iapo.train.common import CKPT
+from iapo.steps import CKPT
 from iapo.train.zoo import ZooConfig
 
 

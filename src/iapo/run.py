@@ -28,8 +28,8 @@ from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.loop import rollout
 from iapo.rollout.summary import summarize
+from iapo.steps import CKPT, Progress
 from iapo.store import read_result
-from iapo.train.common import CKPT, Progress
 from iapo.world import World
 
 log = logging.getLogger(__name__)

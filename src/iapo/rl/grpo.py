@@ -33,7 +33,7 @@ from iapo.rl.prefix import prefix_hidden, shared_prompt_length
 from iapo.rollout.episode import Batch, Encoded, collate, encode
 from iapo.rollout.loop import Episode, RolloutConfig, distinct, rollout
 from iapo.rollout.summary import tool_stats
-from iapo.train.common import resume, run_steps, seed_everything
+from iapo.steps import resume, run_steps, seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from iapo.data.example import Example
 from iapo.models.build import ModelSpec, build_model
 from iapo.models.processor import VLProcessor
 from iapo.provenance import record
+from iapo.steps import cosine_lr, resume, run_steps, seed_everything
 from iapo.tools.registry import run_tool
-from iapo.train.common import cosine_lr, resume, run_steps, seed_everything
 from iapo.world.dataset import example_image, grid_after
 from iapo.world.glyphs import EMPHASIS_CLASSES, LABELS
 from iapo.world.paths import candidate_calls

@@ -48,9 +48,9 @@ from iapo.rollout.episode import (
     prompt_segments,
     tool_output_segment,
 )
+from iapo.steps import CKPT, cosine_lr, resume, run_steps, seed_everything
 from iapo.tools.registry import run_tool
 from iapo.tools.syntax import format_answer, format_tool_call
-from iapo.train.common import CKPT, cosine_lr, resume, run_steps, seed_everything
 
 log = logging.getLogger(__name__)
 ReadingContext = Literal["full", "short"]

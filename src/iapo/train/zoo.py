@@ -28,7 +28,7 @@ from iapo.models.tokenizer import SPLIT_IDENTIFIERS, SPLIT_WORDS, train_tokenize
 from iapo.provenance import record
 from iapo.rollout.loop import RolloutConfig, rollout
 from iapo.rollout.summary import summarize
-from iapo.train.common import Progress, seed_everything, set_threads
+from iapo.steps import Progress, seed_everything, set_threads
 from iapo.train.corpus import world_texts
 from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
 from iapo.train.sft import CurriculumSFTConfig, train_sft

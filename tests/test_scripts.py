@@ -42,3 +42,15 @@ def test_benchmarks_time_the_loops_own_optimizer():
     its own (bench/grpo_step.py once timed AdamW with weight decay against the loop's without)."""
     for path in (ROOT / "bench").glob("*.py"):
         assert "torch.optim." not in path.read_text(), f"{path.name}: use iapo.rl.grpo.policy_optimizer"
+
+
+def test_run_files_are_written_through_one_atomic_writer():
+    """A write that a crash could leave half-done goes through `provenance.atomic` (write beside,
+    then rename): no module renames its own temporary file any more."""
+    import re
+
+    for path in (ROOT / "src" / "iapo").rglob("*.py"):
+        if path.name == "provenance.py" or path.name == "dataset.py":  # dataset.py renames a whole directory
+            continue
+        text = path.read_text()
+        assert not re.search(r"tmp\.replace\(|os\.replace\(tmp", text), f"{path.name}: use iapo.provenance.atomic"

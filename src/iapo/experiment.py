@@ -34,7 +34,7 @@ from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
 from iapo.models.build import load
-from iapo.provenance import record, write_json
+from iapo.provenance import atomic, record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
@@ -200,12 +200,10 @@ def tidy_rows(results: list[dict]) -> list[dict]:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)
 
 
 def _worker_init(threads: int) -> None:

@@ -11,10 +11,13 @@ import functools
 import json
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import torch
 from pydantic import BaseModel
@@ -95,12 +98,24 @@ def record(config: BaseModel, **context: Any) -> dict[str, Any]:
     }
 
 
-def write_text(path: Path, text: str) -> None:
-    """Atomic: a reader never sees half a file (written beside it, then renamed)."""
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A path to write `path`'s new content to; it becomes `path` only when the block ends without
+    error, so a reader never sees half a file and a crash keeps the old one. The temporary name
+    is unique per process and call and keeps the suffix (writers that infer a format from it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid4().hex[:8]}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic (`atomic`)."""
+    with atomic(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from iapo.provenance import atomic
 
 CKPT = "checkpoint.pt"
 Progress = Callable[[str, int, int, dict], None]
@@ -84,10 +85,9 @@ def set_rng_state(s: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    """Atomic: write to a temp file then rename, so a kill mid-write keeps the last good one."""
-    tmp = run_dir / (CKPT + ".tmp")
-    torch.save({**state, "rng": rng_state(), "saved_at": time.time()}, tmp)
-    os.replace(tmp, run_dir / CKPT)
+    """Atomic (`provenance.atomic`): a kill mid-write keeps the last good one."""
+    with atomic(run_dir / CKPT) as tmp:
+        torch.save({**state, "rng": rng_state(), "saved_at": time.time()}, tmp)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:

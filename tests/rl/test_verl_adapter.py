@@ -53,7 +53,11 @@ def test_export_writes_verl_rows(exported):
 
     world, out, paths = exported
     assert [p.name for p in paths] == ["train.parquet", "val.parquet", "tool_config.yaml"]
-    assert not list(out.glob("*.tmp"))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tool_config.yaml",
+        "train.parquet",
+        "val.parquet",
+    ]  # no temporaries
     df = pd.read_parquet(out / "train.parquet")
     assert len(df) == 6
     for (_, row), ex in zip(df.iterrows(), world.load("train")[:6], strict=True):

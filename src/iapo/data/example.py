@@ -7,8 +7,6 @@ world knows exactly (evidence, valid tool paths, per-token labels) are optional 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from iapo.errors import DataError
+from iapo.provenance import atomic
 from iapo.tools.layout import Layout
 
 # exact | relaxed | boolean | wtq | vwtq | vtabfact | fintabnetqa | charxiv/<rubric> (iapo.metrics.score)
@@ -131,13 +130,6 @@ def read_jsonl(path: Path, root: Path | None = None) -> Iterator[Example]:
 
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
     """Write all rows or nothing: a crash leaves no half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")

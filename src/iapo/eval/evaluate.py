@@ -5,13 +5,13 @@ Tool statistics come from `iapo.rollout.summary`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
+from iapo.provenance import write_json
 from iapo.rollout.loop import Episode, RolloutConfig, rollout
 from iapo.rollout.summary import summarize
 
@@ -53,7 +53,4 @@ def evaluate(
 
 
 def write_result(result: EvalResult, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=1))
-    tmp.replace(path)
+    write_json(path, result.to_json())

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from iapo.attribution import (
 )
 from iapo.attribution.regions import PATCHES
 from iapo.data.example import Example
+from iapo.provenance import write_text
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
 
@@ -132,10 +132,7 @@ class TargetCache:
         if self.path.exists():
             self.entries = {**json.loads(self.path.read_text())["targets"], **self.entries}
         self.entries.update(records)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"settings": self.settings, "targets": self.entries}))
-        tmp.replace(self.path)
+        write_text(self.path, json.dumps({"settings": self.settings, "targets": self.entries}))
 
 
 def teacher_own_records(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from iapo.data.example import Example
 from iapo.errors import DataError
+from iapo.provenance import atomic
 
 
 @dataclass
@@ -57,10 +58,8 @@ def cache_image(data: bytes, cache: Path, suffix: str = ".png") -> Path:
     """Write image bytes once under a content-addressed name (atomic: no half-written file)."""
     out = cache / f"{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
     if not out.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)
+        with atomic(out) as tmp:
+            tmp.write_bytes(data)
     return out
 
 

@@ -32,6 +32,7 @@ from iapo.data.benchmarks.common import Loaded, read_json
 from iapo.data.example import Example
 from iapo.data.render import RENDERER, render_table
 from iapo.errors import DataError
+from iapo.provenance import atomic
 from iapo.tools.layout import Layout
 
 
@@ -83,9 +84,8 @@ def _table_image(table: Path, cache: Path, delimiter: str) -> TableImage:
             if k:
                 cells[k] = cells.get(k, False) or r.fully_visible(c)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    r.image.save(tmp)
-    tmp.replace(out)
+    with atomic(out) as tmp:
+        r.image.save(tmp)
     side.write_text(json.dumps({"layout": r.layout.to_json(), "cells": cells, "missing": dict(r.missing)}))
     return TableImage(str(out.resolve()), r.layout, cells, dict(r.missing))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from iapo.data.example import Example
+from iapo.provenance import atomic
 from iapo.rollout.episode import SYSTEM_PROMPT, ex_image
 from iapo.tools.registry import TOOLS
 
@@ -75,9 +76,8 @@ def export(world, out: Path, splits: tuple[str, ...] = ("train", "val"), limit: 
     for split in splits:
         rows = [verl_row(ex, split, i) for i, ex in enumerate(world.load(split)[:limit])]
         path = out / f"{split}.parquet"
-        tmp = path.with_suffix(".tmp")
-        pd.DataFrame(rows).to_parquet(tmp)
-        tmp.replace(path)
+        with atomic(path) as tmp:
+            pd.DataFrame(rows).to_parquet(tmp)
         written.append(path)
     cfg = out / "tool_config.yaml"
     cfg.write_text(yaml.safe_dump(tool_config(Path(world.root).resolve()), sort_keys=False))

@@ -69,7 +69,7 @@ def load_results(run_dir: Path) -> list[dict]:
     out, damaged = [], []
     for _, zoo, p in found:
         try:
-            out.append({**read_json(p, ("method", "seed")), "zoo": zoo})
+            out.append({**read_json(p, required=("method", "seed")), "zoo": zoo})
         except Damaged as err:
             damaged.append(str(err))
     if damaged:  # a report only reads: the next `iapo experiment` sets them aside and recomputes them

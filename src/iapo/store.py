@@ -8,24 +8,32 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
+
+from iapo.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-class Damaged(ValueError):
-    """A run file that does not read as what it should be."""
+class Damaged(DataError):
+    """A file that exists and does not read as what it should be."""
 
 
-def read_json(path: Path, required: tuple[str, ...] = ()) -> dict:
-    """The JSON object in `path` with the `required` keys; `Damaged` (naming the file and what
-    is wrong) otherwise. A missing file is FileNotFoundError, as usual."""
-    text = path.read_text()
+def read_json(path: Path, expect: type = dict, shape: str = "", required: tuple[str, ...] = ()) -> Any:
+    """The parsed file, an `expect` (described as `shape` in errors) with the `required` keys:
+    the one JSON reader of run files and benchmark files. DataError naming the file if it is
+    missing; `Damaged` if it is not JSON, not an `expect`, or lacks a key."""
     try:
+        text = path.read_text(encoding="utf-8")
         data = json.loads(text)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise Damaged(f"{path}: not JSON ({e})") from None
     except json.JSONDecodeError as e:
-        raise Damaged(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, {len(text)} bytes)") from None
-    if not isinstance(data, dict):
-        raise Damaged(f"{path}: a JSON {type(data).__name__}, not an object")
+        raise Damaged(f"{path}: not JSON ({e.msg} at line {e.lineno}, {len(text)} bytes)") from None
+    if not isinstance(data, expect):
+        raise Damaged(f"{path}: expected {shape or expect.__name__}, got {type(data).__name__}")
     missing = [k for k in required if k not in data]
     if missing:
         raise Damaged(f"{path}: no {', '.join(missing)}")
@@ -46,7 +54,7 @@ def read_result(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return read_json(path, ("method", "seed"))
+        return read_json(path, required=("method", "seed"))
     except Damaged as err:
         set_aside(path, err)
         return None

@@ -151,7 +151,7 @@ def image_features(model, pixel_values: torch.Tensor, grid_thw: torch.Tensor) ->
     first: list[int] = []  # index of the first copy of each distinct image
     where = []
     for i, c in enumerate(chunks):
-        j = next((k for k, f in enumerate(first) if chunks[f].shape == c.shape and torch.equal(chunks[f], c)), None)
+        j = next((k for k, f in enumerate(first) if torch.equal(chunks[f], c)), None)  # False on other shapes
         if j is None:
             j = len(first)
             first.append(i)

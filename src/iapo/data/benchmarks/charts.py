@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iapo.data.benchmarks.common import Loaded, check_image, read_json
+from iapo.data.benchmarks.common import Loaded, check_image
 from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.metrics.charxiv import DESCRIPTIVE_QUESTIONS, DESCRIPTIVE_RUBRIC, REASONING_RUBRIC, subplot_prefix
+from iapo.store import read_json
 from iapo.tools.layout import Layout
 
 

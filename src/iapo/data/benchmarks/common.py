@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iapo.data.example import Example
-from iapo.errors import DataError
 from iapo.provenance import atomic
 
 
@@ -24,19 +23,6 @@ class Loaded:
 
     def full(self, limit: int | None) -> bool:
         return limit is not None and len(self.examples) >= limit
-
-
-def read_json(path: Path, expect: type | None = None, shape: str = "") -> object:
-    """The parsed file; DataError naming it if it is missing, not JSON, or not an `expect`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not JSON ({e})") from None
-    if expect is not None and not isinstance(data, expect):
-        raise DataError(f"{path}: expected {shape or expect.__name__}, got {type(data).__name__}")
-    return data
 
 
 def read_jsonl_rows(path: Path) -> list[tuple[int, dict | str]]:

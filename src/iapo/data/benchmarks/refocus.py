@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from iapo.data.benchmarks.common import Loaded, check_image, read_json, read_jsonl_rows
+from iapo.data.benchmarks.common import Loaded, check_image, read_jsonl_rows
 from iapo.data.example import Example
 from iapo.errors import DataError
+from iapo.store import read_json
 from iapo.tools.layout import Box, Layout, as_box, box_area, box_intersection
 
 

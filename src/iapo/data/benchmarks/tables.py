@@ -28,11 +28,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from iapo.data.benchmarks.common import Loaded, read_json
+from iapo.data.benchmarks.common import Loaded
 from iapo.data.example import Example
 from iapo.data.render import RENDERER, render_table
 from iapo.errors import DataError
 from iapo.provenance import atomic
+from iapo.store import read_json
 from iapo.tools.layout import Layout
 
 

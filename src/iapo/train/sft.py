@@ -350,6 +350,7 @@ def _train_stage(
     rng = random.Random(f"{cfg.seed}:{stage}")
     content = content_ids(processor.tokenizer)
     recent: list[float] = []  # the last 25 losses (reading_until_loss)
+    floor = 1.0 if stage == "reading" and cfg.reading_schedule == "hold" else 0.1  # hold: no decay after warmup
     at = [0]  # steps done
 
     def restore_recent(state: dict) -> None:
@@ -370,8 +371,7 @@ def _train_stage(
 
     def step(k: int) -> dict[str, float]:
         t0 = time.perf_counter()
-        hold = stage == "reading" and cfg.reading_schedule == "hold"
-        lr = cosine_lr(k, steps, peak_lr, cfg.warmup) if not hold else peak_lr * min(1.0, (k + 1) / max(1, cfg.warmup))
+        lr = cosine_lr(k, steps, peak_lr, cfg.warmup, floor)
         for g in opt.param_groups:
             g["lr"] = lr
         batch = next(batches).to(model.device)

@@ -9,7 +9,7 @@ from pathlib import Path
 from iapo.attribution import EmbeddedBatch, embed
 from iapo.models.build import load
 from iapo.rollout.episode import Batch, Segment, collate, encode
-from iapo.train.sft import sft_segments
+from iapo.supervised.sft import sft_segments
 from iapo.world import World
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from iapo.models.build import ModelSpec, build_model, make_processor, save
 from iapo.models.tokenizer import SPLIT_WORDS, train_tokenizer
-from iapo.train.corpus import world_texts
+from iapo.supervised.corpus import world_texts
 from iapo.world import World, WorldConfig, write_world
 
 

@@ -30,14 +30,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from grpo_step import side_by_side
-from iapo.attribution import attribute, baseline_embeddings, describe, embed, sequence_logprob
+from iapo.attribution import baseline_embeddings, describe, embed, integrated_gradients, sequence_logprob
 from iapo.models.build import ModelSpec, build_model, load, n_params, save
 from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import RolloutConfig
-from iapo.train.sft import sft_segments
+from iapo.supervised.sft import sft_segments
 from iapo.world import World
 
 QWEN_VOCAB = 151_665
@@ -110,10 +110,12 @@ def captum_ig(model, eb, base, m: int, rule: str) -> torch.Tensor:
 def ig_timings(model, proc, segs, m: int, rule: str, sync) -> tuple[float, float, float, float]:
     """(ours, floor, captum) seconds for the batch, and max |ours - captum| / max |captum|."""
     _, eb, base = ig_batch(model, proc, segs)
-    t_ig = min(timed(lambda: attribute(model, eb, base, m, rule, completeness=False), sync) for _ in range(2))
+    t_ig = min(
+        timed(lambda: integrated_gradients(model, eb, base, m, rule, completeness=False), sync) for _ in range(2)
+    )
     t_floor = min(timed(lambda: floor(model, eb, base, m), sync) for _ in range(2))
     t_cap = timed(lambda: captum_ig(model, eb, base, m, rule), sync)
-    ours = attribute(model, eb, base, m, rule, completeness=False).attributions
+    ours = integrated_gradients(model, eb, base, m, rule, completeness=False).attributions
     ref = captum_ig(model, eb, base, m, rule)
     return t_ig, t_floor, t_cap, float((ours - ref).abs().max() / ref.abs().max())
 
@@ -198,7 +200,7 @@ def main() -> None:
             _, eb, base = ig_batch(model, proc, segs)
             for chunk in (m * n, 8):
                 torch.cuda.reset_peak_memory_stats()
-                attribute(model, eb, base, m, rule, chunk=chunk, completeness=False)
+                integrated_gradients(model, eb, base, m, rule, chunk=chunk, completeness=False)
                 peak = torch.cuda.max_memory_allocated() / 2**20
                 print(f"  {name}: IG peak memory, chunk {chunk} rows: {peak:.0f} MiB ({peak / n:.0f} MiB/episode)")
         del model

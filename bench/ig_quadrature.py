@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from _demos import demo_batch, demo_segments
-from iapo.attribution import RULES, attribute, baseline_embeddings
+from iapo.attribution import RULES, baseline_embeddings, integrated_gradients
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
                 cells = []
                 for m in a.steps:
                     t = time.perf_counter()
-                    res = attribute(model, eb, base, m, rule, chunk=64)
+                    res = integrated_gradients(model, eb, base, m, rule, chunk=64)
                     ms = (time.perf_counter() - t) * 1e3 / len(segs)
                     err = res.relative_error
                     cells.append(f"{err.median():6.3f} / {err.quantile(0.9):6.3f} / {ms:4.0f}")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from _demos import demo_batch, demo_segments
-from iapo.attribution import attribute, baseline_embeddings, component_scores, sequence_logprob, shares
+from iapo.attribution import baseline_embeddings, component_scores, integrated_gradients, sequence_logprob, shares
 from iapo.rollout.episode import encode
 
 
@@ -96,7 +96,7 @@ def main() -> None:
         d = (shares(component_scores(attr.sum(-1).double(), comp)) - ref_p).abs().sum(-1)
         return f"share L1 median {d.median():.3f} p90 {d.quantile(0.9):.3f}"
 
-    ref = attribute(model, eb, base, 512, "trapezoid")
+    ref = integrated_gradients(model, eb, base, 512, "trapezoid")
     ref_p = shares(component_scores(ref.attributions.sum(-1).double(), comp))
     print(f"reference: trapezoid m=512, completeness median {ref.relative_error.median():.4f}")
     for K, m in [(8, 4), (16, 4), (16, 8), (32, 8), (32, 16)]:
@@ -107,7 +107,7 @@ def main() -> None:
             print(f"scan K={K:2d} m={m:2d} rescale={rescale!s:5s}: {share_l1(attr)}, {ms:.0f} ms/ep")
     for m in (4, 16, 64):
         t = time.perf_counter()
-        res = attribute(model, eb, base, m, "gausslegendre")
+        res = integrated_gradients(model, eb, base, m, "gausslegendre")
         ms = (time.perf_counter() - t) * 1e3 / len(segs)
         print(f"gausslegendre m={m:2d}: {share_l1(res.attributions)}, {ms:.0f} ms/ep")
 

@@ -15,7 +15,7 @@ import torch
 from iapo.models.build import ModelSpec, build_model, load, make_processor
 from iapo.models.tokenizer import train_tokenizer
 from iapo.rollout.loop import RolloutConfig, rollout
-from iapo.train.corpus import world_texts
+from iapo.supervised.corpus import world_texts
 from iapo.world import World, WorldConfig, write_world
 
 

@@ -21,7 +21,6 @@ the new code's total minutes over the old code's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from iapo.store import RESULT, read_json, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "research" / "claim" / "sparse.yaml"
@@ -88,10 +89,10 @@ def run_pair(method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Pa
     res = {}
     for name, (p, out) in procs.items():
         _wait(p)
-        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-        result = json.loads((out / "result.json").read_text())
+        rows = read_metrics(out)
+        result = read_json(out / RESULT)
         split = {k: sum(r[k] for r in rows if k in r) / max(1, sum(k in r for r in rows)) for k in SPLIT}
-        wall = (out / "result.json").stat().st_mtime - t0
+        wall = (out / RESULT).stat().st_mtime - t0
         res[name] = {"minutes": wall / 60, "train_minutes": result["train_seconds"] / 60, **split,
                      "calls": sum(r.get("tools/calls_per_episode", 0) for r in rows[1:]) / max(1, len(rows) - 1)}  # fmt: skip
     return res

@@ -13,7 +13,6 @@ On a 2-core machine the two processes share the cores: the ratio shows overhead,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from iapo.store import read_metrics
 
 # both engines log these names (iapo.rl.trl_engine.our_row maps TRL's own)
 KEYS = ["reward/total", "reward/attribution", "rollout/accuracy", "losses/policy", "losses/kl", "optim/grad_norm"]
@@ -33,9 +34,7 @@ def run(cmd: list[str], out: Path, env: dict, engine: str) -> tuple[float, list[
     r = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, env=env)
     if r.returncode:
         sys.exit(r.stderr[-3000:])
-    log = out / "trl" / "metrics.jsonl" if engine == "trl" else out / "metrics.jsonl"
-    rows = [json.loads(x) for x in log.read_text().splitlines()]
-    return time.perf_counter() - t0, rows
+    return time.perf_counter() - t0, read_metrics(out)
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from iapo.models.build import load
-from iapo.train.sft import _StageBatches, completion_loss, plan_step
-from iapo.train.zoo import ZooSFTConfig
+from iapo.supervised.sft import _StageBatches, completion_loss, plan_step
+from iapo.supervised.zoo import ZooSFTConfig
 from iapo.world import World
 
 

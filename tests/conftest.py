@@ -33,7 +33,7 @@ def repo_root() -> Path:
 def tokenizers(small_world: World):
     """The main (identifier-split) and alt (word-split, smaller vocabulary) tokenizers."""
     from iapo.models.tokenizer import SPLIT_WORDS, train_tokenizer
-    from iapo.train.corpus import world_texts
+    from iapo.supervised.corpus import world_texts
 
     train = small_world.load("train")
     return {

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from iapo.config import load_yaml, read_yaml
+from iapo.config import YamlLoader, build, load_yaml, read_yaml
 from iapo.experiment import ExperimentConfig
 from iapo.run import TrainConfig
-from iapo.train.finetune import FinetuneConfig
-from iapo.train.zoo import ZooConfig
+from iapo.supervised.finetune import FinetuneConfig
+from iapo.supervised.zoo import ZooConfig
 from iapo.world import WorldConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ CONFIGS = [
 
 
 def kind(data: dict) -> type:
-    if "methods" in data:
+    if "methods" in data or ("world" in data and "zoo" in data):  # a grid, or a recipe that grids extend
         return ExperimentConfig
     if "method" in data or "grpo" in data:
         return TrainConfig
@@ -35,9 +36,25 @@ def kind(data: dict) -> type:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
 def test_config_parses(path):
-    model = kind(read_yaml(path))
-    cfg = load_yaml(path, model)
+    data = read_yaml(path)
+    model = kind(data)
+    if model is ExperimentConfig and "methods" not in data:  # a recipe: complete it with one method
+        methods = {"outcome": {}, "iapo": {"teacher": "teacher", "attribution": {}}}
+        cfg = build(ExperimentConfig, {**data, "methods": methods}, str(path))
+    else:
+        cfg = load_yaml(path, model)
     assert isinstance(cfg, model)
+
+
+def test_research_configs_extend_the_sparse_recipe_instead_of_copying_it():
+    """The sparse regime's world and zoo are written once (research/sparse_recipe_0.2.yaml for the
+    0.2 grids, configs/sparse.yaml since 0.2.2); a research grid that runs them extends one."""
+    recipes = [ROOT / "research" / "sparse_recipe_0.2.yaml", ROOT / "configs" / "sparse.yaml"]
+    worlds = [read_yaml(r)["world"] for r in recipes]
+    for path in sorted((ROOT / "research").rglob("*.yaml")):
+        raw = yaml.load(path.read_text(), Loader=YamlLoader) or {}
+        if path not in recipes and raw.get("world") in worlds:
+            raise AssertionError(f"{path.relative_to(ROOT)} copies the sparse world: extend a recipe instead")
 
 
 @pytest.mark.parametrize(
@@ -115,3 +132,23 @@ def test_every_config_field_says_what_it_is():
             if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__ == mod.__name__:
                 missing += [f"{name}.{f}" for f, field in cls.model_fields.items() if not field.description]
     assert not missing, f"fields without a description: {missing}"
+
+
+def test_replace_swaps_a_mapping_instead_of_merging_it(tmp_path):
+    (tmp_path / "base.yaml").write_text("methods: {outcome: {outcome: 1.0}, iapo: {format: 0.1}}\nseeds: [0]\n")
+    (tmp_path / "merge.yaml").write_text("extends: base.yaml\nmethods: {bonus: {tool_bonus: 0.5}}\n")
+    (tmp_path / "swap.yaml").write_text("extends: base.yaml\nmethods: !replace\n  bonus: {tool_bonus: 0.5}\n")
+    assert set(read_yaml(tmp_path / "merge.yaml")["methods"]) == {"outcome", "iapo", "bonus"}
+    swapped = read_yaml(tmp_path / "swap.yaml")
+    assert swapped == {"methods": {"bonus": {"tool_bonus": 0.5}}, "seeds": [0]}
+    assert type(swapped["methods"]) is dict  # plain mappings: records dump as JSON and YAML alike
+
+
+def test_a_secondary_contrast_names_methods_of_the_grid():
+    from iapo.errors import ConfigError
+
+    base = {"methods": {"outcome": {}, "iapo": {"attribution": {"target": "random"}}}}
+    ok = build(ExperimentConfig, {**base, "report": {"secondary": [["iapo", "outcome"], ["iapo", "sft"]]}})
+    assert ok.report.secondary == [("iapo", "outcome"), ("iapo", "sft")]
+    with pytest.raises(ConfigError, match=r"report.secondary\[0\]\[1\]: 'bonus' is not one of the methods"):
+        build(ExperimentConfig, {**base, "report": {"secondary": [["iapo", "bonus"]]}})

@@ -12,11 +12,11 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "iapo"
 # stage of each top-level module or package of iapo; a module may import its own stage or earlier
 STAGES = {
     "errors": 0, "config": 0, "stats": 0, "calibration": 0, "provenance": 0, "store": 0, "steps": 0,
-    "tools": 1, "world": 1, "data": 1, "metrics": 1,  # the environment, its data and answer rules
+    "tools": 1, "world": 1, "data": 1, "answers": 1,  # the environment, its data and answer rules
     "models": 2,
     "rollout": 3,
     "attribution": 4, "rewards": 4,
-    "train": 5, "rl": 5,
+    "supervised": 5, "rl": 5,
     "eval": 6,
     "report": 7, "viz": 7,
     "run": 8, "experiment": 8, "cli": 8, "__main__": 8, "__init__": 0,

@@ -142,3 +142,19 @@ def test_variance_components_recover_a_known_design():
 def test_power_of_one_zoo_uses_runs():
     comp = Components(run=0.01, interaction=0.0, n_zoos=1, n_runs=6)
     assert power(0.1, comp, zoos=1, seeds=8) > power(0.1, comp, zoos=1, seeds=3)
+
+
+def test_holm_adjusts_secondary_and_exploratory_families_apart():
+    from dataclasses import replace
+
+    from iapo.stats import Contrast, holm
+
+    def c(p, **kw):
+        return Contrast("a", "b", "zoo", 6, 6, 6, 0.5, 0.4, 0.1, 0.0, 0.2, p, 0.03, 0.1, **kw)
+
+    out = holm([c(0.01, primary=True), c(0.02, secondary=True), c(0.04, secondary=True), c(0.01), c(0.03), c(0.2)])
+    assert out[0].p_holm is None and out[0].p_used == 0.01  # the primary contrast is in no family
+    assert [x.p_holm for x in out[1:3]] == pytest.approx([0.04, 0.04])  # Holm over 2: 2 x 0.02, then 0.04
+    assert [x.p_holm for x in out[3:]] == pytest.approx([0.03, 0.06, 0.2])  # Holm over the other 3
+    assert [x.role for x in out] == ["primary", *["secondary"] * 2, *["exploratory"] * 3]
+    assert replace(out[1], secondary=False).role == "exploratory"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iapo.report import _fmt, load_curves
+from iapo.report import fmt_ci, load_curves
 from iapo.stats import mean_ci
 
 
@@ -41,9 +41,9 @@ def main() -> None:
         if len(steps) < 2:
             continue
         cut = max(s for s in steps if s <= 2 * steps[-1] / 3)
-        curve = "  ".join(f"{s}: {_fmt(mean_ci([v[s] for v in vals], bounds=(0, 1)))}" for s in steps)
+        curve = "  ".join(f"{s}: {fmt_ci(mean_ci([v[s] for v in vals], bounds=(0, 1)))}" for s in steps)
         gain = mean_ci([v[steps[-1]] - v[cut] for v in vals], bounds=(-1, 1))
-        print(f"  {method:20s} n={len(vals)}  {curve}\n  {'':20s} last third ({cut} -> {steps[-1]}): {_fmt(gain)}")
+        print(f"  {method:20s} n={len(vals)}  {curve}\n  {'':20s} last third ({cut} -> {steps[-1]}): {fmt_ci(gain)}")
 
 
 if __name__ == "__main__":

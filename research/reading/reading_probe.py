@@ -26,9 +26,9 @@ from iapo.data.example import Example, read_jsonl
 from iapo.models.build import load
 from iapo.models.tokenizer import IM_END, IM_START, IMAGE_PAD, VISION_END, VISION_START
 from iapo.rollout.episode import Segment, assistant_segment, collate, encode, ex_image, prompt_segments
+from iapo.supervised.sft import choose_path, completion_loss, content_ids, sft_segments
 from iapo.tools.registry import run_tool
 from iapo.tools.syntax import format_answer
-from iapo.train.sft import choose_path, completion_loss, content_ids, sft_segments
 
 
 def short_segments(ex: Example, rng: random.Random, prefix: bool, two: bool) -> list[Segment]:

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 
 from iapo.models.build import build_model, make_processor, save
 from iapo.steps import CKPT
-from iapo.train.zoo import ZooConfig
+from iapo.supervised.zoo import ZooConfig
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from iapo.errors import IapoError
+from iapo.store import RESULT
 
 app = typer.Typer(
     add_completion=False,
@@ -113,7 +114,7 @@ def world_show(
 
 def _zoo_config(config: Path | None):
     from iapo.config import build, load_yaml
-    from iapo.train.zoo import ZooConfig
+    from iapo.supervised.zoo import ZooConfig
 
     return load_yaml(config, ZooConfig) if config else build(ZooConfig, {})
 
@@ -151,7 +152,7 @@ def sft(
     checkpoint; finished roles are skipped."""
     import torch
 
-    from iapo.train.zoo import build_zoo
+    from iapo.supervised.zoo import build_zoo
     from iapo.world import World
 
     if threads:
@@ -180,8 +181,8 @@ def pretrain(
     from transformers import AutoTokenizer
 
     from iapo.models.build import make_processor
-    from iapo.train.pretrain import pretrain_vision
-    from iapo.train.zoo import train_tokenizers
+    from iapo.supervised.pretrain import pretrain_vision
+    from iapo.supervised.zoo import train_tokenizers
     from iapo.world import World
 
     cfg = _zoo_config(config)
@@ -230,89 +231,42 @@ def eval_(
 ) -> None:
     """Multi-turn agent accuracy with a 95% CI per family, and tool-call statistics, on a world
     split or a public benchmark."""
-    from iapo.eval.evaluate import evaluate, write_result
     from iapo.eval.report_table import print_eval
-    from iapo.models.build import load
-    from iapo.rollout.loop import RolloutConfig, tools_apply
+    from iapo.rollout.loop import RolloutConfig
 
+    rcfg = RolloutConfig(greedy=True, tools=not no_tools, max_calls=max_calls)
     if bench is not None:
-        from iapo.data.benchmarks import load_benchmark
+        from iapo.eval.benchmark import evaluate_benchmark
 
         if data is None:
             raise typer.BadParameter("--data DIR is required with --bench")
-        loaded = load_benchmark(bench, data, cache or data.parent / "iapo_cache" / bench, limit)
+        res, loaded = evaluate_benchmark(model, bench, data, cache, rcfg, limit, judge)
         for msg in loaded.skipped:
             console.print(f"[yellow]skipped:[/] {escape(msg)}", soft_wrap=True)
-        exs, title = loaded.examples, f"{model} on {bench}"
+        title = f"{model} on {bench}"
     else:
+        from iapo.eval.evaluate import evaluate
+        from iapo.models.build import load
         from iapo.world import World
 
         if world is None:
             raise typer.BadParameter("--world (or --bench and --data) is required")
-        exs, title = World(world).load(split, limit), f"{model} on {split}"
-    if not exs:
-        raise IapoError("no examples to evaluate")
-    grader, grader_name = None, "rule-based"
-    if judge is not None:
-        from iapo.eval.judge import ChatModelJudge
-
-        if bench != "charxiv":
-            raise typer.BadParameter("--judge applies to --bench charxiv only")
-        jm = ChatModelJudge(judge)
-
-        def grader(ep) -> float:
-            ex = ep.example
-            return jm(ex.question, ex.answer, ep.answer or "", ex.meta["rubric"])
-
-        grader_name = f"judge {judge}"
-    m, proc = load(model)
-    res = evaluate(m, proc, exs, RolloutConfig(greedy=True, tools=not no_tools, max_calls=max_calls), grader)
-    if bench is not None:
-        res.summary.update(
-            benchmark=bench, skipped=len(loaded.skipped), skipped_rows=loaded.skipped,
-            tools_unavailable=sum(not tools_apply(e) for e in exs), withheld=loaded.withheld, grader=grader_name,
-        )  # fmt: skip
         if judge is not None:
-            res.summary["judge_unparsed"] = jm.unparsed
-        res.summary["rendering"] = _rendering(loaded, exs, proc)
+            raise typer.BadParameter("--judge applies to --bench charxiv only")
+        exs, title = World(world).load(split, limit), f"{model} on {split}"
+        if not exs:
+            raise IapoError(f"{world}: no examples in split {split}")
+        res = evaluate(*load(model), exs, rcfg)
     print_eval(res.summary, f"{title}{' (no tools)' if no_tools else ''}")
     if bench is not None:
         console.print(f"skipped rows: {len(loaded.skipped)}; episodes without applicable tools: "
                       f"{res.summary['tools_unavailable']}")  # fmt: skip
         _print_rendering(res.summary, loaded)
     if out:
+        from iapo.eval.evaluate import write_result
+
         write_result(res, out)
         console.print(f"wrote {out}")
-
-
-def _rendering(loaded, exs: list, proc) -> dict:
-    """What a reader of the benchmark number needs to know about the images: answers that are
-    cells and fully visible, undrawable characters, and images the processor downscales."""
-    from PIL import Image
-
-    from iapo.data.render import size_policy
-
-    sizes = []
-    for path in dict.fromkeys(str(e.image_file()) for e in exs):
-        with Image.open(path) as im:
-            sizes.append(im.size)
-    return {
-        "answer_cells": loaded.answer_cells,
-        "answer_cells_visible": loaded.answer_cells_visible,
-        "missing_glyphs": loaded.missing_glyphs,
-        **size_policy(sizes, max_pixels(proc.image_processor)),
-    }
-
-
-def max_pixels(ip) -> int:
-    """The image processor's pixel budget (transformers 5 keeps Qwen's max_pixels as size.longest_edge)."""
-    size = getattr(ip, "size", None)
-    value = getattr(ip, "max_pixels", None) or getattr(size, "max_pixels", None) or getattr(size, "longest_edge", None)
-    if value is None and isinstance(size, dict):
-        value = size.get("max_pixels") or size.get("longest_edge")
-    if value is None:
-        raise IapoError("the model's image processor names no max_pixels / size.longest_edge")
-    return int(value)
 
 
 def _print_rendering(summary: dict, loaded) -> None:
@@ -342,13 +296,22 @@ def _config_path(name: str) -> Path:
 def _experiment(config: Path, out: Path, overrides: dict | None = None) -> Path:
     from iapo.config import load_yaml, read_yaml
     from iapo.experiment import ExperimentConfig, run_experiment
-    from iapo.report import write_report
 
     cfg = load_yaml(config, ExperimentConfig, overrides)
     source = {"file": str(config), "overrides": overrides or {}, "yaml": read_yaml(config)}
     with progress_bar() as bar:
         run_experiment(cfg, out, _Bars(bar), raw_config=source)
-    return write_report(out)
+    return _report(out)
+
+
+def _report(run_dir: Path, gallery: bool = True) -> Path:
+    """The episode gallery (runs the models) when asked, then the report (reads files only)."""
+    from iapo.report import load_results, write_report
+    from iapo.viz import episode_gallery
+
+    if gallery:
+        episode_gallery(run_dir, sorted({r["method"] for r in load_results(run_dir)} - {"sft"}))
+    return write_report(run_dir)
 
 
 def _print_summary(out: Path) -> None:
@@ -407,12 +370,13 @@ def quickstart(
 @friendly
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Directory of `iapo experiment` / `iapo quickstart`.")],
+    gallery: Annotated[
+        bool, typer.Option(help="Draw the episode gallery first (runs the SFT student and seed-0 policies).")
+    ] = True,
 ) -> None:
     """Write report.html / report.md / fig_*.png from a run directory."""
-    from iapo.report import write_report
-
     try:
-        html = write_report(run_dir)
+        html = _report(run_dir, gallery)
     except FileNotFoundError as e:
         raise IapoError(str(e)) from None
     _print_summary(run_dir)
@@ -479,37 +443,11 @@ def train(
     ] = None,
 ) -> None:
     """GRPO with one method's rewards; resumes from its last checkpoint when rerun."""
-    from iapo.config import build, load_yaml, set_dotted
     from iapo.eval.report_table import print_eval
-    from iapo.run import TrainConfig, load_run_record, run_one
-    from iapo.world import World
+    from iapo.run import resolve_run, run_one
 
     over = {k: v for k, v in (("seed", seed), ("engine", engine)) if v is not None}
-    name = config.stem
-    if config.is_dir():  # rerun a run from its record
-        rec, cfg = load_run_record(config)
-        data = cfg.model_dump(mode="json")
-        for k, v in over.items():
-            set_dotted(data, k, v)
-        cfg = build(TrainConfig, data, str(config / "run.json"))
-        name = rec["name"]
-        zoo = zoo or Path(rec["zoo"])
-        student = student or rec["student"]
-        trm = trm or (Path(rec["trm"]) if rec.get("trm") else None)
-        world = world or (Path(rec["world"]) if rec.get("world") else None)
-    else:
-        cfg = load_yaml(config, TrainConfig, over or None)
-    zoo = zoo or Path("zoo")
-    student = cfg.model.student or student or "student"
-    sdir = zoo / student if (zoo / student).exists() else Path(student)
-    if cfg.data is not None:
-        from iapo.data.benchmarks import BenchmarkSource
-
-        source = BenchmarkSource(cfg.data)
-    elif world is None:
-        raise typer.BadParameter("--world is required (or a data: section in the config)")
-    else:
-        source = World(world)
+    name, cfg, sdir, zoo, trm, source = resolve_run(config, over, world, zoo, student, trm)
     with progress_bar() as bar:
         bars = _Bars(bar)
         res = run_one(name, cfg, sdir, zoo, trm, source, out, lambda st, s, n, r: bars(st, s, n, r))
@@ -517,7 +455,7 @@ def train(
         return  # not the main process of a distributed run
     for split, summary in res["splits"].items():
         print_eval(summary, f"{name} seed {cfg.seed} on {split}")
-    console.print(f"wrote {out / 'result.json'}")
+    console.print(f"wrote {out / RESULT}")
 
 
 @app.command()
@@ -528,8 +466,8 @@ def finetune(
 ) -> None:
     """SFT of any checkpoint directory on benchmark training files (e.g. ReFocus chartqa_vcot)."""
     from iapo.config import load_yaml
-    from iapo.train.finetune import FinetuneConfig
-    from iapo.train.finetune import finetune as run
+    from iapo.supervised.finetune import FinetuneConfig
+    from iapo.supervised.finetune import finetune as run
 
     cfg = load_yaml(config, FinetuneConfig)
     with progress_bar() as bar:

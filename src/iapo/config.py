@@ -5,7 +5,8 @@ A wrong key or value is reported as one line naming the file and the dotted key 
 
 A YAML file may start from another: `extends: grpo.yaml` (relative to the file) reads that one
 first and lays this one's keys over it, mappings merged key by key (the method configs share one
-GRPO block that way).
+GRPO block that way). A mapping tagged `!replace` replaces the base's instead (a grid that
+extends a recipe runs only its own `methods: !replace`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ class StrictModel(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+class Replace(dict):
+    """A mapping tagged `!replace`: in a file that extends another, it replaces the base's."""
+
+
+class YamlLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads `!replace` mappings."""
+
+
+YamlLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+
+
 def format_validation_error(e: ValidationError, source: str) -> str:
     lines = []
     for err in e.errors():
@@ -48,7 +60,7 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The mapping of a YAML config file, with its `extends:` chain resolved."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=YamlLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
@@ -57,7 +69,7 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: top level must be a mapping of keys")
     base = data.pop("extends", None)
     if base is None:
-        return data
+        return merged({}, data)
     if not isinstance(base, str):
         raise ConfigError(f"{path}: extends: must be a path to another YAML file")
     parent = (path.parent / base).resolve()
@@ -67,10 +79,13 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """`top` over `base`: mappings merge key by key, anything else replaces."""
+    """`top` over `base`: mappings merge key by key (a `Replace` mapping replaces), anything
+    else replaces. The result holds plain dicts only."""
     out = dict(base)
     for k, v in top.items():
-        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if isinstance(v, dict):
+            v = merged(out[k] if isinstance(out.get(k), dict) and not isinstance(v, Replace) else {}, v)
+        out[k] = v
     return out
 
 

@@ -38,9 +38,10 @@ from iapo.provenance import atomic, record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
-from iapo.run import Progress, TrainConfig, run_one
-from iapo.store import read_result
-from iapo.train.zoo import ZooConfig, build_zoo
+from iapo.run import TrainConfig, run_one
+from iapo.steps import OnProgress
+from iapo.store import EXPERIMENT, RESULT, read_result, run_dir, zoo_dir
+from iapo.supervised.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ class ReportRoles(StrictModel):
         None,
         description="the pre-registered primary contrast [A, B]: the verdict tests A - B alone, with the zoo as "
         "the unit; None: [proposed, baseline]",
+    )
+    secondary: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="pre-registered secondary contrasts [[A, B], ...]: Holm-adjusted as their own family; every "
+        "other comparison is exploratory (Holm-adjusted apart)",
     )
 
     @property
@@ -121,8 +127,9 @@ class ExperimentConfig(StrictModel):
             raise ValueError("methods: 'sft' is reserved for the SFT student baseline")
         roles = {"baseline": self.report.baseline, "proposed": self.report.proposed}
         roles |= {f"primary[{i}]": n for i, n in enumerate(self.report.primary or ())}
+        roles |= {f"secondary[{i}][{j}]": n for i, pair in enumerate(self.report.secondary) for j, n in enumerate(pair)}
         for role, name in roles.items():
-            if name not in self.methods and not (role.startswith("primary") and name == "sft"):
+            if name not in self.methods and not (role.startswith(("primary", "secondary")) and name == "sft"):
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
         if self.report.primary and self.report.primary[0] == self.report.primary[1]:
             raise ValueError("report.primary: compare two different methods, e.g. [iapo, outcome]")
@@ -137,15 +144,6 @@ class ExperimentConfig(StrictModel):
             if m.needs_teacher and m.teacher not in self.zoo.roles and not Path(m.teacher).exists():
                 raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")
         return self
-
-
-def zoo_dir(out: Path, zoo: int | None) -> Path:
-    return out / "zoo" if zoo is None else out / "zoos" / f"seed{zoo}"
-
-
-def run_dir(out: Path, method: str, zoo: int | None, seed: int | None) -> Path:
-    d = out / "runs" / method if zoo is None else out / "runs" / method / f"zoo{zoo}"
-    return d if seed is None else d / f"seed{seed}"
 
 
 def check_zoo(cfg: ExperimentConfig, zoo: int | None, summary: dict) -> None:
@@ -167,7 +165,7 @@ def zoo_configs(cfg: ExperimentConfig) -> list[tuple[int | None, ZooConfig]]:
 
 
 def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path, zoo: int | None = None) -> dict:
-    done = run_dir(out, "sft", zoo, None) / "result.json"
+    done = run_dir(out, "sft", zoo, None) / RESULT
     if (prior := read_result(done)) is not None:
         return prior
     model, processor = load(zoo_dir(out, zoo) / cfg.student)
@@ -221,7 +219,7 @@ class Job:
     zoo: int | None
     student: str
 
-    def run(self, trm: Path | None, world: World, progress: Progress | None = None) -> dict:
+    def run(self, trm: Path | None, world: World, progress: OnProgress | None = None) -> dict:
         r = run_one(self.name, self.cfg, self.zoo_dir / self.student, self.zoo_dir, trm, world, self.run_dir, progress)
         return {**r, "zoo": self.zoo} if r else r
 
@@ -256,7 +254,7 @@ class ZooTask:
     zoo_cfg: ZooConfig
     roles: list[str]
 
-    def run(self, world: World, progress: Progress | None = None) -> dict:
+    def run(self, world: World, progress: OnProgress | None = None) -> dict:
         summary = build_zoo(world, self.zoo_cfg, zoo_dir(self.out, self.zoo), self.roles, progress)
         check_zoo(self.cfg, self.zoo, summary)
         sft = {**run_sft_baseline(self.cfg, world, self.out, self.zoo), "zoo": self.zoo}
@@ -278,7 +276,7 @@ def next_task(todo_zoos: list[int], ready: list[int], flying: list[str], order) 
 
 
 def _run_parallel(
-    zoos: list[ZooTask], jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: Progress | None,
+    zoos: list[ZooTask], jobs: list[Job], trm: Path | None, world: Path, workers: int, progress: OnProgress | None,
     first: dict,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """Zoos after the first and every run in one pool of `workers` processes: the next zoo builds
@@ -319,7 +317,7 @@ def _run_parallel(
     return sft, results  # type: ignore[return-value]
 
 
-def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: Progress | None = None) -> None:
+def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: OnProgress | None = None) -> None:
     """Fill the teacher_own cache for every question any seed will draw, once, before the runs
     (so parallel runs neither race nor repeat the teacher's work)."""
     train = world.load("train")
@@ -334,13 +332,13 @@ def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: Pr
 
 
 def run_experiment(
-    cfg: ExperimentConfig, out: Path, progress: Progress | None = None, raw_config: dict | None = None
+    cfg: ExperimentConfig, out: Path, progress: OnProgress | None = None, raw_config: dict | None = None
 ) -> list[dict]:
     """World -> zoo -> (TRM) -> SFT baseline -> every method x seed. Resumable at every level."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "experiment.json", experiment_record(cfg, raw_config))  # from the start; timings at the end
+    write_json(out / EXPERIMENT, experiment_record(cfg, raw_config))  # from the start; timings at the end
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     if not (out / "world" / "world.json").exists():
@@ -353,7 +351,7 @@ def run_experiment(
     timings["world_s"] = time.perf_counter() - t_start
     t = time.perf_counter()
     roles = sorted(
-        {cfg.student} | {m.teacher for m in cfg.methods.values() if m.attribution and m.teacher in cfg.zoo.roles}
+        {cfg.student} | {m.teacher for m in cfg.methods.values() if m.needs_teacher and m.teacher in cfg.zoo.roles}
     )
     if any(m.trm for m in cfg.methods.values()) and not (out / "trm" / "trm.pt").exists():
         model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)
@@ -379,7 +377,7 @@ def run_experiment(
     timings["zoo_rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     write_csv(tidy_rows(results), out / "results.csv")
-    write_json(out / "experiment.json", {**experiment_record(cfg, raw_config), "timings": timings})
+    write_json(out / EXPERIMENT, {**experiment_record(cfg, raw_config), "timings": timings})
     return results
 
 

@@ -17,8 +17,8 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from iapo.config import StrictModel, build
-from iapo.data.benchmarks import DataConfig
+from iapo.config import StrictModel, build, load_yaml, set_dotted
+from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
 from iapo.models.build import META, fast_patch_embed, load, load_meta, save
@@ -28,8 +28,8 @@ from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.loop import rollout
 from iapo.rollout.summary import summarize
-from iapo.steps import CKPT, Progress
-from iapo.store import read_result
+from iapo.steps import CKPT, OnProgress
+from iapo.store import METRICS, POLICY, RESULT, RUN_RECORD, TRL_OUTPUT, read_result, read_run_record
 from iapo.world import World
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,6 @@ def make_accelerator(cfg: ModelConfig):
     return Accelerator(cpu=not want_cuda)
 
 
-RUN_RECORD = "run.json"
-
-
 def claim_run_dir(run_dir: Path, rec: dict) -> None:
     """Write the run's record; a directory holds one config, so resuming it under another config
     is an error naming the keys that differ. A key added since the run started counts at its
@@ -95,7 +92,7 @@ def claim_run_dir(run_dir: Path, rec: dict) -> None:
     if not path.exists():
         write_json(path, rec)
         return
-    old = _with_defaults(json.loads(path.read_text())["config"])
+    old = _with_defaults(read_run_record(run_dir)["config"])
     if old != rec["config"]:
         keys = ", ".join(changed_keys(old, rec["config"])[:6])
         raise ConfigError(
@@ -127,24 +124,55 @@ def changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def load_run_record(run_dir: Path) -> tuple[dict, TrainConfig]:
     """A run's record and its config, for `iapo train --config <run dir>`."""
-    path = run_dir / RUN_RECORD
-    if not path.exists():
+    rec = read_run_record(run_dir)
+    if rec is None:
         raise ConfigError(f"{run_dir}: no {RUN_RECORD} (not a run directory, or made before version 0.2)")
-    rec = json.loads(path.read_text())
-    return rec, build(TrainConfig, rec["config"], str(path))
+    return rec, build(TrainConfig, rec["config"], str(run_dir / RUN_RECORD))
+
+
+def resolve_run(
+    config: Path, overrides: dict, world: Path | None, zoo: Path | None, student: str | None, trm: Path | None
+) -> tuple[str, TrainConfig, Path, Path, Path | None, World | BenchmarkSource]:
+    """`iapo train`'s inputs: (name, config, student directory, zoo, TRM, data source) from a
+    method YAML and the options given, or from a run directory's record (its config, student,
+    zoo, TRM and world; options given here override)."""
+    name = config.stem
+    if config.is_dir():  # rerun a run from its record
+        rec, cfg = load_run_record(config)
+        data = cfg.model_dump(mode="json")
+        for k, v in overrides.items():
+            set_dotted(data, k, v)
+        cfg = build(TrainConfig, data, str(config / RUN_RECORD))
+        name = rec["name"]
+        zoo = zoo or Path(rec["zoo"])
+        student = student or rec["student"]
+        trm = trm or (Path(rec["trm"]) if rec.get("trm") else None)
+        world = world or (Path(rec["world"]) if rec.get("world") else None)
+    else:
+        cfg = load_yaml(config, TrainConfig, overrides or None)
+    zoo = zoo or Path("zoo")
+    student = cfg.model.student or student or "student"
+    sdir = zoo / student if (zoo / student).exists() else Path(student)
+    if cfg.data is not None:
+        source = BenchmarkSource(cfg.data)
+    elif world is None:
+        raise ConfigError("--world is required (or a data: section in the config)")
+    else:
+        source = World(world)
+    return name, cfg, sdir, zoo, trm, source
 
 
 def run_one(
     name: str, cfg: TrainConfig, student: Path, zoo_dir: Path, trm_dir: Path | None, world: World, run_dir: Path,
-    progress: Progress | None = None,
+    progress: OnProgress | None = None,
 ) -> dict:  # fmt: skip
     """GRPO from the SFT student with `cfg.method`'s rewards, then the final test evaluation.
     A run with result.json is returned as is; an interrupted one resumes from its checkpoint; a
     finished one whose result.json is damaged (`iapo.store`) re-evaluates its saved policy."""
-    done = run_dir / "result.json"
+    done = run_dir / RESULT
     if (prior := read_result(done)) is not None:
         return prior
-    if not (run_dir / CKPT).exists() and (run_dir / "policy" / META).exists():
+    if not (run_dir / CKPT).exists() and (run_dir / POLICY / META).exists():
         return _evaluate_saved(name, cfg, world, run_dir)
     acc = make_accelerator(cfg.model)
     rec = record(cfg, name=name, student=student, zoo=zoo_dir, trm=trm_dir, world=getattr(world, "root", None))
@@ -174,7 +202,7 @@ def run_one(
         train_s = time.perf_counter() - t0
         if not main:
             return {}
-        model, processor = load(run_dir / "policy", dtype=getattr(torch, cfg.model.dtype))
+        model, processor = load(run_dir / POLICY, dtype=getattr(torch, cfg.model.dtype))
         model.to(acc.device if acc is not None else "cpu")
     else:
         train_grpo(
@@ -185,7 +213,7 @@ def run_one(
         train_s = time.perf_counter() - t0
         if acc is not None and not acc.is_main_process:
             return {}  # the main process evaluates and writes the result
-        save(model, processor, run_dir / "policy", {**meta, "train_seconds": round(train_s, 1)})
+        save(model, processor, run_dir / POLICY, {**meta, "train_seconds": round(train_s, 1)})
     guard.training = False
     return _finish(name, cfg, model, processor, guard, run_dir, train_s)
 
@@ -198,17 +226,17 @@ def _finish(name: str, cfg: TrainConfig, model, processor, guard: SplitGuard, ru
     t0 = time.perf_counter()
     result.update(evaluate_policy(model, processor, guard, cfg.eval, cfg.grpo.rollout, attr))
     result["test_eval_seconds"] = round(time.perf_counter() - t0, 1)
-    write_json(run_dir / "result.json", result)
+    write_json(run_dir / RESULT, result)
     (run_dir / CKPT).unlink(missing_ok=True)
     return result
 
 
 def _evaluate_saved(name: str, cfg: TrainConfig, world: World, run_dir: Path) -> dict:
     """A finished run whose result was lost: its saved policy evaluated again (no training)."""
-    model, processor = load(run_dir / "policy", dtype=getattr(torch, cfg.model.dtype))
+    model, processor = load(run_dir / POLICY, dtype=getattr(torch, cfg.model.dtype))
     guard = SplitGuard(world)
     guard.training = False
-    train_s = float(load_meta(run_dir / "policy").get("train_seconds", math.nan))
+    train_s = float(load_meta(run_dir / POLICY).get("train_seconds", math.nan))
     log.warning("%s: finished run without a readable result.json; evaluating its saved policy again", run_dir)
     return _finish(name, cfg, model, processor, guard, run_dir, train_s)
 
@@ -223,14 +251,14 @@ def _train_trl(
 
     n = acc.num_processes if acc is not None else 1
     use_cpu = acc is None or acc.device.type == "cpu"
-    args = trl_engine.grpo_args(gcfg, run_dir / "trl", n, use_cpu, bf16=cfg.model.dtype == "bfloat16")
-    trainer = trl_engine.IAPOGRPOTrainer(student, processor, train, rewards, gcfg, args)
+    args = trl_engine.grpo_args(gcfg, run_dir / TRL_OUTPUT, n, use_cpu, bf16=cfg.model.dtype == "bfloat16")
+    trainer = trl_engine.IAPOGRPOTrainer(student, processor, train, rewards, gcfg, args, metrics=run_dir / METRICS)
     trl_engine.train(trainer)
-    trainer.save_model(str(run_dir / "policy"))
+    trainer.save_model(str(run_dir / POLICY))
     main = trainer.accelerator.is_main_process
     if main:
-        processor.save_pretrained(run_dir / "policy")
-        (run_dir / "policy" / META).write_text(json.dumps(meta, indent=2))
+        processor.save_pretrained(run_dir / POLICY)
+        (run_dir / POLICY / META).write_text(json.dumps(meta, indent=2))
     trainer.accelerator.wait_for_everyone()
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 

@@ -219,8 +219,13 @@ class Contrast:
     p: float  # the t-test over units
     p_sign_flip: float  # exact over zoos; nan with one zoo
     mde: float  # 80% power at alpha 0.05 for this design
-    p_holm: float | None = None  # set by `holm` for exploratory contrasts
+    p_holm: float | None = None  # set by `holm` for secondary and exploratory contrasts
     primary: bool = False
+    secondary: bool = False  # pre-registered beside the primary: a Holm family of its own
+
+    @property
+    def role(self) -> str:
+        return "primary" if self.primary else "secondary" if self.secondary else "exploratory"
 
     @property
     def p_used(self) -> float:
@@ -304,16 +309,18 @@ def arm_ci(runs: RunsByZoo, level: float = 0.95) -> CI:
 
 
 def holm(contrasts: list[Contrast]) -> list[Contrast]:
-    """Holm's step-down adjustment over the exploratory contrasts (the primary one is not in
-    the family: it was named before the grid ran)."""
+    """Holm's step-down adjustment within each family: the pre-registered secondary contrasts,
+    and the exploratory ones (the primary contrast is in neither: it alone was named as the
+    verdict before the grid ran)."""
     from statsmodels.stats.multitest import multipletests
 
-    idx = [i for i, c in enumerate(contrasts) if not c.primary and math.isfinite(c.p)]
     out = list(contrasts)
-    if idx:
-        adj = multipletests([contrasts[i].p for i in idx], alpha=ALPHA, method="holm")[1]
-        for i, p in zip(idx, adj, strict=True):
-            out[i] = replace(contrasts[i], p_holm=float(p))
+    for family in ("secondary", "exploratory"):
+        idx = [i for i, c in enumerate(contrasts) if c.role == family and math.isfinite(c.p)]
+        if idx:
+            adj = multipletests([contrasts[i].p for i in idx], alpha=ALPHA, method="holm")[1]
+            for i, p in zip(idx, adj, strict=True):
+                out[i] = replace(contrasts[i], p_holm=float(p))
     return out
 
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from iapo.provenance import atomic
+from iapo.store import CKPT, METRICS, keep_metrics
 
-CKPT = "checkpoint.pt"
-Progress = Callable[[str, int, int, dict], None]
+OnProgress = Callable[[str, int, int, dict], None]
 """progress(task, done, total, metrics row): how long jobs (zoo, grids) report to a progress bar."""
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,9 @@ class MetricLog:
     step are dropped so the file holds one row per step."""
 
     def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True):
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         run_dir.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            rows = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
-            keep = [r for r in rows if r.get("step", 0) < resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        keep_metrics(self.path, lambda r: r.get("step", 0) < resume_step)
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

@@ -24,6 +24,8 @@ from iapo.eval.evaluate import episode_record
 from iapo.models.build import load
 from iapo.rollout.episode import COMPONENTS, Segment, assistant_segment, prompt_segments, tool_output_segment
 from iapo.rollout.loop import RolloutConfig, rollout
+from iapo.store import POLICY, RESULT, first_zoo, read_json, read_run_record
+from iapo.store import run_dir as run_dir_of
 from iapo.tools.session import ToolSession
 from iapo.tools.syntax import parse_turn
 from iapo.world.dataset import World, example_image
@@ -223,25 +225,25 @@ def gallery_figure(
 
 def run_settings(run: Path) -> AttributionSettings:
     """The attribution settings a run's reward used (its run.json), else the library's default."""
-    rec = run / "run.json"
-    attr = json.loads(rec.read_text())["config"]["method"].get("attribution") if rec.exists() else None
+    rec = read_run_record(run)
+    attr = rec["config"]["method"].get("attribution") if rec else None
     if not attr:
         return AttributionSettings()
     return AttributionSettings(**{k: attr[k] for k in AttributionSettings.model_fields if k in attr})
 
 
-def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS) -> list[Path]:
+def episode_gallery(
+    run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS
+) -> list[Path]:
     """`gallery_<k>.png` in `run_dir`: the SFT student and seed 0 of each method on the same
     test questions (where they disagree most). Heat maps are token IG (`token_ig`); the component
     bars use the estimator each run's reward used (its run.json; the library default otherwise). Needs the world, zoo and saved policies of the run;
     returns [] when they are missing."""
     world = run_dir / "world"
-    zoo, z = run_dir / "zoo", ""  # a grid over several zoos: its first zoo
-    if not zoo.is_dir() and (seeds := sorted((run_dir / "zoos").glob("seed*"))):
-        zoo, z = seeds[0], "zoo" + seeds[0].name.removeprefix("seed") + "/"
-    policies = {"sft": zoo / "student", **{m: run_dir / "runs" / f"{m}/{z}seed0/policy" for m in methods}}
-    results = {m: run_dir / "runs" / (f"sft/{z}result.json" if m == "sft" else f"{m}/{z}seed0/result.json")
-               for m in policies}  # fmt: skip
+    zoo, z = first_zoo(run_dir)  # a grid over several zoos: its first zoo
+    runs = {"sft": run_dir_of(run_dir, "sft", z, None), **{m: run_dir_of(run_dir, m, z, 0) for m in methods}}
+    policies = {"sft": zoo / "student", **{m: runs[m] / POLICY for m in methods}}
+    results = {m: runs[m] / RESULT for m in policies}
     if (
         not world.is_dir()
         or not all(p.is_dir() for p in policies.values())
@@ -250,7 +252,7 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
         return []
     records = {}
     for m, path in results.items():
-        eps = json.loads(path.read_text()).get("episodes", {})
+        eps = read_json(path).get("episodes", {})
         split = sorted(k for k in eps if k.startswith("test"))[:1]
         records[m] = {e["id"]: e for k in split for e in eps[k]}
     if not all(records.values()):
@@ -260,7 +262,7 @@ def write_gallery(run_dir: Path, methods: list[str], n_questions: int = 3, n_ste
     models = {m: load(p) for m, p in policies.items()}
     if (zoo / "teacher" / "config.json").exists():  # the teacher answers itself: what teacher_own targets
         models = {"teacher (own episode)": load(zoo / "teacher"), **models}
-    settings = {m: run_settings(run_dir / "runs" / f"{m}/{z}seed0") for m in models}
+    settings = {m: run_settings(runs[m]) if m in runs else AttributionSettings() for m in models}
     outs = []
     for k, q in enumerate(qs):
         ex = examples[q]

@@ -22,8 +22,8 @@ from iapo.attribution import (
 )
 from iapo.attribution.games import coalitions, context_clusters, shared_prefix
 from iapo.rollout.episode import COMPONENTS, assistant_segment, collate, encode
+from iapo.supervised.sft import sft_segments
 from iapo.tools.syntax import format_answer
-from iapo.train.sft import sft_segments
 
 
 def test_shapley_of_a_two_player_game_by_hand():

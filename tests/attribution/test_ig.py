@@ -11,10 +11,10 @@ from captum.attr import IntegratedGradients
 from iapo.attribution import (
     RULES,
     AttributionSettings,
-    attribute,
     attribute_episodes,
     component_scores,
     embed,
+    integrated_gradients,
     quadrature,
     sequence_logprob,
     shares,
@@ -58,7 +58,7 @@ def test_matches_captum(tiny_models, episodes, method):
     model.eval()
     batch = _final_turn_batch(episodes, proc)
     eb = embed(model, batch, batch.completion_mask)
-    ours = attribute(model, eb, n_steps=8, rule=method, chunk=7)  # chunk forces several passes
+    ours = integrated_gradients(model, eb, n_steps=8, rule=method, chunk=7)  # chunk forces several passes
     ig = IntegratedGradients(lambda e: sequence_logprob(model, eb, e))
     ref = ig.attribute(eb.inputs_embeds, baselines=torch.zeros_like(eb.inputs_embeds), n_steps=8, method=method)
     scale = ref.abs().max()
@@ -102,12 +102,12 @@ def test_endpoint_free_rule_reports_completeness(tiny_models, episodes):
     model.eval()
     batch = _final_turn_batch(episodes, proc)
     eb = embed(model, batch, batch.completion_mask)
-    res = attribute(model, eb, n_steps=4, rule="gausslegendre")
+    res = integrated_gradients(model, eb, n_steps=4, rule="gausslegendre")
     with torch.no_grad():
         f_x = sequence_logprob(model, eb, eb.inputs_embeds)
     assert torch.allclose(res.f_x, f_x, atol=1e-5)
     assert torch.isfinite(res.relative_error).all()
-    off = attribute(model, eb, n_steps=4, rule="gausslegendre", completeness=False)
+    off = integrated_gradients(model, eb, n_steps=4, rule="gausslegendre", completeness=False)
     assert torch.isnan(off.delta).all() and torch.equal(off.attributions, res.attributions)
 
 
@@ -122,7 +122,9 @@ def test_completeness_improves_with_steps(tiny_models, episodes, baseline):
         base = (
             model.get_input_embeddings().weight[proc.pad_token_id].detach().view(1, 1, -1).expand_as(eb.inputs_embeds)
         )
-    errs = [attribute(model, eb, base, m, "riemann_trapezoid").relative_error.mean().item() for m in (4, 16, 64)]
+    errs = [
+        integrated_gradients(model, eb, base, m, "riemann_trapezoid").relative_error.mean().item() for m in (4, 16, 64)
+    ]
     assert errs[0] > errs[1] > errs[2]
     assert errs[2] < 0.05
 

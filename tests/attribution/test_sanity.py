@@ -16,9 +16,9 @@ import torch
 from iapo.attribution import AttributionSettings, attribute_episodes
 from iapo.models.build import ModelSpec, build_model, make_processor
 from iapo.rollout.episode import COMPONENTS
-from iapo.train.pretrain import PretrainConfig, load_vision, pretrain_vision
-from iapo.train.sft import sft_segments, train_sft
-from iapo.train.zoo import ZooSFTConfig
+from iapo.supervised.pretrain import PretrainConfig, load_vision, pretrain_vision
+from iapo.supervised.sft import sft_segments, train_sft
+from iapo.supervised.zoo import ZooSFTConfig
 
 VISUAL = [COMPONENTS.index("image"), COMPONENTS.index("tool_output")]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from iapo.answers import grade
+from iapo.answers.wtq import denotation_match, official_normalize
 from iapo.data.benchmarks import load_benchmark
 from iapo.errors import DataError
-from iapo.metrics import score
-from iapo.metrics.wtq import denotation_match, normalize
 
 LOCAL = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -28,9 +28,9 @@ def test_wtq_fixture_and_denotation_accuracy(tmp_path, shared_fixtures):
         "nt-6154": "2011-12",  # -> 1
         "nt-2891": "Ratan Planet (tower)",  # parenthesised detail dropped -> 1
     }
-    scores = [score(p, ex[i].gold, "wtq") for i, p in preds.items()]
+    scores = [grade(p, ex[i].gold, "wtq") for i, p in preds.items()]
     assert scores == [1.0, 1.0, 1.0, 1.0]
-    assert score("Saregamapa Challenge", zee.gold, "wtq") == 0.0  # one of two values -> 0
+    assert grade("Saregamapa Challenge", zee.gold, "wtq") == 0.0  # one of two values -> 0
 
 
 @pytest.mark.parametrize(
@@ -56,8 +56,8 @@ def test_wtq_normalisation_cases(pred, gold, ok):
 
 
 def test_wtq_normalize_dashes_and_spaces():
-    assert normalize("1882–1918") == "1882-1918"
-    assert normalize("  A   b ") == "a b"
+    assert official_normalize("1882–1918") == "1882-1918"
+    assert official_normalize("  A   b ") == "a b"
 
 
 def test_tabfact_fixture_and_accuracy(tmp_path, shared_fixtures):
@@ -69,9 +69,9 @@ def test_tabfact_fixture_and_accuracy(tmp_path, shared_fixtures):
     preds = [e.answer for e in got.examples[:6]] + [
         "false" if e.answer == "true" else "true" for e in got.examples[6:12]
     ]
-    acc = sum(score(p, e.gold, "boolean") for p, e in zip(preds, got.examples, strict=False)) / 12
+    acc = sum(grade(p, e.gold, "boolean") for p, e in zip(preds, got.examples, strict=False)) / 12
     assert acc == 0.5
-    assert score("yes", "true", "boolean") == 1.0 and score("entailed", "false", "boolean") == 0.0
+    assert grade("yes", "true", "boolean") == 1.0 and grade("entailed", "false", "boolean") == 0.0
 
 
 def test_chartqa_fixture_relaxed_accuracy_and_bad_rows(tmp_path):
@@ -80,7 +80,7 @@ def test_chartqa_fixture_relaxed_accuracy_and_bad_rows(tmp_path):
     assert len(got.skipped) == 2 and "missing.png" in got.skipped[0] and "row 1" in got.skipped[1]
     assert got.tools_unavailable == 3
     preds = ["7.3", "11", "Second"]  # 4.3% off -> 1; 8.3% off -> 0; text exact -> 1
-    assert [score(p, e.gold, "relaxed") for p, e in zip(preds, got.examples, strict=True)] == [1.0, 0.0, 1.0]
+    assert [grade(p, e.gold, "relaxed") for p, e in zip(preds, got.examples, strict=True)] == [1.0, 0.0, 1.0]
 
 
 def test_corrupt_wtq_row_is_skipped_and_named(tmp_path):

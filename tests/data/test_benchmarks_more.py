@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from iapo.answers import grade
+from iapo.answers.charxiv import rule_score
 from iapo.data.benchmarks import load_benchmark
-from iapo.metrics import score
-from iapo.metrics.charxiv import rule_score
 from iapo.rollout.loop import tools_apply
 from iapo.tools.registry import run_tool
 
@@ -41,7 +41,7 @@ def test_charxiv_loader_questions_and_rule_based_scores(tmp_path):
         "descriptive_val:2:0": "x",  # ocr -> 1
         "descriptive_val:2:1": "two",  # quant, not a number -> 0
     }
-    scores = {k: score(p, ex[k].gold, ex[k].metric) for k, p in preds.items()}
+    scores = {k: grade(p, ex[k].gold, ex[k].metric) for k, p in preds.items()}
     assert sum(scores.values()) == 5 and scores["descriptive_val:0:1"] == 0.0
 
 
@@ -75,8 +75,8 @@ def test_tablevqa_loader_and_per_subset_metrics(tmp_path):
         "tf-0": "The statement is true, not false",  # both words -> 0
         "fin-0": "1200 million",  # relieved accuracy -> 1
     }
-    assert [score(p, ex[k].gold, ex[k].metric) for k, p in preds.items()] == [1.0, 1.0, 0.0, 1.0]
-    assert score("TRUE", ex["tf-0"].gold, "vtabfact") == 1.0
+    assert [grade(p, ex[k].gold, ex[k].metric) for k, p in preds.items()] == [1.0, 1.0, 0.0, 1.0]
+    assert grade("TRUE", ex["tf-0"].gold, "vtabfact") == 1.0
 
 
 def test_refocus_boxes_drive_the_tools(tmp_path):
@@ -94,7 +94,7 @@ def test_refocus_boxes_drive_the_tools(tmp_path):
     assert masked.size == image.size and masked.tobytes() != image.tobytes()
     drawn, _ = run_tool(chart.load_image(), chart.layout, "focus_on_x_values_with_draw", {"x_values": ["2020"]})
     assert drawn.size == chart.load_image().size
-    assert score("9", table.gold, table.metric) == 1.0 and score("6.2", chart.gold, chart.metric) == 1.0
+    assert grade("9", table.gold, table.metric) == 1.0 and grade("6.2", chart.gold, chart.metric) == 1.0
 
 
 def test_chartqa_vcot_training_split(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from iapo.eval.policy import SplitGuard
 from iapo.experiment import ExperimentConfig, run_experiment
 from iapo.report import write_report
-from iapo.viz import pick_questions
+from iapo.viz import episode_gallery, pick_questions
 from iapo.world import World
 
 TINY = {
@@ -141,6 +141,9 @@ def test_test_splits_are_refused_during_training(run):
 
 def test_report_renders_with_figures_and_tables(run):
     out, _, _ = run
+    html = write_report(out)
+    assert "## Episode gallery" not in (out / "report.md").read_text()  # the report itself runs no model
+    assert episode_gallery(out, ["iapo", "outcome"])  # a step of its own: it runs the policies
     html = write_report(out)
     p = _Refs()
     p.feed(html.read_text())

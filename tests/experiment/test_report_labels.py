@@ -74,19 +74,19 @@ def test_collapse_table_counts_the_seed_that_a_mean_hides():
 
 
 def test_the_verdict_is_the_primary_contrast_and_a_tie_is_a_bound():
-    from iapo.report import _verdict
+    from iapo.report import verdict
 
     pair = ("iapo", "outcome")
     win = contrast({0: [0.3, 0.32, 0.31], 1: [0.2, 0.22, 0.21], 2: [0.25, 0.26, 0.24]},
                    {0: [0.0, 0.02, 0.01], 1: [0.01, 0.0, 0.02], 2: [0.0, 0.03, 0.01]}, pair)  # fmt: skip
-    v = _verdict(replace(win, primary=True), pair)
+    v = verdict(replace(win, primary=True), pair)
     assert v.startswith("iapo beats outcome (primary contrast): +") and "3 zoos as the unit" in v
     tie = contrast({0: [0.3, 0.1, 0.2], 1: [0.2, 0.3, 0.1]}, {0: [0.25, 0.15, 0.2], 1: [0.2, 0.2, 0.25]}, pair)
-    v = _verdict(replace(tie, primary=True), pair)
+    v = verdict(replace(tie, primary=True), pair)
     assert v.startswith("iapo vs outcome (primary contrast): no difference larger than") and "ties" not in v
     below = replace(win, a="outcome", b="iapo", diff=-win.diff, low=-win.high, high=-win.low, primary=True)
-    assert _verdict(below, ("outcome", "iapo")).startswith("outcome is below iapo")
-    assert "not both in this run" in _verdict(None, pair)
+    assert verdict(below, ("outcome", "iapo")).startswith("outcome is below iapo")
+    assert "not both in this run" in verdict(None, pair)
 
 
 def test_a_run_made_under_other_defaults_is_labelled_from_its_record(tmp_path):
@@ -158,6 +158,10 @@ def test_comparisons_are_computed_once_with_the_primary_outside_holm():
     assert ("bonus", "iapo") not in pairs and find(cs, "iapo", "bonus") is not None
     assert all(c.p_holm is not None and c.p_holm >= c.p for c in cs[1:])
     assert find(cs, "iapo_b", "iapo").n_b == 9 and find(cs, "iapo_b", "iapo").n_a == 6
+    named = comparisons(arm_runs(results), ["outcome"], "iapo", ("iapo", "outcome"), None, [("iapo", "bonus")])
+    assert [c.role for c in named[:2]] == ["primary", "secondary"] and (named[1].a, named[1].b) == ("iapo", "bonus")
+    assert named[1].p_holm == named[1].p  # a family of one secondary contrast
+    assert all(c.role == "exploratory" for c in named[2:])
 
 
 def test_curves_count_only_finished_runs(tmp_path):
@@ -170,3 +174,20 @@ def test_curves_count_only_finished_runs(tmp_path):
         if done:
             (d / "result.json").write_text("{}")
     assert load_run_curves(tmp_path) == {"outcome": {"z3/s0": [{"step": 1, "val/accuracy": 0.5}]}}
+
+
+def test_tools_table_puts_accuracy_with_and_without_tools_side_by_side():
+    from iapo.report.tables import tools_table
+
+    def run(method, zoo, seed, acc, bare=None):
+        r = {"method": method, "zoo": zoo, "seed": seed, "splits": {"test_a": {"accuracy": {"mean": acc}}}}
+        if bare is not None:
+            r["splits_no_tools"] = {"test_a": {"accuracy": {"mean": bare}}}
+        return r
+
+    assert tools_table([run("a", 0, 0, 0.5)]) == ([], [])  # nobody evaluated without tools: no table
+    results = [run("a", z, s, 0.5 + 0.1 * z, 0.2 + 0.1 * z) for z in (0, 1, 2) for s in (0, 1)]
+    results += [run("b", z, 0, 0.3) for z in (0, 1, 2)]  # b ran before the option: not in the table
+    head, rows = tools_table(results)
+    assert head[0] == "method" and [r[0] for r in rows] == ["a"]
+    assert rows[0][1].startswith("60.0") and rows[0][2].startswith("30.0") and rows[0][3].startswith("+30.0")

@@ -4,7 +4,7 @@ import torch
 
 from iapo.models.build import load, load_meta, save
 from iapo.rollout.episode import collate, encode
-from iapo.train.sft import sft_segments
+from iapo.supervised.sft import sft_segments
 
 
 def test_save_load_identical_logits(tiny_models, small_world, tmp_path):

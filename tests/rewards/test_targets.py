@@ -177,7 +177,7 @@ def test_dropped_attribution_term_is_none_and_counted(tiny_models, small_world):
     from iapo.rewards.alignment import AttributionReward, AttributionRewardConfig
     from iapo.rewards.contract import WeightedReward, score
     from iapo.rollout.loop import Episode
-    from iapo.train.sft import sft_segments
+    from iapo.supervised.sft import sft_segments
 
     rng = _random.Random(0)
     exs = small_world.load("val")[:2]
@@ -198,3 +198,66 @@ def test_dropped_attribution_term_is_none_and_counted(tiny_models, small_world):
         and row["reward/attribution_dropped"] == 0
         and (vals <= 0).all()
     )
+
+
+def _one_template(small_world, n: int):
+    """n val questions of the largest template of the small world."""
+    from collections import defaultdict
+
+    from iapo.rewards.targets import template_of
+
+    by = defaultdict(list)
+    for ex in small_world.load("val"):
+        by[template_of(ex)].append(ex)
+    return max(by.values(), key=len)[:n]
+
+
+def test_derangement_pairs_each_question_with_another_of_its_template(small_world):
+    from iapo.rewards.targets import derangement, template_of
+
+    exs = small_world.load("train")[:60]
+    d = derangement(exs + exs[:5], seed=0)  # a repeated question is one question
+    by_key = {question_key(e): e for e in exs}
+    assert d and set(d) <= set(by_key)
+    for k, partner in d.items():
+        assert question_key(partner) != k and template_of(partner) == template_of(by_key[k])
+    assert sorted(question_key(p) for p in d.values()) == sorted(d)  # a permutation: each target used once
+    alone = [k for k, e in by_key.items() if sum(template_of(x) == template_of(e) for x in by_key.values()) == 1]
+    assert not set(alone) & set(d)  # no partner where the template has one question
+    same = derangement(exs, seed=0)
+    assert {k: question_key(v) for k, v in same.items()} == {k: question_key(v) for k, v in d.items()}
+    other = derangement(exs, seed=1)
+    assert {k: question_key(v) for k, v in other.items()} != {k: question_key(v) for k, v in d.items()}
+
+
+def test_permuted_teacher_own_takes_its_partners_target(tiny_models, small_world, tmp_path):
+    exs = _one_template(small_world, 3)
+    r = _reward(tiny_models, tmp_path, permute=True)
+    assert r.prepare(exs) == 3  # the cache is the unpermuted arm's: same file, same entries
+    assert r.cache.path == _reward(tiny_models, tmp_path).cache.path
+    eps = [Episode(ex, [*prompt_segments(ex), assistant_segment("<answer>1</answer>")]) for ex in exs]
+    out = r(prompts=[""] * 3, completions=[""] * 3, episodes=eps)
+    for o, ps, ex in zip(out, r.last["p_student"], exs, strict=True):
+        partner = r.partners[question_key(ex)]
+        assert question_key(partner) != question_key(ex)
+        assert o == pytest.approx(-divergence(ps, r.cache.get(partner), "l1"), abs=1e-6)
+
+
+def test_permute_applies_to_teacher_own_only():
+    with pytest.raises(ValueError, match="permute"):
+        AttributionRewardConfig(target="random", permute=True)
+
+
+def test_moved_regions_keep_their_mass_and_land_on_the_other_image(small_world):
+    from iapo.attribution import OTHER, regions_of
+    from iapo.attribution.regions import move_regions
+
+    a, b = _one_template(small_world, 2)
+    names = list(regions_of(a.layout))
+    shares = {n: 0.9 / len(names) for n in names} | {OTHER: 0.1}
+    assert move_regions(shares, a.layout, a.layout) == pytest.approx(shares)  # same page: nothing moves
+    moved = move_regions(shares, a.layout, b.layout)
+    assert sum(moved.values()) == pytest.approx(1.0) and moved[OTHER] == pytest.approx(0.1)
+    assert set(moved) <= {*regions_of(b.layout), OTHER}
+    first = move_regions({names[0]: 1.0}, a.layout, b.layout)  # the top-left cell goes to the top-left cell
+    assert list(first) == [next(iter(regions_of(b.layout)))]

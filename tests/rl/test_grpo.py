@@ -152,9 +152,9 @@ def test_token_logprobs_run_the_head_on_completion_rows_only_with_the_same_value
     head's, bit for bit, and the policy gradient the same up to float summation order."""
     import random
 
-    from iapo.rl.grpo import token_logprobs
     from iapo.rollout.episode import collate, encode
-    from iapo.train.sft import sft_segments
+    from iapo.rollout.logprobs import token_logprobs
+    from iapo.supervised.sft import sft_segments
 
     model, proc = tiny_models["student"]
     exs = small_world.load("val", limit=6)
@@ -182,10 +182,9 @@ def test_token_logprobs_run_the_head_on_completion_rows_only_with_the_same_value
 
 
 def test_a_groups_shared_prompt_runs_once_with_the_same_logprobs_and_gradient(tiny_models, small_world):
-    """rl.prefix: the G episodes of a question share their prompt; running it once gives every
+    """rollout.logprobs: the G episodes of a question share their prompt; running it once gives every
     row's completion log-probs and the policy gradient of running each row in full."""
-    from iapo.rl.grpo import token_logprobs
-    from iapo.rl.prefix import shared_prompt_length
+    from iapo.rollout.logprobs import shared_prompt_length, token_logprobs
 
     model, proc = tiny_models["student"]
     ex = small_world.load("train")[0]
@@ -214,7 +213,7 @@ def test_a_groups_shared_prompt_runs_once_with_the_same_logprobs_and_gradient(ti
 def test_copies_of_an_episode_run_once_with_the_same_loss_and_gradient(tiny_models, small_world, loss_type):
     """A group's identical episodes (same text, same advantage) are one row of weight k: the loss,
     its gradient and the logged statistics are those of the rows run one by one."""
-    from iapo.rl.grpo import token_logprobs
+    from iapo.rollout.logprobs import token_logprobs
 
     model, proc = tiny_models["student"]
     ex = small_world.load("train")[0]

@@ -20,9 +20,11 @@ from iapo.models.build import load, save
 from iapo.rewards import format_reward, outcome
 from iapo.rewards.contract import WeightedReward
 from iapo.rl import grpo, trl_engine
-from iapo.rl.grpo import GRPOSettings, token_logprobs, train_grpo
+from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.episode import collate, encode
+from iapo.rollout.logprobs import token_logprobs
 from iapo.rollout.loop import Episode, RolloutConfig, new_episode, step_episode
+from iapo.store import read_metrics
 from iapo.tools.syntax import format_answer, format_tool_call
 from tests.rl.conftest import KEYS
 
@@ -163,7 +165,7 @@ def test_trl_two_processes_match_one(tiny_zoo, small_world, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         result = json.loads((tmp_path / out / "result.json").read_text())
         assert result["engine"] == "trl" and (tmp_path / out / "policy" / "model.safetensors").exists()
-        return [json.loads(x) for x in (tmp_path / out / "trl" / "metrics.jsonl").read_text().splitlines()]
+        return read_metrics(tmp_path / out)  # the run's own log, as the CPU loop writes it
 
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--dynamo_backend", "no"]
     one = run([sys.executable], cfg, "one")

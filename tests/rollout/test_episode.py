@@ -9,7 +9,7 @@ import torch
 
 from iapo.models.tokenizer import IMAGE_PAD
 from iapo.rollout.episode import COMPONENTS, encode, full_text
-from iapo.train.sft import sft_segments
+from iapo.supervised.sft import sft_segments
 
 
 @pytest.mark.parametrize("name", ["student", "teacher_alt"])

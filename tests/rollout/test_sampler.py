@@ -11,7 +11,7 @@ import torch
 
 from iapo.rollout.loop import Episode, RolloutConfig, generate_turn, rollout
 from iapo.rollout.sampler import VisionCache
-from iapo.train.sft import sft_segments
+from iapo.supervised.sft import sft_segments
 
 
 def _mid_episode(ex, k: int) -> Episode:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from iapo.metrics import score
+from iapo.answers import grade
 from iapo.tools import CallClass, ToolSession, format_tool_call, parse_turn
 from iapo.tools.registry import compile_call, layout_after, validate_arguments
 from iapo.world import FAMILIES, World, WorldConfig, example_image, generate_example, grid_after
@@ -60,7 +60,7 @@ def test_gold_path_and_gold_answer_score_100_percent_on_every_split(small_world:
                 r = s.step(parse_turn(format_tool_call(call["name"], call["arguments"])))
                 assert r.cls == CallClass.VALID_USEFUL, (ex.id, call, r)
             assert s.units.reveals(frozenset(ex.evidence), frozenset(ex.context)), ex.id
-            assert score(ex.answer, ex.gold, ex.metric) == 1.0
+            assert grade(ex.answer, ex.gold, ex.metric) == 1.0
 
 
 def _unit_grid(ex) -> TokenGrid:
@@ -223,6 +223,6 @@ def test_value_pair_reads_two_cells_of_a_row_as_one_number():
         grid_cells = {(row[0], col): v for row in ex.grid[1:] for col, v in zip(ex.grid[0][1:], row[1:], strict=True)}
         assert r == r2 and a != b and ex.meta["template"] == "value_pair"
         assert ex.answer == grid_cells[(r, a)] + grid_cells[(r, b)], ex.id
-        assert ex.valid_paths and score(ex.answer, ex.answer, ex.metric)
+        assert ex.valid_paths and grade(ex.answer, ex.answer, ex.metric)
         answers.add(ex.answer)
     assert len(answers) >= 25  # a wide answer space: a guess is rarely right

@@ -22,7 +22,15 @@ import torch
 from pydantic import Field, model_validator
 
 from iapo.attribution.games import component_game
-from iapo.attribution.ig import N_STEPS, RULES, Baseline, attribute, baseline_embeddings, embed, gradient_times_delta
+from iapo.attribution.ig import (
+    N_STEPS,
+    RULES,
+    Baseline,
+    baseline_embeddings,
+    embed,
+    gradient_times_delta,
+    integrated_gradients,
+)
 from iapo.config import StrictModel
 from iapo.rollout.episode import COMPONENTS, Encoded, Segment, collate, encode
 
@@ -152,7 +160,7 @@ def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: Att
         res = component_game(model, eb, base, comp, s.estimator, s.chunk, s.checks_completeness)
         return res.scores, res.relative_error.cpu(), None
     if s.estimator == "ig":
-        res = attribute(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness)
+        res = integrated_gradients(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness)
     else:
         res = gradient_times_delta(model, eb, base, s.checks_completeness)
     tok = res.attributions.sum(-1).cpu()  # (B, T)

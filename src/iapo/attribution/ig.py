@@ -25,7 +25,7 @@ quadrature with few nodes sees it.
 Quadrature rules (`quadrature`): `gausslegendre` (captum's default; exact for polynomials of
 degree 2m-1 along the path; the default here, chosen from the measured table in
 docs/method.md), `trapezoid` (the composite trapezoid rule, weights summing to 1), and captum's
-four Riemann rules with its exact step sizes and alphas, so `attribute` agrees with
+four Riemann rules with its exact step sizes and alphas, so `integrated_gradients` agrees with
 `captum.attr.IntegratedGradients` for every rule captum has (tested). captum's
 `riemann_trapezoid` weights sum to (m-1)/m, so its completeness error cannot fall below ~1/m.
 Rules without the path's end points (Gauss-Legendre) get f(x) and f(x') from one extra
@@ -203,7 +203,7 @@ class IGResult(Completeness):
     attributions: torch.Tensor
 
 
-def attribute(
+def integrated_gradients(
     model,
     inputs: EmbeddedBatch,
     baselines: torch.Tensor | None = None,

@@ -42,6 +42,24 @@ def regions_of(layout: Layout, patches: int = PATCHES) -> dict[str, Box]:
             for r in range(patches) for c in range(patches)}  # fmt: skip
 
 
+def move_regions(shares: dict[str, float], src: Layout, dst: Layout, patches: int = PATCHES) -> dict[str, float]:
+    """Region shares of an image with layout `src` carried to an image with layout `dst` by
+    position: each region's share goes to the region of `dst` whose centre is nearest its own
+    (`other` stays `other`). Where on the page one question's evidence lies, said of another."""
+    a, b = regions_of(src, patches), regions_of(dst, patches)
+    centre = {n: ((x0 + x1) / 2, (y0 + y1) / 2) for n, (x0, y0, x1, y1) in b.items()}
+    out: dict[str, float] = {}
+    for name, v in shares.items():
+        if name in a:
+            x0, y0, x1, y1 = a[name]
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            name = min(centre, key=lambda n: (centre[n][0] - cx) ** 2 + (centre[n][1] - cy) ** 2)
+        else:
+            name = OTHER
+        out[name] = out.get(name, 0.0) + v
+    return out
+
+
 def region_at(x: float, y: float, regions: dict[str, Box]) -> str:
     """The region whose box holds point (x, y) of the original image, else `other`."""
     for name, b in regions.items():

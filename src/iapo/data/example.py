@@ -17,7 +17,7 @@ from iapo.errors import DataError
 from iapo.provenance import atomic
 from iapo.tools.layout import Layout
 
-# exact | relaxed | boolean | wtq | vwtq | vtabfact | fintabnetqa | charxiv/<rubric> (iapo.metrics.score)
+# exact | relaxed | boolean | wtq | vwtq | vtabfact | fintabnetqa | charxiv/<rubric> (iapo.answers.grade)
 Metric = str
 
 

@@ -1,6 +1,6 @@
 """A local chat model as the CharXiv grader (the official grader is GPT-4o, out of reach here).
 
-It lives in eval, not in `iapo.metrics`, because it loads a model: the metrics themselves are
+It lives in eval, not in `iapo.answers`, because it loads a model: the metrics themselves are
 plain rules that the data and rollout stages use."""
 
 from __future__ import annotations

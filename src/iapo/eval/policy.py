@@ -25,6 +25,11 @@ class EvalConfig(StrictModel):
     test_limit: int | None = Field(None, ge=1, description="examples per test split (None = all)")
     splits: list[str] | None = Field(None, description="test splits (default: every test_* split and ood)")
     attribution_episodes: int = Field(48, ge=0, description="test episodes whose attribution shares are recorded")
+    without_tools: bool = Field(
+        False,
+        description="also evaluate every test split with no tools offered (the policy answers at once): "
+        "accuracy with and without tools separates learning to use tools from what RL changed in the answer",
+    )
 
 
 class SplitGuard:
@@ -46,7 +51,8 @@ def final_splits(world: World | BenchmarkSource, cfg: EvalConfig) -> list[str]:
 def evaluate_policy(
     model, processor, guard: SplitGuard, cfg: EvalConfig, rcfg: RolloutConfig, attr: AttributionSettings | None = None
 ) -> dict:
-    """Greedy multi-turn eval on every test split; attribution shares of a few episodes, computed
+    """Greedy multi-turn eval on every test split (`splits`; with `without_tools` the same questions
+    with no tools offered too, `splits_no_tools`); attribution shares of a few episodes, computed
     as the run's reward computes them (`attr`; the defaults for a run without the term)."""
     out: dict = {"splits": {}, "episodes": {}}
     all_eps: list[Episode] = []
@@ -56,6 +62,9 @@ def evaluate_policy(
         out["splits"][split] = summarize(eps)
         out["episodes"][split] = [episode_record(e, e.correct) for e in eps]
         all_eps.extend(eps)
+        if cfg.without_tools:
+            bare = rollout(model, processor, exs, rcfg.model_copy(update={"greedy": True, "tools": False}))
+            out.setdefault("splits_no_tools", {})[split] = summarize(bare)
     out["attribution"] = attribution_profile(model, processor, spread(all_eps, cfg.attribution_episodes), attr)
     return out
 

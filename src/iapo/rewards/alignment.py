@@ -27,11 +27,19 @@ from pydantic import Field, field_validator, model_validator
 from scipy.stats import spearmanr
 
 from iapo.attribution import OTHER, AttributionSettings, attribute_episodes, attribute_regions, mean_shares, regions_of
-from iapo.attribution.regions import PATCHES
+from iapo.attribution.regions import PATCHES, move_regions
 from iapo.attribution.regions import l1 as region_l1
 from iapo.data.example import Example
 from iapo.rewards.contract import Reward
-from iapo.rewards.targets import TargetCache, checkpoint_fingerprint, evidence_regions, evidence_target, fill_cache
+from iapo.rewards.targets import (
+    TargetCache,
+    checkpoint_fingerprint,
+    derangement,
+    evidence_regions,
+    evidence_target,
+    fill_cache,
+    question_key,
+)
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import Episode, RolloutConfig, distinct
 
@@ -53,6 +61,12 @@ class AttributionRewardConfig(AttributionSettings):
         "regime; teacher_forced is better on the quickstart's world (research/iapo_targets/README.md)",
     )
     teacher_samples: int = Field(1, ge=1, description="teacher_own: episodes per question (1 = greedy)")
+    permute: bool = Field(
+        False,
+        description="teacher_own: each question takes the target of another question of its template (a seeded "
+        "derangement of the run's questions; regions carried over by position): the control that keeps the "
+        "incentive's shape and removes the teacher's knowledge of the question",
+    )
     evidence_share: float = Field(0.8, gt=0, le=1, description="evidence: share on the evidence component")
     teacher_device: str | None = Field(
         None, description="where the frozen teacher runs, e.g. cuda:1 (default: the policy's device)"
@@ -83,6 +97,8 @@ class AttributionRewardConfig(AttributionSettings):
     def _some_divergence(self) -> AttributionRewardConfig:
         if self.components == 0 and self.regions == 0:
             raise ValueError("components and regions are both 0: the term would measure nothing")
+        if self.permute and self.target != "teacher_own":
+            raise ValueError(f"permute: permutes teacher_own targets; set target: teacher_own (not {self.target})")
         return self
 
     @field_validator("target", mode="before")
@@ -145,6 +161,8 @@ class AttributionReward(Reward):
         self.cfg, self.teacher = cfg, teacher
         self.policy = None
         self.gen = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.partners: dict[str, Example] | None = None  # permute: question key -> whose target it takes
         self.last: dict = {}
         self.unique_share = 1.0
         self.cache: TargetCache | None = None
@@ -169,10 +187,29 @@ class AttributionReward(Reward):
         many were computed now."""
         if self.cache is None:
             return 0
+        if self.cfg.permute and self.partners is None and questions:  # fixed at the first call: before RL
+            self.partners = derangement(questions, self.seed)
         return fill_cache(
             self.cache, *self.teacher, questions, self.rollout_cfg, self.cfg.teacher_samples,
             self.cfg.settings(), progress=progress, regions=self.cfg.region_settings(), patches=self.cfg.patches,
         )  # fmt: skip
+
+    def _source(self, ex: Example) -> Example | None:
+        """The question whose teacher_own target `ex` is compared with: itself, or its partner."""
+        if not self.cfg.permute:
+            return ex
+        return (self.partners or {}).get(question_key(ex))
+
+    def _own_target(self, ex: Example) -> torch.Tensor | None:
+        src = self._source(ex)
+        return None if src is None else self.cache.get(src)
+
+    def _own_regions(self, ex: Example) -> dict[str, float] | None:
+        src = self._source(ex)
+        shares = None if src is None else self.cache.get_regions(src)
+        if shares is None or src is ex:
+            return shares
+        return move_regions(shares, src.layout, ex.layout, self.cfg.patches)
 
     def metrics(self) -> dict[str, float]:
         return {k: v for k, v in self.last.items() if isinstance(v, float)}
@@ -222,7 +259,7 @@ class AttributionReward(Reward):
             return [self._random_regions(e.example) for e in episodes]
         if t == "evidence":
             return [evidence_regions(e.example, self.cfg.patches) for e in episodes]
-        return [self.cache.get_regions(e.example) for e in episodes]
+        return [self._own_regions(e.example) for e in episodes]
 
     def _random_regions(self, ex: Example) -> dict[str, float]:
         names = [*regions_of(ex.layout, self.cfg.patches), OTHER]
@@ -245,7 +282,7 @@ class AttributionReward(Reward):
             return [self._random_target(p) if p is not None else None for p in p_s], zeros
         if t == "evidence":
             return [evidence_target(e.example, self.cfg.evidence_share) for e in episodes], zeros
-        return [self.cache.get(e.example) for e in episodes], zeros
+        return [self._own_target(e.example) for e in episodes], zeros
 
     def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float | None]:
         if self.policy is None:

@@ -1,5 +1,5 @@
-"""A method's rewards: the weights of outcome, format, exact-match, TRM and tool-bonus rewards
-and the attribution term, built into `WeightedReward`s (`make_rewards`)."""
+"""A method's rewards: the weights of outcome, format, exact-match, TRM, tool-bonus, curiosity
+and distillation rewards and the attribution term, built into `WeightedReward`s (`make_rewards`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from iapo.models.build import fast_patch_embed, load
 from iapo.rewards import CallPenalty, Curiosity, ToolBonus, exact_match, format_reward, outcome
 from iapo.rewards.alignment import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
 from iapo.rewards.contract import WeightedReward
+from iapo.rewards.distill import Distillation
 from iapo.rewards.trm import TRMReward, load_trm
 from iapo.rollout.loop import RolloutConfig
 
@@ -26,7 +27,15 @@ class MethodConfig(StrictModel):
     exact_match: float = Field(0.0, description="weight of the ToolRL-style match with one reference tool trajectory")
     trm: float = Field(0.0, description="weight of the tool-call reward model's score (--trm)")
     attribution: AttributionRewardConfig | None = Field(None, description="the IAPO term (None: no term)")
-    teacher: str = Field("teacher", description="zoo role (or model directory) whose attribution is the target")
+    teacher: str = Field(
+        "teacher", description="zoo role (or model directory) whose attribution is the target, or who distils"
+    )
+    distill: float = Field(
+        0.0,
+        ge=0,
+        description="weight of on-policy distillation from `teacher`: the mean over the student's generated "
+        "tokens of log p_teacher - log p_student (iapo.rewards.distill)",
+    )
     tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
     tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
     tool_bonus_useful: bool = Field(
@@ -45,7 +54,7 @@ class MethodConfig(StrictModel):
 
     @property
     def needs_teacher(self) -> bool:
-        return self.attribution is not None and self.attribution.target in TEACHER_TARGETS
+        return bool(self.distill) or (self.attribution is not None and self.attribution.target in TEACHER_TARGETS)
 
 
 def make_rewards(
@@ -78,13 +87,14 @@ def make_rewards(
         rewards.append(WeightedReward("curiosity", Curiosity(method.curiosity_rate), method.curiosity))
     if method.call_penalty:
         rewards.append(WeightedReward("call_penalty", CallPenalty(method.call_penalty_max_calls), method.call_penalty))
+    teacher, tdir = None, None
+    if method.needs_teacher:
+        tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
+        tm, tp = load(tdir, dtype=dtype)
+        teacher = (fast_patch_embed(tm).requires_grad_(False), tp)
+    if method.distill:
+        rewards.append(WeightedReward("distill", Distillation(teacher), method.distill))
     if method.attribution is not None:
-        teacher, tdir = None, None
-        if method.needs_teacher:
-            tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
-            tm, tp = load(tdir, dtype=dtype)
-            tm = fast_patch_embed(tm)
-            teacher = (tm.requires_grad_(False), tp)
         term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
         rewards.append(WeightedReward("attribution", term, method.attribution.lam))  # lambda: the term's weight
     return rewards

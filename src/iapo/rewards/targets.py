@@ -12,6 +12,10 @@
   teacher would say".
 - `random`: Dirichlet(1) over the components the student's episode has (a fresh draw each
   time). The control "any target at all".
+- `teacher_own` with `permute`: each question gets the teacher_own target of another question
+  of the same template (`derangement`; region shares carried over by position,
+  `attribution.regions.move_regions`). The incentive keeps its shape (the teacher's tool-output
+  share, where on such a page it looks); what the teacher knows about this question is gone.
 - `teacher_forced` (in `iapo.rewards.alignment`): the teacher's attribution of the student's
   own rollout (teacher-forced, with the term's estimator), in the step.
 
@@ -85,6 +89,29 @@ def checkpoint_fingerprint(model_dir: Path | None, model=None) -> str:
     else:
         raise ValueError("a teacher fingerprint needs its directory or the model")
     return h.hexdigest()[:16]
+
+
+def template_of(ex: Example) -> tuple[str, str, str]:
+    """Questions of one template: the same family, image kind and question template."""
+    return ex.family, ex.style, str(ex.meta.get("template", ""))
+
+
+def derangement(examples: list[Example], seed: int) -> dict[str, Example]:
+    """question key -> the question whose target it takes: within each template, the distinct
+    questions in a seeded random order, each paired with the next around the cycle, so none keeps
+    its own. A template with a single question has no partner (its term is dropped)."""
+    groups: dict[tuple, dict[str, Example]] = {}
+    for ex in examples:
+        groups.setdefault(template_of(ex), {})[question_key(ex)] = ex
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, Example] = {}
+    for _, qs in sorted(groups.items()):
+        keys = sorted(qs)
+        if len(keys) < 2:
+            continue
+        order = [keys[i] for i in torch.randperm(len(keys), generator=gen).tolist()]
+        out.update({a: qs[b] for a, b in zip(order, order[1:] + order[:1], strict=True)})
+    return out
 
 
 def question_key(ex: Example) -> str:

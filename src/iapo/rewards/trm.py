@@ -8,7 +8,7 @@ call classifier; candidates are the calls of valid paths plus perturbed calls (o
 other tools, broken JSON). The reward of an episode is the mean score of its calls.
 
 Why features and not a transformer judge: a judge must learn to copy-compare names, which tiny
-models learn slowly (see `iapo.train.sft`); a real judge model directory is the scale-out path.
+models learn slowly (see `iapo.supervised.sft`); a real judge model directory is the scale-out path.
 """
 
 from __future__ import annotations

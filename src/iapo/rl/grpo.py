@@ -29,8 +29,8 @@ from iapo.models.processor import VLProcessor
 from iapo.provenance import record
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.contract import weights as reward_weights
-from iapo.rl.prefix import prefix_hidden, shared_prompt_length
 from iapo.rollout.episode import Batch, Encoded, collate, encode
+from iapo.rollout.logprobs import shared_prompt_length, token_logprobs
 from iapo.rollout.loop import Episode, RolloutConfig, distinct, rollout
 from iapo.rollout.summary import tool_stats
 from iapo.steps import resume, run_steps, seed_everything
@@ -54,7 +54,7 @@ class GRPOSettings(StrictModel):
     micro_batch: int = Field(32, ge=1, description="episodes per forward/backward (memory)")
     shared_prompt: bool = Field(
         True,
-        description="the update runs each GRPO group's shared prompt once for its episodes (rl.prefix; the same "
+        description="the update runs each GRPO group's shared prompt once for its episodes (rollout.logprobs; the same "
         "loss, float rounding differs); False: every episode in full",
     )
     batch_by_length: bool = Field(
@@ -100,38 +100,6 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
     if scale:
         adv = adv / (r.std(1, keepdim=True) + eps)  # unbiased std, as TRL
     return adv.flatten()
-
-
-def token_logprobs(
-    model, batch: Batch, with_entropy: bool = False, encs: list[Encoded] | None = None, prefix: int = 0
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position.
-    `batch` must be on the model's device. Only the positions the loss reads (the completion mask)
-    get values, 0 elsewhere: the LM head and the full-vocabulary log-softmax run on those rows
-    alone (an episode is mostly prompt and image tokens). `prefix` P > 0 (`rl.prefix`): the rows
-    share their first P tokens (`encs` = the rows' encodings), which run once. A wrapped model
-    (DDP, DeepSpeed) must be called whole: it runs every row in full and the head on every
-    position; the values are the same up to float rounding."""
-    sel = batch.completion_mask[:, 1:].bool()  # (B, T-1)
-    ids = batch.input_ids[:, 1:][sel]  # (N,)
-    plain = hasattr(model, "lm_head") and hasattr(model, "model")
-    if plain and prefix > 0 and encs is not None:
-        hidden = prefix_hidden(model, batch, encs, prefix)[:, :-1]  # (B, T-1-P, H): predicts tokens P+1..
-        logits = model.lm_head(hidden[sel[:, prefix:]]).float()  # sel[:, :P] is empty (shared_prompt_length)
-    elif plain:
-        hidden = model.model(**batch.model_inputs()).last_hidden_state[:, :-1]  # (B, T-1, H)
-        logits = model.lm_head(hidden[sel]).float()  # (N, V)
-    else:
-        logits = model(**batch.model_inputs()).logits[:, :-1][sel].float()
-    logp_all = torch.log_softmax(logits, -1)
-    lp = torch.zeros(sel.shape, dtype=logp_all.dtype, device=logits.device)
-    lp[sel] = logp_all.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    ent = None
-    if with_entropy:
-        with torch.no_grad():
-            ent = torch.zeros_like(lp)
-            ent[sel] = -(logp_all.exp() * logp_all).sum(-1)
-    return lp, ent
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -205,7 +173,7 @@ def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor
 @dataclass
 class MicroBatch:
     """Episodes `rows` of a step, collated (`batch`, on the model's device), with their encodings,
-    the length of the prompt they share (`prefix`, 0: none; `rl.prefix`) and how many of the
+    the length of the prompt they share (`prefix`, 0: none; `rollout.logprobs`) and how many of the
     step's episodes each row stands for (`weight` (B,): identical episodes run once)."""
 
     batch: Batch

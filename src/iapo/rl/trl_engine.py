@@ -37,6 +37,7 @@ from iapo.rewards.contract import weights as reward_weights
 from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, seeded_rollout, step_metrics
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import Episode, rollout
+from iapo.store import METRICS, keep_metrics
 
 try:  # the `scale` extra
     from datasets import Dataset
@@ -135,9 +136,8 @@ class _JsonlLog(TrainerCallback):
         self.path = path
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and self.path.exists():
-            rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] <= state.global_step))
+        if state.is_world_process_zero:
+            keep_metrics(self.path, lambda r: r["step"] <= state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
@@ -162,7 +162,10 @@ class IAPOGRPOTrainer(GRPOTrainer):
         cfg: GRPOSettings,
         args: GRPOConfig,
         callbacks: list | None = None,
+        metrics: Path | None = None,
     ):
+        """`metrics`: where the step rows go (a run directory's metrics.jsonl; default: in
+        `args.output_dir`)."""
         args.reward_weights = [r.weight for r in rewards]
         args.temperature = cfg.rollout.temperature or 1.0  # TRL divides logits by it when scoring tokens
         dataset = Dataset.from_list([{"prompt": ex.question, "example_id": ex.id} for ex in examples])
@@ -174,7 +177,7 @@ class IAPOGRPOTrainer(GRPOTrainer):
             processing_class=processor.tokenizer,
             callbacks=[
                 _SaveProcessor(processor),
-                _JsonlLog(Path(args.output_dir) / "metrics.jsonl"),
+                _JsonlLog(metrics or Path(args.output_dir) / METRICS),
                 *(callbacks or []),
             ],
         )

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from pydantic import Field
 
+from iapo.answers import grade
 from iapo.config import StrictModel
 from iapo.data.example import Example
-from iapo.metrics import score
 from iapo.models.processor import VLProcessor, pad_left
 from iapo.rollout.episode import (
     Segment,
@@ -75,7 +75,7 @@ class Episode:
 
     @property
     def correct(self) -> float:
-        return score(self.answer, self.example.gold, self.example.metric)
+        return grade(self.answer, self.example.gold, self.example.metric)
 
     @property
     def calls(self) -> list[TurnRecord]:

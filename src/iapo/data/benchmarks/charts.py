@@ -8,7 +8,7 @@ tools cannot apply: episodes offer no tools and answer directly (counted in
   images `DIR/images/<figure_id>.jpg`. Reasoning rows: `{figure_id, query, answer,
   inst_category, qa_source}`; descriptive rows: `{figure_id, num_subplots, subplot_loc, qids,
   answers}`, one question per qid, built from the question templates. Test answers are
-  withheld by the release: such rows are counted, not loaded. Metric: `iapo.metrics.charxiv`
+  withheld by the release: such rows are counted, not loaded. Metric: `iapo.answers.charxiv`
   (rule-based by default, a local judge model on request).
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from iapo.answers.charxiv import DESCRIPTIVE_QUESTIONS, DESCRIPTIVE_RUBRIC, REASONING_RUBRIC, subplot_prefix
 from iapo.data.benchmarks.common import Loaded, check_image
 from iapo.data.example import Example
 from iapo.errors import DataError
-from iapo.metrics.charxiv import DESCRIPTIVE_QUESTIONS, DESCRIPTIVE_RUBRIC, REASONING_RUBRIC, subplot_prefix
 from iapo.store import read_json
 from iapo.tools.layout import Layout
 

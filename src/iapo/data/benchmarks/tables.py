@@ -4,7 +4,7 @@ cell's box kept (`iapo.data.render`), so the row and column tools work on real t
 - `wtq` (WikiTableQuestions): `DIR/*.tsv` (or `DIR/data/*.tsv`) with columns
   `id, utterance, context, targetValue` (several answers joined by `|`; `context` =
   `csv/20x-csv/N.csv`, relative to DIR) and the CSV tables. Metric: official denotation accuracy
-  (`iapo.metrics.wtq`).
+  (`iapo.answers.wtq`).
 - `tabfact` (TabFact): `DIR/*.json` = `{table_id: [[statements], [labels 1/0], caption]}` and
   `DIR/all_csv/<table_id>` (cells separated by `#`, first row the header). Metric: accuracy on
   true/false.

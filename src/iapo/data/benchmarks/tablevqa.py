@@ -5,7 +5,7 @@ the release's parquet files (`DIR/**/<subset>-*.parquet`), subsets `fintabnetqa`
 `vwtq`, `vwtq_syn`; rows `{qa_id, question, gt, image}` (image: a datasets Image, i.e. PNG/JPEG
 bytes). Images are written once to `cache/` (content-addressed). The release has no cell boxes,
 so episodes answer without tools (counted); the ReFocus `*_wbb.json` files add the boxes
-(`refocus.py`). Metrics per subset: `iapo.metrics.tablevqa`.
+(`refocus.py`). Metrics per subset: `iapo.answers.tablevqa`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iapo.metrics import score
+from iapo.answers import grade
 from iapo.rewards.basic import format_reward, outcome
 from iapo.rewards.method import MethodConfig
 from iapo.tools.syntax import TOOL_CALL_CLOSE, Turn, parse_turn
@@ -34,7 +34,7 @@ class Trajectory:
 
     @property
     def correct(self) -> float:
-        return score(self.answer, self.gold, self.metric)
+        return grade(self.answer, self.gold, self.metric)
 
     @property
     def well_formed(self) -> bool:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from iapo.rollout.episode import NO_TOOLS, encode
+from iapo.supervised.sft import SFTConfig, _StageBatches, choose_path, plan_step, reading_segments, train_sft
+from iapo.supervised.zoo import ZooSFTConfig
 from iapo.tools.registry import render_tool_spec, run_tool
-from iapo.train.sft import SFTConfig, _StageBatches, choose_path, plan_step, reading_segments, train_sft
-from iapo.train.zoo import ZooSFTConfig
 
 
 def test_reading_episode_shows_both_images_and_trains_the_answer_only(tiny_models, small_world):
@@ -103,7 +103,7 @@ def test_direct_share_offers_tools_but_answers_at_once_and_leaves_other_plans_un
 
 def test_reading_templates_restrict_the_reading_stage_only(small_world):
     from iapo.errors import ConfigError
-    from iapo.train.sft import stage_pool
+    from iapo.supervised.sft import stage_pool
 
     train = small_world.load("train")
     cfg = ZooSFTConfig(reading_templates=["value", "chart_value"], batch_size=2)

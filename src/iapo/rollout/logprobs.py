@@ -1,13 +1,14 @@
-"""Teacher-forced log-probs of a GRPO group with its shared prompt run once.
+"""Teacher-forced log-probabilities of episodes' generated tokens (`token_logprobs`): what the
+GRPO update, its reference model and the distillation reward score an episode with.
 
-The G episodes of a group start from one prompt (system, tool spec, image, question: most of an
+A GRPO group's G episodes start from one prompt (system, tool spec, image, question: most of an
 episode's tokens, and its image the largest part of the vision tower's work). A causal model's
-states over that prompt do not depend on what follows, so the prompt goes through the vision
-tower and the decoder once, its keys and values are shared by the G rows, and only each row's
-own continuation (its turns and tool outputs) runs per row. Gradients reach the shared prompt
-from every row: the same sum as G copies, up to float summation order. Hand-written because a
-KV prefix with gradients is not something `forward` offers; tests/rl/test_grpo.py compares it
-with the full batch.
+states over that prompt do not depend on what follows, so the prompt can go through the vision
+tower and the decoder once, its keys and values shared by the G rows, and only each row's own
+continuation (its turns and tool outputs) run per row (`prefix_hidden`). Gradients reach the
+shared prompt from every row: the same sum as G copies, up to float summation order.
+Hand-written because a KV prefix with gradients is not something `forward` offers;
+tests/rl/test_grpo.py compares it with the full batch.
 """
 
 from __future__ import annotations
@@ -89,3 +90,35 @@ def prefix_hidden(model, batch: Batch, encs: list[Encoded], P: int) -> torch.Ten
     tail = _embed(model, batch.input_ids[:, P:], batch.mm_token_type_ids[:, P:], tail_pv, tail_grid)  # (B, T-P, D)
     return model.model(inputs_embeds=tail, attention_mask=batch.attention_mask, position_ids=pos[:, :, P:],
                        past_key_values=past).last_hidden_state  # fmt: skip
+
+
+def token_logprobs(
+    model, batch: Batch, with_entropy: bool = False, encs: list[Encoded] | None = None, prefix: int = 0
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(ids[t] | ids[<t]) for t >= 1: (B, T-1); optionally the entropy of each position.
+    `batch` must be on the model's device. Only the positions the loss reads (the completion mask)
+    get values, 0 elsewhere: the LM head and the full-vocabulary log-softmax run on those rows
+    alone (an episode is mostly prompt and image tokens). `prefix` P > 0 (`prefix_hidden`): the rows
+    share their first P tokens (`encs` = the rows' encodings), which run once. A wrapped model
+    (DDP, DeepSpeed) must be called whole: it runs every row in full and the head on every
+    position; the values are the same up to float rounding."""
+    sel = batch.completion_mask[:, 1:].bool()  # (B, T-1)
+    ids = batch.input_ids[:, 1:][sel]  # (N,)
+    plain = hasattr(model, "lm_head") and hasattr(model, "model")
+    if plain and prefix > 0 and encs is not None:
+        hidden = prefix_hidden(model, batch, encs, prefix)[:, :-1]  # (B, T-1-P, H): predicts tokens P+1..
+        logits = model.lm_head(hidden[sel[:, prefix:]]).float()  # sel[:, :P] is empty (shared_prompt_length)
+    elif plain:
+        hidden = model.model(**batch.model_inputs()).last_hidden_state[:, :-1]  # (B, T-1, H)
+        logits = model.lm_head(hidden[sel]).float()  # (N, V)
+    else:
+        logits = model(**batch.model_inputs()).logits[:, :-1][sel].float()
+    logp_all = torch.log_softmax(logits, -1)
+    lp = torch.zeros(sel.shape, dtype=logp_all.dtype, device=logits.device)
+    lp[sel] = logp_all.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    ent = None
+    if with_entropy:
+        with torch.no_grad():
+            ent = torch.zeros_like(lp)
+            ent[sel] = -(logp_all.exp() * logp_all).sum(-1)
+    return lp, ent

@@ -59,7 +59,7 @@ ReadingContext = Literal["full", "short"]
 class SFTConfig(StrictModel):
     """SFT settings; the defaults fit fine-tuning a pretrained checkpoint (`iapo finetune`): the
     multimodal stage only. The staged curriculum of the tiny from-scratch models is
-    `CurriculumSFTConfig` (the zoo's defaults: `iapo.train.zoo.ZooSFTConfig`)."""
+    `CurriculumSFTConfig` (the zoo's defaults: `iapo.supervised.zoo.ZooSFTConfig`)."""
 
     text_steps: int = Field(
         0, ge=0, description="language stage: short text-only episodes (a pretrained LM needs none)"

@@ -1,6 +1,6 @@
 """TableVQA-Bench's per-subset metrics (Kim et al., 2024), reimplemented from its evaluator.
 
-- `vwtq`, `vwtq_syn`: WTQ denotation accuracy (`iapo.metrics.wtq`), after the benchmark's own
+- `vwtq`, `vwtq_syn`: WTQ denotation accuracy (`iapo.answers.wtq`), after the benchmark's own
   step of reading `||` in a prediction as the value separator `|`;
 - `vtabfact`: the gold is 1/0; a prediction is right when it contains "true" (gold 1) or
   "false" (gold 0) and not both (both: unparsed, scored 0, as the official script leaves them
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from iapo.metrics.wtq import denotation_match, normalize
+from iapo.answers.wtq import denotation_match, official_normalize
 
 _UNIT_WORDS = re.compile(
     r"\b(dollar|gallons|square feet|shares|mbtu|mbpd|mbbls|mmbtu|unit|gwh|year|mmcf|mile|mboe)s?\b", re.IGNORECASE
@@ -40,7 +40,7 @@ def vtabfact_match(pred: str, gold: str) -> bool:
 
 
 def _fin_forms(text: str) -> list[str | float]:
-    s = re.sub(r"[\$\(\),]", "", normalize(text))
+    s = re.sub(r"[\$\(\),]", "", official_normalize(text))
     s = _UNIT_WORDS.sub("", s).strip()
     scaled, unit_free = s, s
     for pattern, power in _SCALES:

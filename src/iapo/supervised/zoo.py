@@ -28,10 +28,10 @@ from iapo.models.tokenizer import SPLIT_IDENTIFIERS, SPLIT_WORDS, train_tokenize
 from iapo.provenance import record
 from iapo.rollout.loop import RolloutConfig, rollout
 from iapo.rollout.summary import summarize
-from iapo.steps import Progress, seed_everything, set_threads
-from iapo.train.corpus import world_texts
-from iapo.train.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
-from iapo.train.sft import CurriculumSFTConfig, train_sft
+from iapo.steps import OnProgress, seed_everything, set_threads
+from iapo.supervised.corpus import world_texts
+from iapo.supervised.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
+from iapo.supervised.sft import CurriculumSFTConfig, train_sft
 from iapo.world.dataset import World
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def build_zoo(
     cfg: ZooConfig,
     out: Path,
     roles: list[str] | None = None,
-    progress: Progress | None = None,
+    progress: OnProgress | None = None,
 ) -> dict:
     """Train (or resume) every requested role; returns the zoo summary written to zoo.json."""
     seed_everything(cfg.seed)

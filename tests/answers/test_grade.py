@@ -1,4 +1,4 @@
-"""`iapo.metrics.score`: one dispatcher over the world's metrics and the benchmarks' own, and
+"""`iapo.answers.grade`: one dispatcher over the world's metrics and the benchmarks' own, and
 submodules that never import it back (no import cycle inside the package)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iapo.metrics import score
+from iapo.answers import grade
 
 PKG = Path(__file__).resolve().parents[2] / "src" / "iapo" / "metrics"
 
@@ -27,12 +27,12 @@ PKG = Path(__file__).resolve().parents[2] / "src" / "iapo" / "metrics"
     ],
 )
 def test_score_dispatches_on_the_metric_name(pred, gold, metric, expected):
-    assert score(pred, gold, metric) == expected
+    assert grade(pred, gold, metric) == expected
 
 
 def test_an_unknown_metric_is_an_error():
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
-        score("a", "a", "bleu")
+        grade("a", "a", "bleu")
 
 
 def test_no_metric_module_imports_the_package_back():
@@ -41,8 +41,8 @@ def test_no_metric_module_imports_the_package_back():
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
-                assert node.module != "iapo.metrics", f"{path.name} imports iapo.metrics (a cycle through score)"
-                assert node.module not in ("iapo.metrics.charxiv", "iapo.metrics.tablevqa") or path.stem in (
+                assert node.module != "iapo.answers", f"{path.name} imports iapo.answers (a cycle through score)"
+                assert node.module not in ("iapo.answers.charxiv", "iapo.answers.tablevqa") or path.stem in (
                     "charxiv",
                     "tablevqa",
                 ), f"{path.name} imports {node.module}"

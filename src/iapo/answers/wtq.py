@@ -16,10 +16,10 @@ import unicodedata
 from dataclasses import dataclass
 
 
-def normalize(x: str) -> str:
+def official_normalize(x: str) -> str:
     """The official string normalisation.
 
-    >>> normalize('  "The Beatles" [1] '), normalize("Café (band)"), normalize("U.S.")
+    >>> official_normalize('  "The Beatles" [1] '), official_normalize("Café (band)"), official_normalize("U.S.")
     ('the beatles', 'cafe', 'u.s')
     """
     x = "".join(c for c in unicodedata.normalize("NFKD", x) if unicodedata.category(c) != "Mn")
@@ -83,7 +83,7 @@ def parse_date(text: str) -> tuple[int, int, int] | None:
 
 
 def to_value(text: str) -> Value:
-    norm = normalize(text)
+    norm = official_normalize(text)
     number = parse_number(text)
     if number is not None:
         return Value(norm, number=number)

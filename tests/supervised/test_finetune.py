@@ -11,7 +11,7 @@ import yaml
 
 from iapo.data.benchmarks import load_benchmark
 from iapo.models.build import load, save
-from iapo.train.sft import sft_segments
+from iapo.supervised.sft import sft_segments
 
 VCOT = Path(__file__).resolve().parents[1] / "fixtures" / "refocus" / "chartqa_vcot"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iapo.train import zoo
+from iapo.supervised import zoo
 from iapo.world import World
 
 

@@ -1,13 +1,15 @@
-"""Answer metrics: the world's (exact / relaxed / boolean, `basic`) and the official benchmark
-metrics (`wtq`, `tablevqa`, `charxiv`); `score` dispatches on an example's metric name. The
-submodules import only `basic` and `wtq`, never this package's `score`."""
+"""Answer checking: the world's rules (exact / relaxed / boolean, `match`) and the benchmarks'
+official metrics (`wtq`, `tablevqa`, `charxiv`); `grade` dispatches on an example's metric name.
+The submodules import only `match` and `wtq`, never this package's `grade`.
 
-from iapo.metrics import tablevqa
-from iapo.metrics.basic import boolean_match, exact_match, normalize, relaxed_match, to_number
-from iapo.metrics.charxiv import rule_score
-from iapo.metrics.wtq import denotation_match
+(Logged training numbers are "metrics" elsewhere: `iapo.steps.MetricLog`.)"""
 
-__all__ = ["boolean_match", "exact_match", "normalize", "relaxed_match", "score", "to_number"]
+from iapo.answers import tablevqa
+from iapo.answers.charxiv import rule_score
+from iapo.answers.match import boolean_match, exact_match, normalize, relaxed_match, to_number
+from iapo.answers.wtq import denotation_match
+
+__all__ = ["boolean_match", "exact_match", "grade", "normalize", "relaxed_match", "to_number"]
 
 _MATCH = {
     "exact": exact_match,
@@ -20,7 +22,7 @@ _MATCH = {
 }
 
 
-def score(pred: str | None, gold: str | list[str], metric: str) -> float:
+def grade(pred: str | None, gold: str | list[str], metric: str) -> float:
     """1.0 if `pred` matches any gold answer under `metric`, else 0.0 (no prediction scores 0);
     `charxiv/<rubric>` scores with CharXiv's rule for that rubric."""
     if pred is None:

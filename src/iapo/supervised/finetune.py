@@ -13,7 +13,7 @@ from pydantic import Field
 from iapo.config import StrictModel
 from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.models.build import load, save
-from iapo.train.sft import SFTConfig, train_sft
+from iapo.supervised.sft import SFTConfig, train_sft
 
 
 class FinetuneConfig(StrictModel):

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from iapo.metrics.basic import to_number
-from iapo.metrics.wtq import normalize
+from iapo.answers.match import to_number
+from iapo.answers.wtq import official_normalize
 
 DESCRIPTIVE_RUBRIC = {
     1: "title", 2: "ocr", 3: "ocr", 4: "ocr", 5: "ocr", 6: "ocr", 7: "ocr", 8: "quant", 9: "quant",
@@ -79,7 +79,7 @@ def extract(response: str) -> str:
 def _plain(text: str) -> str:
     """Case, spaces and LaTeX markup do not matter: '$R^2_{t}$' == 'r^2_t'."""
     t = text.replace("$", "").replace("\\", "").replace("{", "").replace("}", "")
-    return re.sub(r"\s+", "", normalize(t))
+    return re.sub(r"\s+", "", official_normalize(t))
 
 
 def _number(text: str) -> float | None:
@@ -91,7 +91,7 @@ def _number(text: str) -> float | None:
 
 
 def _is_na(text: str) -> bool:
-    return normalize(text) in _NA
+    return official_normalize(text) in _NA
 
 
 def rule_score(pred: str, gold: str, rubric: str) -> float:
@@ -116,7 +116,7 @@ def rule_score(pred: str, gold: str, rubric: str) -> float:
     if rubric == "bool":
         yes = {"yes", "true"}
         no = {"no", "false"}
-        pw, gw = normalize(p).split(" ")[0].strip(",."), normalize(gold)
+        pw, gw = official_normalize(p).split(" ")[0].strip(",."), official_normalize(gold)
         return float((pw in yes and gw in yes) or (pw in no and gw in no))
     if rubric == "layout":
         pm, gm = _LAYOUT.search(p.lower()), _LAYOUT.search(gold.lower())
@@ -127,7 +127,7 @@ def rule_score(pred: str, gold: str, rubric: str) -> float:
         return float(ps == gs)
     if rubric == "title":  # a letter prefix like "(a) " may be omitted
         strip = re.compile(r"^\(?[a-z]\)\s*")
-        return float(_plain(strip.sub("", normalize(p))) == _plain(strip.sub("", normalize(gold))))
+        return float(_plain(strip.sub("", official_normalize(p))) == _plain(strip.sub("", official_normalize(gold))))
     if rubric == "ocr" and (gn := _number(gold)) is not None and (pn := _number(p)) is not None:
         return float(abs(pn - gn) <= 1e-9 * max(1.0, abs(gn)))  # a tick "1.00" read as 1.0
     return float(_plain(p) == _plain(gold))  # ocr, trend, text_*

@@ -5,8 +5,8 @@
 - `relaxed`: ChartQA's relaxed accuracy, a number within 5% relative error of the gold number,
   exact match otherwise;
 - `boolean`: true/false verification (TabFact style), accepting yes/no and entailed/refuted;
-and `iapo.metrics.score` picks among these and the benchmarks' own metrics (`wtq`, `vwtq`,
-`vtabfact`, `fintabnetqa`, `charxiv/<rubric>`: `iapo.metrics.wtq`, `.tablevqa`, `.charxiv`).
+and `iapo.answers.grade` picks among these and the benchmarks' own metrics (`wtq`, `vwtq`,
+`vtabfact`, `fintabnetqa`, `charxiv/<rubric>`: `iapo.answers.wtq`, `.tablevqa`, `.charxiv`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,266 @@
+"""The report itself: tables and figures in order, as report.md and report.html, with the
+verdict on the primary contrast and the design's caveat above them. Renders the episode gallery
+when one was drawn (`iapo.viz.episode_gallery`, a step of its own: it runs the models)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from iapo.provenance import write_text
+from iapo.report.contrasts import (
+    BASELINE,
+    arm_runs,
+    attribution_variants,
+    best_on_val,
+    comparisons,
+    incentives,
+    primary_of,
+    require_arms,
+)
+from iapo.report.figures import fig_alignment, fig_attribution, fig_misuse, fig_training, fig_val_curves
+from iapo.report.load import load_results, load_run_curves, method_configs, write_runs_csv
+from iapo.report.tables import (
+    ablation_table,
+    accuracy_table,
+    contrasts_table,
+    cost_table,
+    diagnostics_table,
+    early_steps_table,
+    fmt_ci,
+    fmt_diff,
+    fmt_p,
+    fmt_pts,
+    headline_table,
+    per_seed_table,
+    per_zoo_table,
+    question_view,
+    sample_efficiency,
+    tool_collapse,
+    tools_found_table,
+    tools_table,
+    versus_sft_table,
+)
+from iapo.stats import (
+    Contrast,
+    arm_ci,
+    plan_grid,
+    variance_components,
+)
+from iapo.store import read_experiment
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_no rows_\n"
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}pre{background:#f6f6f6;"
+    "padding:1em;overflow-x:auto;font-size:12px}"
+)
+
+
+def compare_markdown(arms: dict[str, dict], primary: tuple[str, str], references: list[str]) -> str:
+    """The arms' accuracies and their comparisons as Markdown: `primary` confirmatory, every arm
+    against each of `references` exploratory (Holm), as a report computes them."""
+    require_arms(arms, (*primary, *references))
+    contrasts = comparisons(arms, references or [primary[1]], primary[0], primary)
+    n_zoos = len({z for a in arms.values() for z in a})
+    rows = [[m, str(sum(map(len, a.values()))), fmt_ci(arm_ci(a))] for m, a in arms.items()]
+    out = [f"**{verdict(next((c for c in contrasts if c.primary), None), primary)}**", "", design_caveat(n_zoos), "",
+           _md_table(["method", "runs", "accuracy % [95% CI]"], rows), _md_table(*contrasts_table(contrasts))]  # fmt: skip
+    return "\n".join(out)
+
+
+def plan_markdown(
+    arms: dict[str, dict], minutes: dict[str, float], a: str, b: str, effects: list[float], zoos: list[int],
+    seeds: list[int], n_arms: int, workers: int, minutes_per_run: float | None = None,
+) -> str:  # fmt: skip
+    """How many zoos x seeds detect each effect (points) with 80% power, from the variance
+    components of a pilot's A and B runs, and the wall time of a grid of `n_arms` arms at the
+    pilot's measured minutes per run (mean over all its methods; `minutes_per_run` when the
+    pilot recorded none) with `workers` runs at once."""
+    require_arms(arms, (a, b))
+    comp = variance_components(arms[a], arms[b])
+    per_run = minutes_per_run or (float(np.mean(list(minutes.values()))) if minutes else math.nan)
+    rows = []
+    for r in plan_grid(comp, [e / 100 for e in effects], zoos, seeds):
+        hours = r["runs_per_arm"] * n_arms * per_run / workers / 60
+        rows.append([str(r["zoos"]), str(r["seeds"]), str(r["runs_per_arm"]),
+                     *(f"{100 * r[f'power@{e / 100:g}']:.0f}" for e in effects), f"{hours:.1f}"])  # fmt: skip
+    head = ["zoos", "seeds per zoo", "runs per arm", *(f"power @ {e:g} pts %" for e in effects),
+            f"hours ({n_arms} arms, {workers} workers)"]  # fmt: skip
+    sd = f"run sd {100 * math.sqrt(comp.run):.1f} points, zoo x method sd {100 * math.sqrt(comp.interaction):.1f}"
+    note = (f"Pilot {a} vs {b}: {comp.n_runs} runs on {comp.n_zoos} zoo(s); {sd} (method of moments"
+            f"{'; one zoo: the zoo x method part cannot be estimated and is taken as 0' if comp.n_zoos < 2 else ''}); "
+            + (f"{per_run:.1f} min per run. " if math.isfinite(per_run) else "no run time recorded (--minutes-per-run). ")
+            + "Zoo builds not included.")  # fmt: skip
+    return note + "\n\n" + _md_table(head, rows)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write report.html, report.md, runs.csv and fig_*.png into `run_dir`; returns the HTML path.
+    The gallery drawn into `run_dir` (gallery_*.png, `iapo.viz.episode_gallery`) is shown as is."""
+    results = load_results(run_dir)
+    runs = load_run_curves(run_dir)
+    curves = {m: list(by.values()) for m, by in runs.items()}
+    meta = read_experiment(run_dir)
+    roles = meta.get("config", {}).get("report") or {}
+    baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
+    primary = primary_of(roles)
+    configs = method_configs(run_dir, meta)
+    incentive = best_on_val(curves, incentives(configs))
+    references = [baseline, *([incentive] if incentive else [])]
+    secondary = [tuple(p) for p in roles.get("secondary") or []]
+    contrasts = comparisons(arm_runs(results), references, proposed, primary, attribution_variants(configs), secondary)
+    acc_h, acc_r, arms = accuracy_table(results)
+    write_runs_csv(results, run_dir / "runs.csv")
+    eff_h, eff_r = sample_efficiency(curves, baseline)
+    col_h, col_r = tool_collapse(results)
+    seed_h, seed_r = per_seed_table(results)
+    diag_h, diag_r = diagnostics_table(curves)
+    abl_h, abl_r = ablation_table(arms, contrasts, configs, baseline, proposed)
+    found_h, found_r = tools_found_table(runs)
+    cost_h, cost_r = cost_table(runs, results)
+    attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
+    early_h, early_r = early_steps_table(runs, attr_methods)
+    zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
+    figs = {
+        "fig_val_runs.png": ("Val accuracy of every run (a line per run, a colour per zoo)", fig_val_curves, runs),
+        "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
+        "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", fig_misuse, results),
+        "fig_attribution.png": (
+            "Attribution share per input component, final turn (paper's Fig. 3 analog)",
+            fig_attribution,
+            results,
+        ),
+        "fig_alignment.png": (
+            "Student vs target attribution shares at the first and last GRPO step (IAPO methods)",
+            fig_alignment,
+            curves,
+        ),
+    }
+    for name, (_, fn, data) in figs.items():
+        fn(data, run_dir / name)
+    gallery = sorted(run_dir.glob("gallery_*.png"))
+    seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
+    main = next((c for c in contrasts if c.primary), None)
+    said = verdict(main, primary)
+    over = "zoos" if len(zoos) > 1 else "runs of one zoo"
+    head_h, head_r = headline_table(arms, contrasts, runs, baseline, incentive)
+    con_h, con_r = contrasts_table(contrasts)
+    zoo_h, zoo_r = per_zoo_table(results) if len(zoos) > 1 else ([], [])
+    sft_h, sft_r = versus_sft_table(results)
+    tools_h, tools_r = tools_table(results)
+    q_h, q_r = question_view(results, *primary) if main else ([], [])
+    sections = [
+        (f"Headline: accuracy and differences with the {over} as the unit", head_h, head_r),
+        ("Every comparison (diff = A - B on the same runs; p Holm: within the secondary family named before the "
+         "grid, and within the exploratory rest)", con_h, con_r),
+        (f"Accuracy on the test splits (%, mean [95% CI], the {over} as the unit)", acc_h, acc_r),
+        ("With and without tools: test accuracy when no tools are offered (descriptive)", tools_h, tools_r),
+        ("Mean accuracy per zoo (%, runs in brackets)", zoo_h, zoo_r),
+        ("Against the SFT student, per test split (points [95% CI]; descriptive)", sft_h, sft_r),
+        (f"Where {primary[0]} and {primary[1]} differ, question by question (description, no test)", q_h, q_r),
+        ("Average test accuracy per run (%)", seed_h, seed_r),
+        ("Sample efficiency", eff_h, eff_r),
+        ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,
+         found_r),
+        ("Does tool use collapse?", col_h, col_r),
+        ("What the attribution term rewards (training, mean over steps and runs)", diag_h, diag_r),
+        ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
+        ("Ablations: the three open questions", abl_h, abl_r),
+        ("What a run costs (means over finished runs; per-step times are training steps)", cost_h, cost_r),
+    ]  # fmt: skip
+    where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
+    caveat = design_caveat(len(zoos))
+    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs.\n\n**{said}**\n\n"
+          f"{caveat}\n"]  # fmt: skip
+    body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; {where}; "
+            f"{len(results)} runs.</p><p><b>{html.escape(said)}</b></p><p>{html.escape(caveat)}</p>"]  # fmt: skip
+    for title, h, r in sections:
+        if len(r) < (2 if title.startswith("Ablations") else 1):
+            continue  # nothing to compare
+        md.append(f"## {title}\n\n{_md_table(h, r)}")
+        body.append(f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}")
+    for name, (title, _, _) in figs.items():
+        md.append(f"## {title}\n\n![{title}]({name})\n")
+        body.append(f"<h2>{html.escape(title)}</h2><img src='{name}' alt='{html.escape(title)}'>")
+    if gallery:
+        title = "Episode gallery: the SFT student and seed 0 of each method on the same test questions"
+        note = ("Questions where the policies disagree most. Each row: the episode's images with the attribution "
+                "heat map of its final turn (red: raises the answer's log-probability), its turns and answer, "
+                "and its component shares.")  # fmt: skip
+        md.append(f"## {title}\n\n{note}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in gallery) + "\n")
+        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
+                    + "".join(f"<img src='{p.name}' alt='{p.stem}'>" for p in gallery))  # fmt: skip
+    md.append(f"## Notes\n\n{NOTES}\n")
+    body.append(f"<h2>Notes</h2><p>{html.escape(NOTES)}</p>")
+    if meta:
+        dump = json.dumps(meta, indent=1)
+        md.append(f"## Config, versions, wall time\n\n```json\n{dump}\n```\n")
+        body.append(f"<h2>Config, versions, wall time</h2><pre>{html.escape(dump)}</pre>")
+    write_text(run_dir / "report.md", "\n".join(md))
+    out = run_dir / "report.html"
+    write_text(out, f"<!doctype html><html><head><meta charset='utf-8'><title>IAPO report</title>"
+                    f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
+    return out
+
+
+NOTES = (
+    "Every interval and test takes each run's test accuracy (the mean over test splits, each weighted "
+    "equally) as its data: questions enter only through it. With several zoos the zoo is the unit: a "
+    "method's accuracy is the mean of its zoo means with a t-interval over zoos, and a difference A - B is "
+    "the mean over the zoos both ran on of (A's zoo mean - B's zoo mean), all runs of each, with a t-test "
+    "over zoos (df = zoos - 1; calibrated in tests/test_stats.py) and an exact sign-flip p beside it. With "
+    "one zoo the run is the unit (a paired t over seeds when both methods ran the same seeds, else Welch) "
+    "and a result holds for that zoo only. The SFT student "
+    "is evaluated once per zoo (greedy); on one zoo its intervals are Wilson intervals over questions. The "
+    "primary contrast was named in the experiment config before the grid ran and alone decides the verdict; "
+    "every other comparison is exploratory, Holm-adjusted over the report's family. MDE: the smallest true "
+    "difference this design detects with 80% power at alpha 0.05, from its own standard error. A difference "
+    "that is not significant is a bound ('no difference larger than X points excluded'), not a tie. Test "
+    "splits were evaluated once, after training; val was used for curves and for every choice."
+)
+
+
+def design_caveat(n_zoos: int) -> str:
+    """What the number of zoos can support, said once above the tables."""
+    if n_zoos <= 1:
+        return ("One zoo: the run is the unit, so every result here holds for this zoo (this SFT student and "
+                "teacher) only; another machine trains another zoo.")  # fmt: skip
+    floor = 2 / 2**n_zoos
+    return (f"{n_zoos} zoos: a zoo-level test has {n_zoos - 1} degree(s) of freedom, and an exact sign-flip test "
+            f"cannot go below p = {floor:.3g}."
+            + (" Two zoos detect only very large differences; treat every result as a pilot." if n_zoos == 2 else ""))  # fmt: skip
+
+
+def verdict(c: Contrast | None, primary: tuple[str, str]) -> str:
+    """The primary contrast in words: a win or a loss only when its test over units rejects; else
+    the bound the interval puts on the difference."""
+    a, b = primary
+    if c is None or math.isnan(c.diff):
+        return f"Primary contrast {a} vs {b}: not both in this run."
+    unit = f"{c.n_units} {c.unit}s as the unit"
+    if math.isnan(c.low):
+        return f"Primary contrast {a} vs {b}: {100 * c.diff:+.1f} points, too few {c.unit}s for an interval."
+    stat = f"{fmt_diff(c)} points, p = {fmt_p(c.p)}, {unit}; MDE {fmt_pts(c.mde)} points"
+    if c.significant:
+        return f"{a} {'beats' if c.diff > 0 else 'is below'} {b} (primary contrast): {stat}."
+    return f"{a} vs {b} (primary contrast): no difference larger than {100 * c.bound:.1f} points excluded ({stat})."

@@ -191,3 +191,17 @@ def test_tools_table_puts_accuracy_with_and_without_tools_side_by_side():
     head, rows = tools_table(results)
     assert head[0] == "method" and [r[0] for r in rows] == ["a"]
     assert rows[0][1].startswith("60.0") and rows[0][2].startswith("30.0") and rows[0][3].startswith("+30.0")
+
+
+def test_call_quality_counts_useless_among_valid_calls():
+    from iapo.report.tables import call_quality_table
+
+    def split(useful, useless, misuse):
+        return {"tools/calls_per_episode": 1.0, "tools/class/valid_useful": useful,
+                "tools/class/valid_useless": useless, "tools/misuse_rate": misuse}  # fmt: skip
+
+    results = [{"method": "bonus", "splits": {"a": split(0.6, 0.2, 0.2), "b": split(0.5, 0.5, 0.0)}},
+               {"method": "none", "splits": {"a": split(0.0, 0.0, 0.0)}}]  # fmt: skip
+    head, rows = call_quality_table(results)
+    assert rows[0] == ["bonus", "1.00", "37.5", "10.0"]  # (25% + 50%) / 2 of the valid calls are useless
+    assert rows[1][2] == "-"  # no valid call: no share

@@ -27,6 +27,7 @@ from iapo.report.load import load_results, load_run_curves, method_configs, writ
 from iapo.report.tables import (
     ablation_table,
     accuracy_table,
+    call_quality_table,
     contrasts_table,
     cost_table,
     diagnostics_table,
@@ -168,6 +169,7 @@ def write_report(run_dir: Path) -> Path:
     zoo_h, zoo_r = per_zoo_table(results) if len(zoos) > 1 else ([], [])
     sft_h, sft_r = versus_sft_table(results)
     tools_h, tools_r = tools_table(results)
+    calls_h, calls_r = call_quality_table(results)
     q_h, q_r = question_view(results, *primary) if main else ([], [])
     sections = [
         (f"Headline: accuracy and differences with the {over} as the unit", head_h, head_r),
@@ -183,6 +185,7 @@ def write_report(run_dir: Path) -> Path:
         ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,
          found_r),
         ("Does tool use collapse?", col_h, col_r),
+        ("What the calls are (test splits, mean over runs)", calls_h, calls_r),
         ("What the attribution term rewards (training, mean over steps and runs)", diag_h, diag_r),
         ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
         ("Ablations: the three open questions", abl_h, abl_r),

@@ -156,6 +156,26 @@ def sample_efficiency(
     return ["method", f"seeds reaching {100 * target:.1f}% val", "steps (mean [95% CI])"], rows
 
 
+def call_quality_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """What the calls are, on the test splits (mean over runs and splits): calls per episode, the
+    share of valid calls (they ran and changed the view) that the world labels useless (they hid
+    the evidence or kept everything), and the misuse rate. Where few valid calls are useless,
+    "where to look" cannot matter and any call bonus is as good as a teacher."""
+    by_m: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for r in results:
+        for s in r["splits"].values():
+            useful, useless = s.get("tools/class/valid_useful", 0.0), s.get("tools/class/valid_useless", 0.0)
+            share = useless / (useful + useless) if useful + useless else math.nan
+            by_m[r["method"]].append((s["tools/calls_per_episode"], share, s["tools/misuse_rate"]))
+    rows = []
+    for m, v in by_m.items():
+        calls, share, misuse = (np.array([x[i] for x in v]) for i in range(3))
+        ok = np.isfinite(share)
+        rows.append([m, f"{calls.mean():.2f}", f"{100 * share[ok].mean():.1f}" if ok.any() else "-",
+                     f"{100 * misuse.mean():.1f}"])  # fmt: skip
+    return ["method", "calls / episode", "valid calls that are useless %", "misuse % of calls"], rows
+
+
 def tool_collapse(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Share of test episodes with a tool call: SFT start vs final, per method."""
     sft = next((r for r in results if r["method"] == "sft"), None)

@@ -201,7 +201,10 @@ def test_call_quality_counts_useless_among_valid_calls():
                 "tools/class/valid_useless": useless, "tools/misuse_rate": misuse}  # fmt: skip
 
     results = [{"method": "bonus", "splits": {"a": split(0.6, 0.2, 0.2), "b": split(0.5, 0.5, 0.0)}},
-               {"method": "none", "splits": {"a": split(0.0, 0.0, 0.0)}}]  # fmt: skip
+               {"method": "none", "splits": {"a": split(0.0, 0.0, 0.0)}},
+               {"method": "old", "splits": {"a": {"accuracy": {"mean": 0.5}}}}]  # fmt: skip
     head, rows = call_quality_table(results)
+    assert head[2] == "valid calls that are useless %"
     assert rows[0] == ["bonus", "1.00", "37.5", "10.0"]  # (25% + 50%) / 2 of the valid calls are useless
     assert rows[1][2] == "-"  # no valid call: no share
+    assert [r[0] for r in rows] == ["bonus", "none"]  # a result without tool statistics has no row

@@ -164,6 +164,8 @@ def call_quality_table(results: list[dict]) -> tuple[list[str], list[list[str]]]
     by_m: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for r in results:
         for s in r["splits"].values():
+            if "tools/calls_per_episode" not in s:
+                continue  # a result written without tool statistics
             useful, useless = s.get("tools/class/valid_useful", 0.0), s.get("tools/class/valid_useless", 0.0)
             share = useless / (useful + useless) if useful + useless else math.nan
             by_m[r["method"]].append((s["tools/calls_per_episode"], share, s["tools/misuse_rate"]))

@@ -54,3 +54,16 @@ def test_run_files_are_written_through_one_atomic_writer():
             continue
         text = path.read_text()
         assert not re.search(r"tmp\.replace\(|os\.replace\(tmp", text), f"{path.name}: use iapo.provenance.atomic"
+
+
+def test_the_decisive_grids_rule_picks_the_cheapest_within_the_tie():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("choose", ROOT / "research" / "decisive" / "choose.py")
+    choose = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choose)
+    assert choose.choose([(0.30, 2.0), (0.25, 1.0)], 0.02) == 0  # 5 points apart: the better one
+    assert choose.choose([(0.30, 2.0), (0.29, 1.0), (0.10, 0.1)], 0.02) == 1  # within 2 points: the cheaper
+    runs = {"z0/s0": [{"val/accuracy": 0.2, "time/step_s": 1.0}], "z0/s1": [{"val/accuracy": 0.4}],
+            "z1/s0": [{"val/accuracy": 0.9, "time/step_s": 3.0}]}  # fmt: skip
+    assert choose.summary(runs) == (pytest.approx(0.6), 2.0, 3)  # the mean of the zoo means (0.3, 0.9)

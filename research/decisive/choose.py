@@ -1,7 +1,9 @@
-"""Apply the pilot's rule (pilot.yaml): for each choice, the setting with the higher mean final val
-accuracy wins; within `--tie` points, the cheaper one (seconds per training step).
+"""Apply a rule stated before the runs: the setting with the higher mean final val accuracy wins;
+within `--tie` points of the best, the cheapest (seconds per training step). With several zoos
+the mean is the mean of the zoo means. Two uses:
 
-    python research/decisive/choose.py runs/decisive_pilot > research/decisive/pilot.md
+    python research/decisive/choose.py runs/decisive_pilot             # the pilot's three choices
+    python research/decisive/choose.py runs/decisive --default         # the library default (config.yaml)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from iapo.report import load_run_curves
 from iapo.report.contrasts import final_val
 
+DEFAULT = {"library default": ("iapo", "combined", "iapo_ig4")}
 CHOICES = {
     "teacher-derived target": ("regions_own", "combined"),
     "curiosity setting": ("curiosity", "curiosity_strong"),
@@ -23,33 +26,38 @@ CHOICES = {
 
 
 def summary(runs: dict[str, list[dict]]) -> tuple[float, float, int]:
-    """(mean final val accuracy, mean seconds per step, runs) of one setting."""
-    vals = final_val(list(runs.values()))
+    """(final val accuracy: the mean of the zoo means, mean seconds per step, runs) of one setting;
+    a run's label is `z<zoo>/s<seed>` with several zoos (`iapo.report.load_run_curves`)."""
+    by_zoo: dict[str, list[list[dict]]] = {}
+    for label, rows in runs.items():
+        by_zoo.setdefault(label.split("/")[0] if "/" in label else "", []).append(rows)
+    val = float(np.mean([np.nanmean(final_val(z)) for z in by_zoo.values()]))
     steps = [r["time/step_s"] for rows in runs.values() for r in rows if "time/step_s" in r]
-    return float(np.nanmean(vals)), float(np.mean(steps)) if steps else math.nan, len(vals)
+    return val, float(np.mean(steps)) if steps else math.nan, len(runs)
 
 
-def choose(a: tuple[float, float], b: tuple[float, float], tie: float) -> int:
-    """0 or 1: the higher val accuracy, or within `tie` (a fraction) the cheaper."""
-    if abs(a[0] - b[0]) <= tie:
-        return 0 if a[1] <= b[1] else 1
-    return 0 if a[0] > b[0] else 1
+def choose(scores: list[tuple[float, float]], tie: float) -> int:
+    """The index of the winner: the cheapest of those within `tie` (a fraction) of the best val."""
+    best = max(v for v, _ in scores)
+    near = [i for i, (v, _) in enumerate(scores) if v >= best - tie]
+    return min(near, key=lambda i: scores[i][1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path, help="the pilot's experiment directory")
     ap.add_argument("--tie", type=float, default=2.0, help="val points within which the cheaper setting wins")
+    ap.add_argument("--default", action="store_true", help="the library default's rule of the grid's config")
     a = ap.parse_args()
     curves = load_run_curves(a.run_dir)
     print("| choice | setting | runs | final val % (mean) | s / step | chosen |\n|---|---|---|---|---|---|")
-    for choice, pair in CHOICES.items():
-        if not all(m in curves for m in pair):
-            print(f"| {choice} | not in {a.run_dir} | | | | |")
+    for choice, names in (DEFAULT if a.default else CHOICES).items():
+        if not all(m in curves for m in names):
+            print(f"| {choice} | not all in {a.run_dir} | | | | |")
             continue
-        s = [summary(curves[m]) for m in pair]
-        win = choose((s[0][0], s[0][1]), (s[1][0], s[1][1]), a.tie / 100)
-        for i, (m, (val, sec, n)) in enumerate(zip(pair, s, strict=True)):
+        s = [summary(curves[m]) for m in names]
+        win = choose([(v, sec) for v, sec, _ in s], a.tie / 100)
+        for i, (m, (val, sec, n)) in enumerate(zip(names, s, strict=True)):
             print(f"| {choice} | {m} | {n} | {100 * val:.1f} | {sec:.2f} | {'yes' if i == win else ''} |")
 
 

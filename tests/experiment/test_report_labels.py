@@ -208,3 +208,15 @@ def test_call_quality_counts_useless_among_valid_calls():
     assert rows[0] == ["bonus", "1.00", "37.5", "10.0"]  # (25% + 50%) / 2 of the valid calls are useless
     assert rows[1][2] == "-"  # no valid call: no share
     assert [r[0] for r in rows] == ["bonus", "none"]  # a result without tool statistics has no row
+
+
+def test_headline_shows_accuracy_without_tools_only_when_evaluated():
+    from iapo.report.tables import headline_table
+    from iapo.stats import CI
+
+    arms = {"a": CI(0.5, 0.4, 0.6, 6), "b": CI(0.3, 0.2, 0.4, 6)}
+    head, rows = headline_table(arms, [], {}, "b", None)
+    assert "no tools offered %" not in head and len(rows[0]) == len(head)
+    head, rows = headline_table(arms, [], {}, "b", None, {"a": CI(0.2, 0.1, 0.3, 6)})
+    col = head.index("no tools offered %")
+    assert rows[0][col] == "20.0 [10.0, 30.0]" and rows[1][col] == "" and len(rows[1]) == len(head)

@@ -164,7 +164,8 @@ def write_report(run_dir: Path) -> Path:
     main = next((c for c in contrasts if c.primary), None)
     said = verdict(main, primary)
     over = "zoos" if len(zoos) > 1 else "runs of one zoo"
-    head_h, head_r = headline_table(arms, contrasts, runs, baseline, incentive)
+    bare = {m: arm_ci(a) for m, a in arm_runs(results, tools=False).items()}
+    head_h, head_r = headline_table(arms, contrasts, runs, baseline, incentive, bare)
     con_h, con_r = contrasts_table(contrasts)
     zoo_h, zoo_r = per_zoo_table(results) if len(zoos) > 1 else ([], [])
     sft_h, sft_r = versus_sft_table(results)

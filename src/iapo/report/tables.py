@@ -427,11 +427,11 @@ def tools_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def headline_table(
     arms: dict[str, CI], contrasts: list[Contrast], runs: dict[str, dict[str, list[dict]]], baseline: str,
-    incentive: str | None,
+    incentive: str | None, bare: dict[str, CI] | None = None,
 ) -> tuple[list[str], list[list[str]]]:  # fmt: skip
-    """One row per method: accuracy, its difference to the baseline and to the best incentive
-    (points [95% CI], p: Holm-adjusted unless the contrast is the primary one), and how many runs
-    find the tools."""
+    """One row per method: accuracy (and, where evaluated, with no tools offered: `bare`), its
+    difference to the baseline and to the best incentive (points [95% CI], p: Holm-adjusted unless
+    the contrast is the primary one), and how many runs find the tools."""
 
     def cell(c: Contrast | None) -> str:
         if c is None or math.isnan(c.diff):
@@ -441,8 +441,10 @@ def headline_table(
     rows = []
     for m, ci in arms.items():
         found = [found_step(v) for v in runs.get(m, {}).values()]
-        rows.append([m, fmt_ci(ci), cell(find(contrasts, m, baseline)), cell(find(contrasts, m, incentive or "")),
+        no_tools = [fmt_ci(bare[m]) if m in bare else ""] if bare else []
+        rows.append([m, fmt_ci(ci), *no_tools, cell(find(contrasts, m, baseline)),
+                     cell(find(contrasts, m, incentive or "")),
                      f"{sum(f is not None for f in found)}/{len(found)}" if found else ""])  # fmt: skip
-    head = ["method", "average test accuracy % [95% CI]", f"vs {baseline}", f"vs {incentive or 'best incentive'}",
-            "runs that find the tools"]  # fmt: skip
+    head = ["method", "average test accuracy % [95% CI]", *(["no tools offered %"] if bare else []), f"vs {baseline}",
+            f"vs {incentive or 'best incentive'}", "runs that find the tools"]  # fmt: skip
     return head, rows

@@ -40,11 +40,15 @@ class Distillation(Reward):
         self.teacher = teacher  # (model, processor), frozen
         self.batch_size = batch_size
         self.policy = None
+        self.checked = None  # the student processor whose vocabulary was compared with the teacher's
         self.last: dict[str, float] = {}
 
     def bind_policy(self, model, processor) -> None:
-        if processor.tokenizer.get_vocab() != self.teacher[1].tokenizer.get_vocab():
-            raise ValueError("distillation needs a teacher with the student's tokenizer (same vocabulary)")
+        """Called before every step's scoring: the vocabularies are compared once per processor."""
+        if processor is not self.checked:
+            if processor.tokenizer.get_vocab() != self.teacher[1].tokenizer.get_vocab():
+                raise ValueError("distillation needs a teacher with the student's tokenizer (same vocabulary)")
+            self.checked = processor
         self.policy = (model, processor)
         self.teacher[0].to(model.device)
 

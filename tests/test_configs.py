@@ -57,6 +57,17 @@ def test_research_configs_extend_the_sparse_recipe_instead_of_copying_it():
             raise AssertionError(f"{path.relative_to(ROOT)} copies the sparse world: extend a recipe instead")
 
 
+def test_research_configs_state_the_attribution_level_they_ran():
+    """A research grid reruns what it ran from its YAML: every attribution term in research/ states
+    `regions`, whose default became 1 (components + regions) in 0.3.1; the grids before ran 0."""
+    for path in sorted((ROOT / "research").rglob("*.yaml")):
+        raw = yaml.load(path.read_text(), Loader=YamlLoader) or {}
+        methods = {**(raw.get("methods") or {}), "method": raw.get("method")}
+        for name, m in methods.items():
+            if isinstance(m, dict) and isinstance(m.get("attribution"), dict):
+                assert "regions" in m["attribution"], f"{path.relative_to(ROOT)}: {name}.attribution: state regions"
+
+
 @pytest.mark.parametrize(
     ("base", "grid"),
     [("research/six_family/config.yaml", "research/six_family/grid.yaml"),

@@ -67,3 +67,30 @@ def test_the_decisive_grids_rule_picks_the_cheapest_within_the_tie():
     runs = {"z0/s0": [{"val/accuracy": 0.2, "time/step_s": 1.0}], "z0/s1": [{"val/accuracy": 0.4}],
             "z1/s0": [{"val/accuracy": 0.9, "time/step_s": 3.0}]}  # fmt: skip
     assert choose.summary(runs) == (pytest.approx(0.6), 2.0, 3)  # the mean of the zoo means (0.3, 0.9)
+
+
+def test_the_waves_view_holds_only_the_complete_waves_of_seeds(tmp_path, monkeypatch, capsys):
+    """research/decisive/waves.py: a seed is read only when every arm ran it on every zoo."""
+    import json
+
+    grid, view = tmp_path / "grid", tmp_path / "view"
+    cfg = {"seeds": [0, 1], "zoo_seeds": [0, 1], "methods": {"a": {}, "b": {}}}
+    grid.mkdir()
+    (grid / "experiment.json").write_text(json.dumps({"config": cfg}))
+    done = [("a", 0, 0), ("a", 1, 0), ("b", 0, 0), ("b", 1, 0), ("a", 0, 1), ("a", 1, 1), ("b", 0, 1)]  # b z1 s1 runs
+    for m, z, s in done:
+        run = grid / "runs" / m / f"zoo{z}" / f"seed{s}"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps({"method": m, "seed": s, "splits": {}}))
+        (run / "metrics.jsonl").write_text("{}\n")
+    (grid / "runs" / "b" / "zoo1" / "seed1").mkdir(parents=True)  # in flight: no result.json
+    sft = grid / "runs" / "sft" / "zoo0"
+    sft.mkdir(parents=True)
+    (sft / "result.json").write_text(json.dumps({"method": "sft", "seed": None, "splits": {}}))
+    waves = ROOT / "research" / "decisive" / "waves.py"
+    assert run_script(waves, [str(grid), str(view)], monkeypatch) == 0
+    assert "4 runs of the complete waves, seeds [0]" in capsys.readouterr().out
+    copied = sorted(str(p.relative_to(view)) for p in view.rglob("result.json"))
+    assert copied == ["runs/a/zoo0/seed0/result.json", "runs/a/zoo1/seed0/result.json", "runs/b/zoo0/seed0/result.json",
+                      "runs/b/zoo1/seed0/result.json", "runs/sft/zoo0/result.json"]  # fmt: skip
+    assert (view / "runs/a/zoo0/seed0/metrics.jsonl").exists() and (view / "experiment.json").exists()

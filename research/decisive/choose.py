@@ -1,6 +1,7 @@
 """Apply a rule stated before the runs: the setting with the higher mean final val accuracy wins;
 within `--tie` points of the best, the cheapest (seconds per training step). With several zoos
-the mean is the mean of the zoo means. Two uses:
+the mean is the mean of the zoo means; the cost is the mean over runs of each run's median
+seconds per step. Two uses:
 
     python research/decisive/choose.py runs/decisive_pilot             # the pilot's three choices
     python research/decisive/choose.py runs/decisive --default         # the library default (config.yaml)
@@ -26,13 +27,15 @@ CHOICES = {
 
 
 def summary(runs: dict[str, list[dict]]) -> tuple[float, float, int]:
-    """(final val accuracy: the mean of the zoo means, mean seconds per step, runs) of one setting;
+    """(final val accuracy: the mean of the zoo means, seconds per step, runs) of one setting;
     a run's label is `z<zoo>/s<seed>` with several zoos (`iapo.report.load_run_curves`)."""
     by_zoo: dict[str, list[list[dict]]] = {}
     for label, rows in runs.items():
         by_zoo.setdefault(label.split("/")[0] if "/" in label else "", []).append(rows)
     val = float(np.mean([np.nanmean(final_val(z)) for z in by_zoo.values()]))
-    steps = [r["time/step_s"] for rows in runs.values() for r in rows if "time/step_s" in r]
+    # each run's median step: a run stopped mid-step (SIGSTOP while CI shared the cores) holds one
+    # step of minutes, which would dominate a mean over 100 steps of 1-4 s
+    steps = [np.median(s) for rows in runs.values() if (s := [r["time/step_s"] for r in rows if "time/step_s" in r])]
     return val, float(np.mean(steps)) if steps else math.nan, len(runs)
 
 

@@ -122,7 +122,7 @@ def _reward(tiny_models, tmp_path, **cfg):
 
 
 def test_region_targets_have_their_own_cache_and_component_caches_keep_theirs(tiny_models, small_world, tmp_path):
-    comp = _reward(tiny_models, tmp_path)
+    comp = _reward(tiny_models, tmp_path, regions=0.0)
     assert comp.cache.settings == json.loads(json.dumps({**comp.cache.settings}))
     assert "regions" not in comp.cache.settings  # a component-only cache keeps the key of 0.1
     reg = _reward(tiny_models, tmp_path, regions=1.0)
@@ -150,3 +150,23 @@ def test_the_term_with_regions_runs_and_logs_its_split(tiny_models, small_world,
         assert "attr/region_divergence" in r.metrics() and "attr/region_divergence_useful_calls" in r.metrics()
     with pytest.raises(ValueError, match="both 0"):
         AttributionRewardConfig(components=0.0, regions=0.0)
+
+
+def test_the_default_term_sums_the_component_and_region_divergences(tiny_models, small_world, tmp_path):
+    """The library default (0.3.1): D = 1 x the component divergence + 1 x the region divergence."""
+    from iapo.rollout.loop import RolloutConfig, rollout
+
+    exs = small_world.load("train")[:2]
+    model, proc = tiny_models["student"]
+    eps = rollout(model, proc, exs, RolloutConfig(max_calls=1, max_new_tokens=8, batch_size=8))
+    assert AttributionRewardConfig().components == 1.0 and AttributionRewardConfig().regions == 1.0
+
+    def term(**cfg) -> list[float | None]:
+        return _reward(tiny_models, tmp_path, target="evidence", **cfg)(
+            ["" for _ in eps], ["" for _ in eps], episodes=eps
+        )
+
+    both, comp, reg = term(), term(regions=0.0), term(components=0.0)
+    for b, c, r in zip(both, comp, reg, strict=True):
+        assert (b is None) == (c is None or r is None)
+        assert b is None or b == pytest.approx(c + r, abs=1e-5)

@@ -29,7 +29,7 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("ev", targets, proposed="ev") == "the method"
     # the level where the term aligns is named when it differs, with the variant's target
     regions = {
-        "iapo": {"attribution": {"target": "teacher_own"}},
+        "iapo": {"attribution": {"target": "teacher_own", "regions": 0.0}},
         "r_own": {"attribution": {"target": "teacher_own", "components": 0.0, "regions": 1.0}},
         "r_ev": {"attribution": {"target": "evidence", "components": 0.0, "regions": 1.0}},
         "both": {"attribution": {"target": "teacher_own", "regions": 1.0}},
@@ -54,6 +54,19 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("ig4", est) == "Another attribution estimator: ig gausslegendre m=4"
     with pytest.warns(DeprecationWarning, match="rule"):
         assert ablation_question("ig4_old_key", est) == ablation_question("ig4", est)
+
+    # issue 40's grid: the permuted twin and the paper's IG arm against components + regions
+    decisive = {
+        "combined": {"attribution": {"target": "teacher_own", "regions": 1.0}},
+        "permuted": {"attribution": {"target": "teacher_own", "regions": 1.0, "permute": True}},
+        "ig4": {"attribution": {"target": "teacher_own", "estimator": "ig", "n_steps": 4, "regions": 0.0}},
+    }
+    assert ablation_question("permuted", decisive, proposed="combined").startswith("Is it the teacher's knowledge")
+    assert ablation_question("combined", decisive, proposed="permuted").startswith("Unpermuted targets")
+    assert ablation_question("ig4", decisive, proposed="combined") == (
+        "Component level: The teacher's own attribution (cached per question); "
+        "another attribution estimator: ig gausslegendre m=4"
+    )
 
     arms = {m: CI(0.2, 0.1, 0.3, 3) for m in methods}
     _, rows = ablation_table(arms, [], methods)

@@ -75,7 +75,7 @@ def test_every_section_shows_one_comparison_with_one_number(report):
     headline = {r[0]: r for r in _table(md, "Headline")[1:]}
     assert headline["iapo_b"][2].startswith(diff[("iapo_b", "outcome")])
     assert headline["iapo"][3].startswith(diff[("iapo", "bonus")])
-    ablation = {r[0]: r for r in _table(md, "Ablations")[1:]}
+    ablation = {r[0]: r for r in _table(md, "Attribution variants")[1:]}
     assert ablation["iapo_b"][3] == diff[("iapo_b", "outcome")] and ablation["iapo_b"][4] == diff[("iapo_b", "iapo")]
     # the means shown in a comparison are the accuracy table's (every method ran on every zoo)
     acc = {r[0]: r[-1].split()[0] for r in _table(md, "Accuracy on the test splits")[1:]}

@@ -20,7 +20,8 @@ RCFG = RolloutConfig(max_calls=1, max_new_tokens=8, batch_size=8)
 
 
 def _reward(tiny_models, tmp_path, teacher_dir=None, **cfg):
-    c = AttributionRewardConfig(**{"n_steps": 2, "target": "teacher_own", **cfg})
+    # the component term (regions: tests/attribution/test_regions.py)
+    c = AttributionRewardConfig(**{"n_steps": 2, "target": "teacher_own", "regions": 0.0, **cfg})
     r = AttributionReward(c, tiny_models["teacher_alt"], 0, tmp_path / "targets", teacher_dir, RCFG)
     r.bind_policy(*tiny_models["student"])
     return r

@@ -189,7 +189,7 @@ def write_report(run_dir: Path) -> Path:
         ("What the calls are (test splits, mean over runs)", calls_h, calls_r),
         ("What the attribution term rewards (training, mean over steps and runs)", diag_h, diag_r),
         ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
-        ("Ablations: the three open questions", abl_h, abl_r),
+        ("Attribution variants: what each asks", abl_h, abl_r),
         ("What a run costs (means over finished runs; per-step times are training steps)", cost_h, cost_r),
     ]  # fmt: skip
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
@@ -199,7 +199,7 @@ def write_report(run_dir: Path) -> Path:
     body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; {where}; "
             f"{len(results)} runs.</p><p><b>{html.escape(said)}</b></p><p>{html.escape(caveat)}</p>"]  # fmt: skip
     for title, h, r in sections:
-        if len(r) < (2 if title.startswith("Ablations") else 1):
+        if len(r) < (2 if title.startswith("Attribution variants") else 1):
             continue  # nothing to compare
         md.append(f"## {title}\n\n{_md_table(h, r)}")
         body.append(f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}")

@@ -371,6 +371,9 @@ def _level(a) -> str:
     return " + ".join(n for n, w in (("component", a.components), ("region", a.regions)) if w) + " level"
 
 
+PERMUTED = "Is it the teacher's knowledge of the question? (permuted: each question takes another's target)"
+
+
 def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
     """What an attribution variant asks, from how its config differs from the proposed method's."""
     if name == proposed:
@@ -382,11 +385,14 @@ def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
     # the runs' resolved configs (method_configs); a record older than 0.2 gets this version's defaults
     m, ref = MethodConfig.model_validate(methods.get(name, {})), MethodConfig.model_validate(methods.get(proposed, {}))
     ma, ra = m.attribution or AttributionRewardConfig(), ref.attribution or AttributionRewardConfig()
+    if ma.permute != ra.permute:
+        return PERMUTED if ma.permute else "Unpermuted targets (each question its own teacher target)"
     level = "" if _level(ma) == _level(ra) else f"{_level(ma).capitalize()}: "
+    estimator = "" if describe(ma) == describe(ra) else f"another attribution estimator: {describe(ma)}"
     if ma.target != ra.target or level:
-        return level + TARGETS.get(ma.target, ma.target)
-    if describe(ma) != describe(ra):
-        return f"Another attribution estimator: {describe(ma)}"
+        return level + TARGETS.get(ma.target, ma.target) + (f"; {estimator}" if estimator else "")
+    if estimator:
+        return estimator[0].upper() + estimator[1:]
     if ma.center != ra.center:
         return f"Does centring the term help? (center: {ma.center})"
     if m.teacher != ref.teacher:

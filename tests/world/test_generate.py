@@ -226,3 +226,29 @@ def test_value_pair_reads_two_cells_of_a_row_as_one_number():
         assert ex.valid_paths and grade(ex.answer, ex.answer, ex.metric)
         answers.add(ex.answer)
     assert len(answers) >= 25  # a wide answer space: a guess is rarely right
+
+
+def test_value_pair_below_names_a_row_whose_call_is_useless():
+    """The distractor variant (issue 40): the evidence is the row below the named one, so a call
+    built from the question's words runs and is useless, and the useful call names a row that
+    only the image shows."""
+    import json
+
+    from iapo.tools import CallClass, ToolSession, parse_turn
+
+    def call(ex, rows: list[str]) -> CallClass:
+        s = ToolSession(None, ex.layout, frozenset(ex.evidence), frozenset(ex.context), 2)
+        return s.step(parse_turn("<tool_call>" + json.dumps({"name": "focus_on_rows_with_highlight",
+                                                              "arguments": {"rows": rows}}) + "</tool_call>")).cls  # fmt: skip
+
+    cfg = WorldConfig(templates=["value_pair_below"], in_dist={"table_rows": [5, 6], "table_cols": [5, 6]})
+    for i in range(30):
+        ex = generate_example(cfg, "train", i).example
+        named = ex.question.split('"')[1]
+        rows = [row[0] for row in ex.grid[1:]]
+        (r, a), (r2, b) = (e.split("/") for e in ex.evidence)
+        grid_cells = {(row[0], col): v for row in ex.grid[1:] for col, v in zip(ex.grid[0][1:], row[1:], strict=True)}
+        assert r == r2 == rows[rows.index(named) + 1] and f'"{r}"' not in ex.question
+        assert ex.answer == grid_cells[(r, a)] + grid_cells[(r, b)] and ex.valid_paths
+        assert call(ex, [named]) == CallClass.VALID_USELESS
+        assert call(ex, [r]) == CallClass.VALID_USEFUL

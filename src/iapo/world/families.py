@@ -76,6 +76,25 @@ def t_value_pair(s: Scene, rng: random.Random) -> Question:
     )
 
 
+def t_value_pair_below(s: Scene, rng: random.Random) -> Question:
+    """`value_pair` with a distractor: the question names a row and asks for the row below it, so
+    the row a useful call must name is read from the image, not copied from the question; a call
+    on the named row runs and is useless. Where "where to look" is spelled out by the question
+    (`value_pair`), any call bonus knows it as well as a teacher does (issue 40)."""
+    i = rng.randrange(len(s.row_names) - 1)
+    named, r = s.row_names[i], s.row_names[i + 1]
+    a, b = _two(rng, s.col_names)
+    va, vb = s.values[f"{r}/{a}"], s.values[f"{r}/{b}"]
+    return Question(
+        f'In the row below "{named}", what are column "{a}" and column "{b}", written as one number?',
+        f"{va}{vb}",
+        "exact",
+        [f"{r}/{a}", f"{r}/{b}"],
+        "value_pair_below",
+        rationale=f"{r}: {va}, {vb}",
+    )
+
+
 def _distinct_rows(s: Scene, rng: random.Random, c: str) -> tuple[str, str] | None:
     for _ in range(20):
         a, b = _two(rng, s.row_names)
@@ -268,6 +287,7 @@ FAMILY_TEMPLATES: dict[str, list[Draw]] = {
         Draw("table", t_diff, 0.2, "diff"),
         Draw("table", t_argmax, 0.2, "argmax"),
         Draw("table", t_value_pair, 0.2, "value_pair"),
+        Draw("table", t_value_pair_below, 0.2, "value_pair_below"),
     ],
     "table_verify": [
         Draw("table", t_verify_value, 0.6, "verify_value"),
@@ -289,5 +309,5 @@ FAMILY_TEMPLATES: dict[str, list[Draw]] = {
 }
 TEMPLATES = tuple(dict.fromkeys(d.name for draws in FAMILY_TEMPLATES.values() for d in draws))
 # drawn only when `WorldConfig.templates` names them, so that the default world stays as it was
-OPT_IN_TEMPLATES = frozenset({"value_pair"})
+OPT_IN_TEMPLATES = frozenset({"value_pair", "value_pair_below"})
 DEFAULT_TEMPLATES = tuple(t for t in TEMPLATES if t not in OPT_IN_TEMPLATES)

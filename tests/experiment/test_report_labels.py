@@ -71,6 +71,14 @@ def test_variants_are_labelled_from_their_config():
     arms = {m: CI(0.2, 0.1, 0.3, 3) for m in methods}
     _, rows = ablation_table(arms, [], methods)
     assert [r[1] for r in rows][:2] == ["the method", "Another teacher: teacher_long"]
+    # a primary contrast computed as combined - permuted is shown on the permuted row turned round
+    zoo = {0: [0.30], 1: [0.20], 2: [0.25]}
+    primary = replace(contrast(zoo, {z: [v[0] - 0.05 * (z + 1)] for z, v in zoo.items()}, ("combined", "permuted")),
+                      primary=True)  # fmt: skip
+    _, rows = ablation_table({m: CI(0.2, 0.1, 0.3, 3) for m in decisive}, [primary], decisive, proposed="combined")
+    row = next(r for r in rows if r[0] == "permuted")
+    assert row[4] == f"{-100 * primary.diff:+.1f} [{-100 * primary.high:+.1f}, {-100 * primary.low:+.1f}]"
+    assert row[4].startswith("-10.0")
 
 
 def _result(method: str, seed, with_call: float) -> dict:

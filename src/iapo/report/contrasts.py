@@ -77,6 +77,14 @@ def find(contrasts: list[Contrast], a: str, b: str) -> Contrast | None:
     return next((c for c in contrasts if (c.a, c.b) == (a, b)), None)
 
 
+def find_either(contrasts: list[Contrast], a: str, b: str) -> Contrast | None:
+    """A - B, or the contrast computed as B - A turned round (a primary contrast keeps its order)."""
+    if (c := find(contrasts, a, b)) is not None or (r := find(contrasts, b, a)) is None:
+        return c
+    return replace(r, a=a, b=b, n_a=r.n_b, n_b=r.n_a, mean_a=r.mean_b, mean_b=r.mean_a, diff=-r.diff, low=-r.high,
+                   high=-r.low)  # fmt: skip
+
+
 def mean_per_question(runs: list[dict], splits: list[str]) -> dict[str, float]:
     """Each question's correctness averaged over runs."""
     acc: dict[str, list[float]] = defaultdict(list)

@@ -8,7 +8,16 @@ from collections import defaultdict
 
 import numpy as np
 
-from iapo.report.contrasts import BASELINE, arm_runs, average_accuracy, final_val, find, mean_per_question, per_question
+from iapo.report.contrasts import (
+    BASELINE,
+    arm_runs,
+    average_accuracy,
+    final_val,
+    find,
+    find_either,
+    mean_per_question,
+    per_question,
+)
 from iapo.report.load import metric_value
 from iapo.stats import (
     CI,
@@ -411,9 +420,15 @@ def ablation_table(
     for m, ci in arms.items():
         if not (methods.get(m, {}).get("attribution") or (not methods and m.startswith("iapo"))):
             continue
-        vs_p = "" if m == proposed else fmt_diff(find(contrasts, m, proposed))
+        vs_p = "" if m == proposed else fmt_diff(find_either(contrasts, m, proposed))
         rows.append(
-            [m, ablation_question(m, methods, proposed), fmt_ci(ci), fmt_diff(find(contrasts, m, baseline)), vs_p]
+            [
+                m,
+                ablation_question(m, methods, proposed),
+                fmt_ci(ci),
+                fmt_diff(find_either(contrasts, m, baseline)),
+                vs_p,
+            ]
         )
     return ["run", "question", "average acc % [95% CI]", f"vs {baseline}", f"vs {proposed}"], rows
 

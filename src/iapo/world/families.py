@@ -60,20 +60,25 @@ def t_value(s: Scene, rng: random.Random) -> Question:
     )
 
 
+def _cells_of_row(s: Scene, rng: random.Random, r: str, where: str, template: str, said: str = "") -> Question:
+    """Two cells of row `r`, read as one two-digit number; `where` is how the question names the row."""
+    a, b = _two(rng, s.col_names)
+    va, vb = s.values[f"{r}/{a}"], s.values[f"{r}/{b}"]
+    return Question(
+        f'{where}, what are column "{a}" and column "{b}", written as one number?',
+        f"{va}{vb}",
+        "exact",
+        [f"{r}/{a}", f"{r}/{b}"],
+        template,
+        rationale=f"{said}{va}, {vb}",
+    )
+
+
 def t_value_pair(s: Scene, rng: random.Random) -> Question:
     """Two cells of one row, read as a two-digit number: 100 possible answers, so a guess is right
     about 1% of the time (one cell: 10%). The world's sparse-reward regime is built on it."""
     r = rng.choice(s.row_names)
-    a, b = _two(rng, s.col_names)
-    va, vb = s.values[f"{r}/{a}"], s.values[f"{r}/{b}"]
-    return Question(
-        f'In row "{r}", what are column "{a}" and column "{b}", written as one number?',
-        f"{va}{vb}",
-        "exact",
-        [f"{r}/{a}", f"{r}/{b}"],
-        "value_pair",
-        rationale=f"{va}, {vb}",
-    )
+    return _cells_of_row(s, rng, r, f'In row "{r}"', "value_pair")
 
 
 def t_value_pair_below(s: Scene, rng: random.Random) -> Question:
@@ -83,16 +88,7 @@ def t_value_pair_below(s: Scene, rng: random.Random) -> Question:
     (`value_pair`), any call bonus knows it as well as a teacher does (issue 40)."""
     i = rng.randrange(len(s.row_names) - 1)
     named, r = s.row_names[i], s.row_names[i + 1]
-    a, b = _two(rng, s.col_names)
-    va, vb = s.values[f"{r}/{a}"], s.values[f"{r}/{b}"]
-    return Question(
-        f'In the row below "{named}", what are column "{a}" and column "{b}", written as one number?',
-        f"{va}{vb}",
-        "exact",
-        [f"{r}/{a}", f"{r}/{b}"],
-        "value_pair_below",
-        rationale=f"{r}: {va}, {vb}",
-    )
+    return _cells_of_row(s, rng, r, f'In the row below "{named}"', "value_pair_below", f"{r}: ")
 
 
 def _distinct_rows(s: Scene, rng: random.Random, c: str) -> tuple[str, str] | None:

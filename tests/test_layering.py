@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "iapo"
 
 # stage of each top-level module or package of iapo; a module may import its own stage or earlier
 STAGES = {
-    "errors": 0, "config": 0, "stats": 0, "calibration": 0, "provenance": 0, "store": 0, "steps": 0,
+    "errors": 0, "config": 0, "stats": 0, "calibration": 0, "provenance": 0, "store": 0, "ledger": 0, "steps": 0,
     "tools": 1, "world": 1, "data": 1, "answers": 1,  # the environment, its data and answer rules
     "models": 2,
     "rollout": 3,

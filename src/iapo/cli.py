@@ -293,14 +293,14 @@ def _config_path(name: str) -> Path:
     return p
 
 
-def _experiment(config: Path, out: Path, overrides: dict | None = None) -> Path:
+def _experiment(config: Path, out: Path, overrides: dict | None = None, ledger: Path | None = None) -> Path:
     from iapo.config import load_yaml, read_yaml
     from iapo.experiment import ExperimentConfig, run_experiment
 
     cfg = load_yaml(config, ExperimentConfig, overrides)
     source = {"file": str(config), "overrides": overrides or {}, "yaml": read_yaml(config)}
     with progress_bar() as bar:
-        run_experiment(cfg, out, _Bars(bar), raw_config=source)
+        run_experiment(cfg, out, _Bars(bar), raw_config=source, ledger=ledger)
     return _report(out)
 
 
@@ -336,9 +336,16 @@ def _print_summary(out: Path) -> None:
 def experiment(
     config: Annotated[Path, typer.Option(help="Experiment YAML (configs/experiment.yaml: the full grid).")],
     out: Annotated[Path, typer.Option(help="Run directory (resumable: rerun to continue).")],
+    ledger: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep each finished run's records here (small files, fit to commit) and, on a fresh machine, "
+            "restore them once the rebuilt world and zoo hash the same: a grid longer than one machine's life."
+        ),
+    ] = None,
 ) -> None:
     """Methods x seeds from one SFT student, then the report. Finished runs are never redone."""
-    html = _experiment(config, out)
+    html = _experiment(config, out, ledger=ledger)
     _print_summary(out)
     console.print(f"report: {html}")
 

@@ -33,6 +33,7 @@ from iapo.attribution import ESTIMATORS
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
+from iapo.ledger import bind_world, restore_zoo, save_run
 from iapo.models.build import load
 from iapo.provenance import atomic, record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -218,9 +219,13 @@ class Job:
     zoo_dir: Path
     zoo: int | None
     student: str
+    out: Path | None = None  # the experiment directory the run lies in, and
+    ledger: Path | None = None  # where a finished run's records go (`iapo.ledger`)
 
     def run(self, trm: Path | None, world: World, progress: OnProgress | None = None) -> dict:
         r = run_one(self.name, self.cfg, self.zoo_dir / self.student, self.zoo_dir, trm, world, self.run_dir, progress)
+        if r and self.ledger is not None:
+            save_run(self.ledger, self.out, self.run_dir)
         return {**r, "zoo": self.zoo} if r else r
 
 
@@ -253,11 +258,16 @@ class ZooTask:
     zoo: int | None
     zoo_cfg: ZooConfig
     roles: list[str]
+    ledger: Path | None = None  # restore this zoo's finished runs from it once the zoo is proven the same
 
     def run(self, world: World, progress: OnProgress | None = None) -> dict:
         summary = build_zoo(world, self.zoo_cfg, zoo_dir(self.out, self.zoo), self.roles, progress)
         check_zoo(self.cfg, self.zoo, summary)
+        if self.ledger is not None:
+            restore_zoo(self.ledger, self.out, zoo_dir(self.out, self.zoo), self.zoo, self.roles)
         sft = {**run_sft_baseline(self.cfg, world, self.out, self.zoo), "zoo": self.zoo}
+        if self.ledger is not None:
+            save_run(self.ledger, self.out, run_dir(self.out, "sft", self.zoo, None))
         prepare_targets(self.cfg, world, zoo_dir(self.out, self.zoo), progress)
         return sft
 
@@ -332,9 +342,15 @@ def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: On
 
 
 def run_experiment(
-    cfg: ExperimentConfig, out: Path, progress: OnProgress | None = None, raw_config: dict | None = None
+    cfg: ExperimentConfig,
+    out: Path,
+    progress: OnProgress | None = None,
+    raw_config: dict | None = None,
+    ledger: Path | None = None,
 ) -> list[dict]:
-    """World -> zoo -> (TRM) -> SFT baseline -> every method x seed. Resumable at every level."""
+    """World -> zoo -> (TRM) -> SFT baseline -> every method x seed. Resumable at every level;
+    with a `ledger` (`iapo.ledger`) also on a fresh machine: each finished run's records are kept
+    there, and restored once the rebuilt world and zoo are proven the same."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
@@ -348,6 +364,8 @@ def run_experiment(
             progress=(lambda sp, s, n: progress(f"world:{sp}", s, n, {})) if progress else None,
         )
     world = World(out / "world")
+    if ledger is not None:
+        bind_world(ledger, world.root)
     timings["world_s"] = time.perf_counter() - t_start
     t = time.perf_counter()
     roles = sorted(
@@ -357,10 +375,10 @@ def run_experiment(
         model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)
         save_trm(model, report, out / "trm")
     trm_dir = out / "trm" if (out / "trm" / "trm.pt").exists() else None
-    zoos = [ZooTask(cfg, out, z, zc, roles) for z, zc in zoo_configs(cfg)]
+    zoos = [ZooTask(cfg, out, z, zc, roles, ledger) for z, zc in zoo_configs(cfg)]
     jobs = [
         Job(name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), run_dir(out, name, z, seed),
-            zoo_dir(out, z), z, cfg.student)
+            zoo_dir(out, z), z, cfg.student, out, ledger)
         for z, _ in zoo_configs(cfg)
         for name, method in cfg.methods.items()
         for seed in cfg.method_seeds.get(name, cfg.seeds)

@@ -183,6 +183,42 @@ def test_parallel_workers_train_every_run_once(run, tmp_path):
         assert [json.loads(x)["step"] for x in rows] == [0, 1, 2]
 
 
+def test_a_ledger_resumes_the_grid_on_a_fresh_machine(run, tmp_path):
+    """A finished grid fills its ledger without training; a fresh directory with the same world
+    and zoo takes every run back from it (nothing trains, the same results); a zoo whose
+    weights differ is refused before any run."""
+    import shutil
+
+    from iapo.errors import DataError
+
+    out, cfg, _ = run
+    ledger, first, fresh = tmp_path / "ledger", tmp_path / "first", tmp_path / "fresh"
+    shutil.copytree(out, first)
+    run_experiment(cfg, first, ledger=ledger)
+    kept = sorted(str(p.relative_to(ledger)) for p in ledger.rglob("*") if p.is_file())
+    assert len([k for k in kept if k.endswith("result.json")]) == 1 + len(cfg.methods) * len(cfg.seeds)
+    assert not [k for k in kept if "policy" in k or "checkpoint" in k]
+
+    for d in ("world", "zoo"):  # what a fresh machine rebuilds from the recipe
+        shutil.copytree(out / d, fresh / d)
+    run_experiment(cfg, fresh, ledger=ledger)
+    for m in cfg.methods:
+        for seed in cfg.seeds:
+            here, there = fresh / "runs" / m / f"seed{seed}", out / "runs" / m / f"seed{seed}"
+            assert not (here / "policy").exists()  # nothing trained
+            assert json.loads((here / "result.json").read_text()) == json.loads((there / "result.json").read_text())
+    assert (fresh / "results.csv").read_text() == (out / "results.csv").read_text()
+
+    other = tmp_path / "other"
+    for d in ("world", "zoo"):
+        shutil.copytree(out / d, other / d)
+    weights = next((other / "zoo" / cfg.student).glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\1")
+    with pytest.raises(DataError, match=f"the zoo was rebuilt differently here \\({cfg.student}: recorded"):
+        run_experiment(cfg, other, ledger=ledger)
+    assert not (other / "runs" / "outcome").exists()
+
+
 def _rows(path) -> list[dict]:
     """metrics.jsonl rows without wall times (the only thing a rerun may change)."""
     rows = [json.loads(x) for x in path.read_text().splitlines()]

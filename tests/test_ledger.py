@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from iapo.errors import DataError
-from iapo.ledger import bind_world, restore_zoo, save_run, zoo_hashes
+from iapo.errors import ConfigError, DataError
+from iapo.ledger import bind_experiment, bind_world, restore_zoo, save_run, zoo_hashes
 from iapo.store import run_dir
 
 
@@ -88,3 +88,16 @@ def test_only_a_finished_run_is_saved(tmp_path):
     (d / "result.json").unlink()
     with pytest.raises(DataError, match="only a finished run"):
         save_run(tmp_path / "ledger", tmp_path / "out", d)
+
+
+def test_a_ledger_holds_one_experiment(tmp_path):
+    world, ledger = tmp_path / "world", tmp_path / "ledger"
+    world.mkdir()
+    (world / "val.jsonl").write_text("{}\n")
+    grid = {"config": {"seeds": [0, 1, 2], "grpo": {"steps": 100}}, "written": "today"}
+    bind_experiment(ledger, grid, world)
+    bind_experiment(ledger, {**grid, "written": "tomorrow", "timings": {"total_s": 1.0}}, world)  # the same grid
+    assert json.loads((ledger / "experiment.json").read_text())["timings"] == {"total_s": 1.0}
+    other = {"config": {"seeds": [0, 1, 2], "grpo": {"steps": 40}}}
+    with pytest.raises(ConfigError, match=r"another experiment \(grpo.steps differ\)"):
+        bind_experiment(ledger, other, world)

@@ -105,3 +105,15 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(d, dict):
             raise ConfigError(f"override {key}: {p} is not a mapping")
     d[parts[-1]] = value
+
+
+def changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += changed_keys(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out

@@ -33,7 +33,7 @@ from iapo.attribution import ESTIMATORS
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
-from iapo.ledger import bind_world, restore_zoo, save_run
+from iapo.ledger import bind_experiment, restore_zoo, save_run
 from iapo.models.build import load
 from iapo.provenance import atomic, record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -41,7 +41,7 @@ from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
 from iapo.run import TrainConfig, run_one
 from iapo.steps import OnProgress
-from iapo.store import EXPERIMENT, RESULT, read_result, run_dir, zoo_dir
+from iapo.store import EXPERIMENT, RESULT, read_json, read_result, run_dir, zoo_dir
 from iapo.supervised.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
@@ -365,7 +365,7 @@ def run_experiment(
         )
     world = World(out / "world")
     if ledger is not None:
-        bind_world(ledger, world.root)
+        bind_experiment(ledger, experiment_record(cfg, raw_config), world.root)
     timings["world_s"] = time.perf_counter() - t_start
     t = time.perf_counter()
     roles = sorted(
@@ -396,6 +396,8 @@ def run_experiment(
     timings["total_s"] = time.perf_counter() - t_start
     write_csv(tidy_rows(results), out / "results.csv")
     write_json(out / EXPERIMENT, {**experiment_record(cfg, raw_config), "timings": timings})
+    if ledger is not None:
+        bind_experiment(ledger, read_json(out / EXPERIMENT), world.root)
     return results
 
 

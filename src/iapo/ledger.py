@@ -5,6 +5,7 @@ A run directory holds its checkpoints and policy (megabytes); the report reads t
 of each run (run.json, metrics.jsonl, result.json). A grid longer than the life of one machine
 keeps those in a ledger directory that can be committed beside the experiment's config:
 
+    LEDGER/experiment.json                 the experiment's record: a ledger holds one config
     LEDGER/world.json                      the content hash of the world's splits
     LEDGER/zoos/seed<z>.json               the content hash of each zoo role's weights
     LEDGER/runs/<method>/zoo<z>/seed<k>/   the run's record files (sft: runs/sft/zoo<z>/)
@@ -13,7 +14,8 @@ A zoo is not copied: it is rebuilt from its recipe, and its records are restored
 rebuilt zoo is proven the same (every role's weight files hash as recorded). A zoo or world that
 rebuilds differently (another CPU class, another library version) is refused with both hashes
 named: runs on different zoos do not belong in one grid. Hashes are of file contents, not names
-or times, so two machines that compute the same weights agree.
+or times, so two machines that compute the same weights agree. With experiment.json and the run
+records, `iapo report LEDGER --no-gallery` renders the grid's report from the ledger alone.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from iapo.errors import DataError
+from iapo.config import changed_keys
+from iapo.errors import ConfigError, DataError
 from iapo.provenance import write_json
-from iapo.store import METRICS, RESULT, RUN_RECORD, read_json, run_files
+from iapo.store import EXPERIMENT, METRICS, RESULT, RUN_RECORD, read_json, run_files
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,19 @@ def _check(recorded: dict, found: dict, what: str, path: Path) -> None:
             f"{found[k][:12]}), so the runs recorded on it cannot join this grid; rebuild on the machine class "
             "they came from, or start a new ledger"
         )
+
+
+def bind_experiment(ledger: Path, record: dict, world: Path) -> None:
+    """Write the experiment's record (`iapo.provenance.record`) and world hash to the ledger, or,
+    when it has them, refuse another config or another world: a ledger holds one grid."""
+    path = ledger / EXPERIMENT
+    if path.exists():
+        old = read_json(path, required=("config",))["config"]
+        if old != record["config"]:
+            keys = ", ".join(changed_keys(old, record["config"])[:6])
+            raise ConfigError(f"{path}: this ledger holds another experiment ({keys} differ); give this one its own")
+    bind_world(ledger, world)
+    write_json(path, record)
 
 
 def bind_world(ledger: Path, world: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from iapo.config import StrictModel, build, load_yaml, set_dotted
+from iapo.config import StrictModel, build, changed_keys, load_yaml, set_dotted
 from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
@@ -108,18 +108,6 @@ def _with_defaults(config: dict) -> dict:
         return TrainConfig.model_validate(config).model_dump(mode="json")
     except ValueError:
         return config
-
-
-def changed_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested mappings."""
-    out = []
-    for k in sorted(set(a) | set(b), key=str):
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += changed_keys(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k}")
-    return out
 
 
 def load_run_record(run_dir: Path) -> tuple[dict, TrainConfig]:

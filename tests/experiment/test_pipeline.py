@@ -184,9 +184,9 @@ def test_parallel_workers_train_every_run_once(run, tmp_path):
 
 
 def test_a_ledger_resumes_the_grid_on_a_fresh_machine(run, tmp_path):
-    """A finished grid fills its ledger without training; a fresh directory with the same world
-    and zoo takes every run back from it (nothing trains, the same results); a zoo whose
-    weights differ is refused before any run."""
+    """A finished grid fills its ledger without training (the ledger alone renders its report);
+    a fresh directory with the same world and zoo takes every run back from it (nothing trains,
+    the same results); a zoo whose weights differ is refused before any run."""
     import shutil
 
     from iapo.errors import DataError
@@ -198,6 +198,9 @@ def test_a_ledger_resumes_the_grid_on_a_fresh_machine(run, tmp_path):
     kept = sorted(str(p.relative_to(ledger)) for p in ledger.rglob("*") if p.is_file())
     assert len([k for k in kept if k.endswith("result.json")]) == 1 + len(cfg.methods) * len(cfg.seeds)
     assert not [k for k in kept if "policy" in k or "checkpoint" in k]
+    write_report(first)
+    write_report(ledger)  # the report from the committed records alone
+    assert (ledger / "runs.csv").read_text() == (first / "runs.csv").read_text()
 
     for d in ("world", "zoo"):  # what a fresh machine rebuilds from the recipe
         shutil.copytree(out / d, fresh / d)

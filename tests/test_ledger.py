@@ -1,5 +1,5 @@
-"""The ledger keeps a finished run's records and gives them back only to a zoo and world that
-hash the same."""
+"""The ledger keeps a zoo and its finished runs' records, and gives the records back only to a
+zoo and world that hash the same."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import json
 import pytest
 
 from iapo.errors import ConfigError, DataError
-from iapo.ledger import bind_experiment, bind_world, restore_zoo, save_run, zoo_hashes
+from iapo.ledger import bind_experiment, bind_world, restore_zoo, save_run, take_zoo, zoo_hashes
 from iapo.store import run_dir
 
 
 def _zoo(root, weights: bytes = b"w" * 64):
+    (root / "runs").mkdir(parents=True)
+    (root / "runs" / "sft.pt").write_bytes(b"the build's checkpoints")
     for role in ("teacher", "student"):
         (root / role).mkdir(parents=True)
         (root / role / "model.safetensors").write_bytes(weights + role.encode())
@@ -42,7 +44,11 @@ def test_records_travel_without_weights_and_come_back_to_the_same_zoo(tmp_path):
         "run.json",
     ]
 
-    _zoo(new / "zoos" / "seed3")
+    assert take_zoo(ledger, new / "zoos" / "seed3", 3) and not take_zoo(ledger, new / "zoos" / "seed4", 4)
+    assert zoo_hashes(new / "zoos" / "seed3", ["teacher", "student"]) == zoo_hashes(
+        old / "zoos" / "seed3", ["teacher", "student"]
+    )
+    assert not (ledger / "zoos" / "seed3" / "runs").exists()  # the build's checkpoints stay behind
     (new / "zoos" / "seed3" / "student" / "iapo.json").write_text("{}")  # another build time: the same zoo
     assert restore_zoo(ledger, new, new / "zoos" / "seed3", 3, ["teacher", "student"]) == 2  # zoo 4's run stays
     restored = run_dir(new, "iapo", 3, 0) / "result.json"

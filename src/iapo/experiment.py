@@ -33,7 +33,7 @@ from iapo.attribution import ESTIMATORS
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
-from iapo.ledger import bind_experiment, restore_zoo, save_run
+from iapo.ledger import bind_experiment, restore_zoo, save_run, take_zoo
 from iapo.models.build import load
 from iapo.provenance import atomic, record, write_json
 from iapo.rewards.method import MethodConfig, make_rewards
@@ -250,25 +250,28 @@ def _wave(jobs: list[Job], i: int) -> tuple:
 
 @dataclass
 class ZooTask:
-    """Everything a zoo needs before its runs: build (or resume) its roles, check the acceptance
-    rule, evaluate the SFT student, fill the teacher_own targets."""
+    """Everything a zoo needs before its runs: build (or resume, or take from the ledger) its
+    roles, check the acceptance rule, fill the teacher_own targets, evaluate the SFT student."""
 
     cfg: ExperimentConfig
     out: Path
     zoo: int | None
     zoo_cfg: ZooConfig
     roles: list[str]
-    ledger: Path | None = None  # restore this zoo's finished runs from it once the zoo is proven the same
+    ledger: Path | None = None  # the zoo and its finished runs, kept and restored (`iapo.ledger`)
 
     def run(self, world: World, progress: OnProgress | None = None) -> dict:
-        summary = build_zoo(world, self.zoo_cfg, zoo_dir(self.out, self.zoo), self.roles, progress)
-        check_zoo(self.cfg, self.zoo, summary)
+        zoo = zoo_dir(self.out, self.zoo)
         if self.ledger is not None:
-            restore_zoo(self.ledger, self.out, zoo_dir(self.out, self.zoo), self.zoo, self.roles)
+            take_zoo(self.ledger, zoo, self.zoo)  # the zoo as first built, when the ledger holds it
+        summary = build_zoo(world, self.zoo_cfg, zoo, self.roles, progress)
+        check_zoo(self.cfg, self.zoo, summary)
+        prepare_targets(self.cfg, world, zoo, progress)
+        if self.ledger is not None:
+            restore_zoo(self.ledger, self.out, zoo, self.zoo, self.roles)
         sft = {**run_sft_baseline(self.cfg, world, self.out, self.zoo), "zoo": self.zoo}
         if self.ledger is not None:
             save_run(self.ledger, self.out, run_dir(self.out, "sft", self.zoo, None))
-        prepare_targets(self.cfg, world, zoo_dir(self.out, self.zoo), progress)
         return sft
 
 

@@ -1,21 +1,22 @@
-"""The ledger: what a grid's finished runs leave behind so that a fresh machine resumes the grid
-instead of redoing it.
+"""The ledger: what a grid leaves behind so that a fresh machine resumes it instead of redoing it.
 
 A run directory holds its checkpoints and policy (megabytes); the report reads three small files
 of each run (run.json, metrics.jsonl, result.json). A grid longer than the life of one machine
-keeps those in a ledger directory that can be committed beside the experiment's config:
+keeps those, and the zoos its runs start from, in a ledger directory committed beside its config:
 
     LEDGER/experiment.json                 the experiment's record: a ledger holds one config
     LEDGER/world.json                      the content hash of the world's splits
-    LEDGER/zoos/seed<z>.json               the content hash of each zoo role's weights
+    LEDGER/zoos/seed<z>/                   the zoo as built: its roles, tokenizers, zoo.json, teacher
+                                           targets (not its SFT checkpoints or vision stage)
+    LEDGER/zoos/seed<z>/hashes.json        the content hash of each role's weights
     LEDGER/runs/<method>/zoo<z>/seed<k>/   the run's record files (sft: runs/sft/zoo<z>/)
 
-A zoo is not copied: it is rebuilt from its recipe, and its records are restored only once the
-rebuilt zoo is proven the same (every role's weight files hash as recorded). A zoo or world that
-rebuilds differently (another CPU class, another library version) is refused with both hashes
-named: runs on different zoos do not belong in one grid. Hashes are of file contents, not names
-or times, so two machines that compute the same weights agree. With experiment.json and the run
-records, `iapo report LEDGER --no-gallery` renders the grid's report from the ledger alone.
+The zoo travels because rebuilding it is not enough: the same recipe on another CPU class gives
+other weights (zoo 0 of issue 40's grid: a teacher at 55% on val on one machine, 52% on the
+next). A fresh machine takes the zoo from the ledger, and a run's records come back only to a
+zoo whose weights hash as recorded; a world or zoo that differs is refused with both hashes named.
+Hashes are of file contents, not names or times. With experiment.json and the run records,
+`iapo report LEDGER --no-gallery` renders the grid's report from the ledger alone.
 """
 
 from __future__ import annotations
@@ -94,17 +95,42 @@ def bind_world(ledger: Path, world: Path) -> None:
         write_json(path, found)
 
 
-def _zoo_file(ledger: Path, zoo: int | None) -> Path:
-    return ledger / "zoos" / ("zoo.json" if zoo is None else f"seed{zoo}.json")
+ZOO_SKIP = ("runs", "vision", "hashes.json")  # the build's intermediate stages; the ledger's own file
+
+
+def _zoo(ledger: Path, zoo: int | None) -> Path:
+    return ledger / "zoos" / ("zoo" if zoo is None else f"seed{zoo}")
+
+
+def _copy_missing(src: Path, dest: Path) -> None:
+    """Every file under `src` (but ZOO_SKIP at its top) that `dest` lacks, each copied whole."""
+    for f in sorted(src.rglob("*")):
+        rel = f.relative_to(src)
+        if f.is_file() and rel.parts[0] not in ZOO_SKIP and not (dest / rel).exists():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            tmp = (dest / rel).with_name(f".{f.name}.tmp")
+            shutil.copyfile(f, tmp)
+            tmp.replace(dest / rel)
+
+
+def take_zoo(ledger: Path, zoo_path: Path, zoo: int | None) -> bool:
+    """Put the ledger's copy of the zoo where the experiment builds it (files the directory
+    already has are kept), so that nothing is rebuilt. False when the ledger has no copy."""
+    src = _zoo(ledger, zoo)
+    if not src.is_dir():
+        return False
+    _copy_missing(src, zoo_path)
+    return True
 
 
 def restore_zoo(ledger: Path, out: Path, zoo_path: Path, zoo: int | None, roles: list[str]) -> int:
-    """Check the built zoo against the ledger (recording it the first time), then copy the
-    ledger's records of its runs into `out` where `out` has no result yet. Returns how many runs
-    were restored."""
-    path, found = _zoo_file(ledger, zoo), zoo_hashes(zoo_path, roles)
+    """Check the built zoo against the ledger, keep what the ledger lacks of it (its weights
+    and targets the first time), then copy the ledger's records of its runs into `out` where
+    `out` has no result yet. Returns how many runs were restored."""
+    path, found = _zoo(ledger, zoo) / "hashes.json", zoo_hashes(zoo_path, roles)
     recorded = read_json(path) if path.exists() else {}
     _check(recorded, found, "the zoo" if zoo is None else f"zoo {zoo}", path)
+    _copy_missing(zoo_path, _zoo(ledger, zoo))
     if found.keys() - recorded.keys():
         write_json(path, {**recorded, **found})
     n = 0

@@ -27,13 +27,26 @@ LIBRARIES = ("torch", "transformers", "trl", "accelerate", "captum", "pydantic",
 
 def cpu_model() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` says."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_class() -> str:
+    """What decides the floating-point kernels a CPU runs: family/model (the name alone, e.g.
+    "AMD EPYC", covers several generations) and the vector ISA torch dispatches to. Two machines
+    of one class reproduce a run's numbers; across classes the same commit gives other weights."""
+    info = _cpuinfo()
+    fam = f"family {info['cpu family']} model {info['model']}, " if "cpu family" in info and "model" in info else ""
+    return f"{fam}{torch.backends.cpu.get_cpu_capability()}"
+
+
+@functools.cache
+def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} elsewhere)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path(path).read_text().split("\n\n", 1)[0].splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (x.partition(":") for x in lines) if k.strip()}
 
 
 @functools.cache
@@ -75,6 +88,7 @@ def environment() -> dict[str, Any]:
         "libraries": libs,
         "machine": {
             "cpu": cpu_model(),
+            "cpu_class": cpu_class(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(),

@@ -82,10 +82,16 @@ def test_the_world_is_bound_to_its_ledger(tmp_path):
     world, ledger = tmp_path / "world", tmp_path / "ledger"
     world.mkdir()
     (world / "train.jsonl").write_text('{"q": 1}\n')
+    (world / "images" / "train").mkdir(parents=True)
+    (world / "images" / "train" / "0.png").write_bytes(b"png")
     bind_world(ledger, world)
     bind_world(ledger, world)  # the same world: nothing to say
+    (world / "images" / "train" / "0.png").write_bytes(b"png written by another zlib")
+    with pytest.raises(DataError, match=r"the world was rebuilt differently here \(images: "):
+        bind_world(ledger, world)
+    (world / "images" / "train" / "0.png").write_bytes(b"png")
     (world / "train.jsonl").write_text('{"q": 2}\n')
-    with pytest.raises(DataError, match="the world was rebuilt differently"):
+    with pytest.raises(DataError, match=r"the world was rebuilt differently here \(world: "):
         bind_world(ledger, world)
 
 

@@ -94,3 +94,25 @@ def test_the_waves_view_holds_only_the_complete_waves_of_seeds(tmp_path, monkeyp
     assert copied == ["runs/a/zoo0/seed0/result.json", "runs/a/zoo1/seed0/result.json", "runs/b/zoo0/seed0/result.json",
                       "runs/b/zoo1/seed0/result.json", "runs/sft/zoo0/result.json"]  # fmt: skip
     assert (view / "runs/a/zoo0/seed0/metrics.jsonl").exists() and (view / "experiment.json").exists()
+
+
+def test_rekey_moves_old_target_caches_to_the_content_fingerprint(tmp_path, monkeypatch, capsys):
+    import json
+
+    from iapo.rewards.targets import TargetCache, checkpoint_fingerprint
+
+    zoo = tmp_path / "seed0"
+    (zoo / "teacher").mkdir(parents=True)
+    (zoo / "teacher" / "config.json").write_text("{}")
+    (zoo / "teacher" / "model.safetensors").write_bytes(b"weights")
+    (zoo / "targets").mkdir()
+    old = zoo / "targets" / "teacher_own-0123456789abcdef.json"
+    entries = {"q1": {"p": [1.0, 0.0]}}
+    old.write_text(json.dumps({"settings": {"teacher": "by-mtime", "n_steps": 4}, "targets": entries}))
+    script = ROOT / "research" / "decisive" / "rekey_targets.py"
+    assert run_script(script, [str(zoo)], monkeypatch) == 0
+    cache = TargetCache(zoo / "targets", checkpoint_fingerprint(zoo / "teacher"), {"n_steps": 4})
+    assert cache.entries == entries and not old.exists()
+    assert f"{old.name} -> {cache.path.name}" in capsys.readouterr().out
+    assert run_script(script, [str(zoo)], monkeypatch) == 0  # a current name stays
+    assert capsys.readouterr().out == "" and cache.path.exists()

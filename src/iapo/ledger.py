@@ -5,7 +5,7 @@ of each run (run.json, metrics.jsonl, result.json). A grid longer than the life 
 keeps those, and the zoos its runs start from, in a ledger directory committed beside its config:
 
     LEDGER/experiment.json                 the experiment's record: a ledger holds one config
-    LEDGER/world.json                      the content hash of the world's splits
+    LEDGER/world.json                      the content hash of the world's splits and images
     LEDGER/zoos/seed<z>/                   the zoo as built: its roles, tokenizers, zoo.json, teacher
                                            targets (not its SFT checkpoints or vision stage)
     LEDGER/zoos/seed<z>/hashes.json        the content hash of each role's weights
@@ -46,9 +46,13 @@ def content_hash(files: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-def world_hash(world: Path) -> str:
-    """The world as its splits' example files (the images are drawn from them)."""
-    return content_hash(list(world.glob("*.jsonl")), world)
+def world_hashes(world: Path) -> dict[str, str]:
+    """The world's splits (example files) and its images: the teacher targets are keyed by the
+    image bytes too, so a PNG encoder that writes other bytes is another world for the ledger."""
+    return {
+        "world": content_hash(list(world.glob("*.jsonl")), world),
+        "images": content_hash([f for f in (world / "images").rglob("*") if f.is_file()], world),
+    }
 
 
 def zoo_hashes(zoo: Path, roles: list[str]) -> dict[str, str]:
@@ -87,12 +91,12 @@ def bind_experiment(ledger: Path, record: dict, world: Path) -> None:
 
 
 def bind_world(ledger: Path, world: Path) -> None:
-    """Record the world's hash, or check it against the one recorded."""
-    path, found = ledger / "world.json", {"world": world_hash(world)}
-    if path.exists():
-        _check(read_json(path, required=("world",)), found, "the world", path)
-    else:
-        write_json(path, found)
+    """Record the world's hashes, or check them against those recorded (adding any missing)."""
+    path, found = ledger / "world.json", world_hashes(world)
+    recorded = read_json(path) if path.exists() else {}
+    _check(recorded, found, "the world", path)
+    if found.keys() - recorded.keys():
+        write_json(path, {**recorded, **found})
 
 
 ZOO_SKIP = ("runs", "vision", "hashes.json")  # the build's intermediate stages; the ledger's own file

@@ -61,15 +61,26 @@ def test_cache_invalidated_by_teacher_data_and_attribution_settings(tiny_models,
         with torch.no_grad():
             model.lm_head.weight.copy_(saved)
     assert _reward(tiny_models, tmp_path).cache.path == base.cache.path
-    # a teacher directory: rewriting its weights changes the key
+    # a teacher directory, by content: a copy (other file times: a git checkout, another
+    # machine) finds the same file; other weights written over it do not
+    import os
+    import shutil
+
     tdir = tmp_path / "teacher"
     model.save_pretrained(tdir)
     first = _reward(tiny_models, tmp_path, teacher_dir=tdir).cache.path
-    import time
-
-    time.sleep(0.01)
-    model.save_pretrained(tdir)
-    assert _reward(tiny_models, tmp_path, teacher_dir=tdir).cache.path != first
+    shutil.copytree(tdir, tmp_path / "copy")
+    for f in (tmp_path / "copy").iterdir():
+        os.utime(f, ns=(1, 1))
+    assert _reward(tiny_models, tmp_path, teacher_dir=tmp_path / "copy").cache.path == first
+    with torch.no_grad():
+        model.lm_head.weight.add_(1e-3)
+    try:
+        model.save_pretrained(tdir)
+        assert _reward(tiny_models, tmp_path, teacher_dir=tdir).cache.path != first
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight.copy_(saved)
     # the data: a changed question (same id) is missing, an unchanged one is not
     changed = dataclasses.replace(qs[0], question=qs[0].question + " ?")
     assert question_key(changed) != question_key(qs[0])

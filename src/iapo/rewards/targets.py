@@ -29,6 +29,7 @@ Only shares cross from teacher to student, so teachers of any size or tokenizer 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -47,6 +48,7 @@ from iapo.attribution import (
 )
 from iapo.attribution.regions import PATCHES
 from iapo.data.example import Example
+from iapo.models.build import META
 from iapo.provenance import write_text
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
@@ -71,23 +73,32 @@ def evidence_regions(ex: Example, patches: int = PATCHES) -> dict[str, float] | 
 
 
 def checkpoint_fingerprint(model_dir: Path | None, model=None) -> str:
-    """Identifies a teacher checkpoint: its config and each weight file's name, size and mtime
-    (a retrained or replaced checkpoint changes it; hashing GBs of weights would not pay).
-    Without a directory, the hash of the weights themselves."""
-    h = hashlib.sha256()
+    """Identifies a teacher checkpoint by content: every file of its directory but the toolkit's
+    own notes (`iapo.json`: build times), byte for byte. A copy, a git checkout or another
+    machine's identical build gives the same fingerprint, so its cached targets are found; a
+    retrained or replaced checkpoint gives another. Read once per process and file state (GBs of
+    a real teacher: seconds). Without a directory, the hash of the weights themselves."""
     if model_dir is not None and Path(model_dir).is_dir():
-        for f in sorted(Path(model_dir).iterdir()):
-            if f.suffix in (".json", ".safetensors", ".bin") and f.is_file():
-                st = f.stat()
-                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-                if f.name == "config.json":
-                    h.update(f.read_bytes())
-    elif model is not None:
-        for name, t in sorted(model.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().float().numpy().tobytes())
-    else:
+        files = sorted(f for f in Path(model_dir).iterdir() if f.is_file() and f.name != META)
+        return _files_hash(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if model is None:
         raise ValueError("a teacher fingerprint needs its directory or the model")
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def _files_hash(files: tuple[tuple[str, int, int], ...]) -> str:
+    """sha256 of the files' names and bytes; keyed by (path, size, mtime) so a file is read once."""
+    h = hashlib.sha256()
+    for path, _, _ in files:
+        h.update(Path(path).name.encode() + b"\0")
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
     return h.hexdigest()[:16]
 
 

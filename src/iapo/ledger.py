@@ -21,29 +21,19 @@ Hashes are of file contents, not names or times. With experiment.json and the ru
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from pathlib import Path
 
 from iapo.config import changed_keys
 from iapo.errors import ConfigError, DataError
-from iapo.provenance import write_json
+from iapo.provenance import content_hash, write_json
 from iapo.store import EXPERIMENT, METRICS, RESULT, RUN_RECORD, read_json, run_files
 
 log = logging.getLogger(__name__)
 
 RECORD_FILES = (RUN_RECORD, METRICS, RESULT)  # what the report reads of a run
 WEIGHTS = (".safetensors", ".bin", ".pt")
-
-
-def content_hash(files: list[Path], root: Path) -> str:
-    """sha256 over each file's path (relative to `root`) and bytes, in sorted order."""
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(str(f.relative_to(root)).encode() + b"\0")
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def world_hashes(world: Path) -> dict[str, str]:

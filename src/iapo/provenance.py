@@ -8,6 +8,7 @@ from these records, and `iapo train --config <run dir>` reruns a run from its `r
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -95,6 +96,19 @@ def environment() -> dict[str, Any]:
             "gpu": gpu,
         },
     }
+
+
+def content_hash(files: list[Path], root: Path) -> str:
+    """sha256 over each file's path (relative to `root`) and bytes, in sorted order: what
+    identifies a world, a zoo role or a checkpoint across copies and machines (names and
+    modification times do not)."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 24):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def resolved(config: BaseModel) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from iapo.attribution import (
 from iapo.attribution.regions import PATCHES
 from iapo.data.example import Example
 from iapo.models.build import META
-from iapo.provenance import write_text
+from iapo.provenance import content_hash, write_text
 from iapo.rollout.episode import COMPONENTS
 from iapo.rollout.loop import RolloutConfig, rollout
 
@@ -92,14 +92,9 @@ def checkpoint_fingerprint(model_dir: Path | None, model=None) -> str:
 
 @functools.cache
 def _files_hash(files: tuple[tuple[str, int, int], ...]) -> str:
-    """sha256 of the files' names and bytes; keyed by (path, size, mtime) so a file is read once."""
-    h = hashlib.sha256()
-    for path, _, _ in files:
-        h.update(Path(path).name.encode() + b"\0")
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 24):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+    """`content_hash` of the files, keyed by (path, size, mtime) so that a file is read once."""
+    paths = [Path(f) for f, _, _ in files]
+    return content_hash(paths, paths[0].parent)[:16] if paths else hashlib.sha256().hexdigest()[:16]
 
 
 def template_of(ex: Example) -> tuple[str, str, str]:

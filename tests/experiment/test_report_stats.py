@@ -45,6 +45,10 @@ def report(tmp_path_factory):
                 d = out / "runs" / m / f"zoo{zoo}" / f"seed{seed}"
                 d.mkdir(parents=True)
                 (d / "result.json").write_text(json.dumps(_result(m, zoo, seed, rng)))
+                if zoo == 2:  # zoo 2's runs trained on a machine that records its class (0.3.2 on)
+                    machine = {"cpu": "Xeon", "cpu_class": "family 6 model 143, AVX512"}
+                    (d / "run.json").write_text(json.dumps({"config": {"method": configs[m]},
+                                                            "environment": {"machine": machine}}))  # fmt: skip
                 times = {"time/step_s": 3.0, "time/rollout_s": 1.0, "time/reward_s": 0.5, "time/update_s": 1.5,
                          "time/reward/outcome_s": 0.1, "tools/calls_per_episode": 1.2}  # fmt: skip
                 rows = [{"step": s, "val/accuracy": LEVEL[m], "tools/episodes_with_call": 0.6, "tools/useful_rate": 0.6,
@@ -100,6 +104,15 @@ def test_runs_csv_has_one_row_per_run(report):
     r = next(r for r in rows if r["method"] == "iapo" and r["zoo"] == "1" and r["seed"] == "3")
     assert float(r["accuracy"]) == pytest.approx((float(r["ood"]) + float(r["test_a"])) / 2, abs=1e-5)
     assert float(r["train_minutes"]) == 1.5
+    assert r["machine"] == ""  # no run record
+    r = next(r for r in rows if r["method"] == "iapo" and r["zoo"] == "2" and r["seed"] == "3")
+    assert r["machine"] == "Xeon (family 6 model 143, AVX512)"  # a comma inside, quoted by csv
+
+
+def test_the_report_says_which_machines_trained_the_runs(report):
+    _, md = report
+    n = sum(SEEDS.values())
+    assert f"Trained on: {2 * n} runs on a CPU not recorded; {n} runs on Xeon (family 6 model 143, AVX512)." in md
 
 
 def test_the_cost_table_splits_a_step(report):

@@ -5,6 +5,7 @@ the method config it ran with (through the run store, `iapo.store`), and the one
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from collections import defaultdict
@@ -21,19 +22,28 @@ log = logging.getLogger(__name__)
 
 
 def load_results(run_dir: Path) -> list[dict]:
-    """Every run's result.json, with the zoo it ran on (`zoo`: None for a one-zoo grid)."""
+    """Every run's result.json, with the zoo it ran on (`zoo`: None for a one-zoo grid) and the
+    machine it trained on (`machine`, from its run.json; "" without one)."""
     found = run_files(run_dir, RESULT)
     if not found:
         raise FileNotFoundError(f"{run_dir}: no runs/*/result.json (run `iapo experiment` first)")
     out, damaged = [], []
     for _, zoo, p in found:
         try:
-            out.append({**read_json(p, required=("method", "seed")), "zoo": zoo})
+            out.append({**read_json(p, required=("method", "seed")), "zoo": zoo, "machine": machine_of(p.parent)})
         except Damaged as err:
             damaged.append(str(err))
     if damaged:  # a report only reads: the next `iapo experiment` sets them aside and recomputes them
         log.warning("skipped %d damaged result file(s): %s", len(damaged), "; ".join(damaged))
     return out
+
+
+def machine_of(run: Path) -> str:
+    """The CPU a run trained on, with its class where recorded (0.3.2 on): a grid that outlives
+    one machine can hold runs of several."""
+    rec = read_run_record(run) if (run / RUN_RECORD).exists() else None
+    m = ((rec or {}).get("environment") or {}).get("machine") or {}
+    return f"{m.get('cpu', '')} ({m['cpu_class']})" if m.get("cpu_class") else m.get("cpu", "")
 
 
 def method_configs(run_dir: Path, meta: dict) -> dict[str, dict]:
@@ -66,16 +76,18 @@ def load_curves(run_dir: Path) -> dict[str, list[list[dict]]]:
 def write_runs_csv(results: list[dict], path: Path) -> None:
     """One row per run: method, zoo, seed, average and per-split test accuracy, training minutes
     (and the average accuracy with no tools offered, where evaluated): what `iapo plan` and any
-    re-analysis read (no question-level data needed)."""
+    re-analysis read (no question-level data needed), and the machine it trained on."""
     splits = sorted(results[0]["splits"])
-    lines = [",".join(["method", "zoo", "seed", "accuracy", *splits, "train_minutes", "accuracy_no_tools"])]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "zoo", "seed", "accuracy", *splits, "train_minutes", "accuracy_no_tools", "machine"])
     for r in sorted(results, key=lambda r: (r["method"], r.get("zoo") or 0, r["seed"] or 0)):
         minutes = r.get("train_seconds", math.nan) / 60 if r.get("train_seconds") is not None else math.nan
         vals = [average_accuracy(r), *(r["splits"][s]["accuracy"]["mean"] for s in splits)]
         zoo, seed = ("" if r.get(k) is None else str(r[k]) for k in ("zoo", "seed"))
         bare = f"{average_accuracy(r, tools=False):.6f}" if "splits_no_tools" in r else ""
-        lines.append(",".join([r["method"], zoo, seed, *(f"{v:.6f}" for v in vals), f"{minutes:.2f}", bare]))
-    write_text(path, "\n".join(lines) + "\n")
+        w.writerow([r["method"], zoo, seed, *(f"{v:.6f}" for v in vals), f"{minutes:.2f}", bare, r.get("machine", "")])
+    write_text(path, buf.getvalue())
 
 
 def read_runs_csv(path: Path) -> tuple[dict[str, dict], dict[str, float]]:

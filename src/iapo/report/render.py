@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,14 @@ def plan_markdown(
     return note + "\n\n" + _md_table(head, rows)
 
 
+def machines_line(results: list[dict]) -> str:
+    """Which CPUs trained the runs (the SFT students' evaluations have no run record)."""
+    count = Counter(r.get("machine") or "a CPU not recorded" for r in results if r["method"] != "sft")
+    if not count:
+        return ""
+    return "Trained on: " + "; ".join(f"{n} run{'s' * (n != 1)} on {m}" for m, n in count.most_common()) + "."
+
+
 def write_report(run_dir: Path) -> Path:
     """Write report.html, report.md, runs.csv and fig_*.png into `run_dir`; returns the HTML path.
     The gallery drawn into `run_dir` (gallery_*.png, `iapo.viz.episode_gallery`) is shown as is."""
@@ -194,10 +203,12 @@ def write_report(run_dir: Path) -> Path:
     ]  # fmt: skip
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
     caveat = design_caveat(len(zoos))
-    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs.\n\n**{said}**\n\n"
+    machines = machines_line(results)
+    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs. {machines}\n\n**{said}**\n\n"
           f"{caveat}\n"]  # fmt: skip
     body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; {where}; "
-            f"{len(results)} runs.</p><p><b>{html.escape(said)}</b></p><p>{html.escape(caveat)}</p>"]  # fmt: skip
+            f"{len(results)} runs. {html.escape(machines)}</p><p><b>{html.escape(said)}</b></p>"
+            f"<p>{html.escape(caveat)}</p>"]  # fmt: skip
     for title, h, r in sections:
         if len(r) < (2 if title.startswith("Attribution variants") else 1):
             continue  # nothing to compare

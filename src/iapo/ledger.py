@@ -27,7 +27,7 @@ from pathlib import Path
 
 from iapo.config import changed_keys
 from iapo.errors import ConfigError, DataError
-from iapo.provenance import content_hash, write_json
+from iapo.provenance import atomic, content_hash, write_json
 from iapo.store import EXPERIMENT, METRICS, RESULT, RUN_RECORD, read_json, run_files
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,8 @@ def _copy_missing(src: Path, dest: Path) -> None:
     for f in sorted(src.rglob("*")):
         rel = f.relative_to(src)
         if f.is_file() and rel.parts[0] not in ZOO_SKIP and not (dest / rel).exists():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            tmp = (dest / rel).with_name(f".{f.name}.tmp")
-            shutil.copyfile(f, tmp)
-            tmp.replace(dest / rel)
+            with atomic(dest / rel) as tmp:
+                shutil.copyfile(f, tmp)
 
 
 def take_zoo(ledger: Path, zoo_path: Path, zoo: int | None) -> bool:
@@ -149,9 +147,7 @@ def save_run(ledger: Path, out: Path, run: Path) -> None:
 def _copy_record(src: Path, dest: Path) -> None:
     """A run's record files, each copied whole (via a temporary name), result.json last: a
     record with a result is complete."""
-    dest.mkdir(parents=True, exist_ok=True)
     for name in RECORD_FILES:
         if (src / name).exists():
-            tmp = dest / f".{name}.tmp"
-            shutil.copyfile(src / name, tmp)
-            tmp.replace(dest / name)
+            with atomic(dest / name) as tmp:
+                shutil.copyfile(src / name, tmp)

@@ -41,7 +41,7 @@ from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
 from iapo.run import TrainConfig, run_one
 from iapo.steps import OnProgress
-from iapo.store import EXPERIMENT, RESULT, read_json, read_result, run_dir, zoo_dir
+from iapo.store import EXPERIMENT, RESULT, read_result, run_dir, zoo_dir
 from iapo.supervised.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
@@ -219,7 +219,7 @@ class Job:
     zoo_dir: Path
     zoo: int | None
     student: str
-    out: Path | None = None  # the experiment directory the run lies in, and
+    out: Path | None = None  # the experiment's directory: the ledger mirrors run_dir's place under it
     ledger: Path | None = None  # where a finished run's records go (`iapo.ledger`)
 
     def run(self, trm: Path | None, world: World, progress: OnProgress | None = None) -> dict:
@@ -398,9 +398,10 @@ def run_experiment(
     timings["zoo_rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
     write_csv(tidy_rows(results), out / "results.csv")
-    write_json(out / EXPERIMENT, {**experiment_record(cfg, raw_config), "timings": timings})
+    final = {**experiment_record(cfg, raw_config), "timings": timings}
+    write_json(out / EXPERIMENT, final)
     if ledger is not None:
-        bind_experiment(ledger, read_json(out / EXPERIMENT), world.root)
+        bind_experiment(ledger, final, world.root)
     return results
 
 

@@ -62,8 +62,8 @@ def _check(recorded: dict, found: dict, what: str, path: Path) -> None:
         k = differ[0]
         raise DataError(
             f"{path}: {what} was rebuilt differently here ({k}: recorded {recorded[k][:12]}, built "
-            f"{found[k][:12]}), so the runs recorded on it cannot join this grid; rebuild on the machine class "
-            "they came from, or start a new ledger"
+            f"{found[k][:12]}), so the runs recorded on it cannot join this grid (a zoo: remove it here, and the "
+            "ledger's copy is taken; a world: generate it with the versions the ledger's experiment.json records)"
         )
 
 

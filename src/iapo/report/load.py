@@ -41,7 +41,7 @@ def load_results(run_dir: Path) -> list[dict]:
 def machine_of(run: Path) -> str:
     """The CPU a run trained on, with its class where recorded (0.3.2 on): a grid that outlives
     one machine can hold runs of several."""
-    rec = read_run_record(run) if (run / RUN_RECORD).exists() else None
+    rec = read_run_record(run)  # None without one
     m = ((rec or {}).get("environment") or {}).get("machine") or {}
     return f"{m.get('cpu', '')} ({m['cpu_class']})" if m.get("cpu_class") else m.get("cpu", "")
 

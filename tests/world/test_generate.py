@@ -228,27 +228,45 @@ def test_value_pair_reads_two_cells_of_a_row_as_one_number():
     assert len(answers) >= 25  # a wide answer space: a guess is rarely right
 
 
+def _row_call(ex, rows: list[str]) -> CallClass:
+    """How the world classes a call that highlights `rows` as the first call of `ex`'s episode."""
+    s = ToolSession(None, ex.layout, frozenset(ex.evidence), frozenset(ex.context), 2)
+    call = {"name": "focus_on_rows_with_highlight", "arguments": {"rows": rows}}
+    return s.step(parse_turn("<tool_call>" + json.dumps(call) + "</tool_call>")).cls
+
+
+def _cells(ex) -> dict[tuple[str, str], str]:
+    return {(row[0], col): v for row in ex.grid[1:] for col, v in zip(ex.grid[0][1:], row[1:], strict=True)}
+
+
 def test_value_pair_below_names_a_row_whose_call_is_useless():
     """The distractor variant (issue 40): the evidence is the row below the named one, so a call
     built from the question's words runs and is useless, and the useful call names a row that
     only the image shows."""
-    import json
-
-    from iapo.tools import CallClass, ToolSession, parse_turn
-
-    def call(ex, rows: list[str]) -> CallClass:
-        s = ToolSession(None, ex.layout, frozenset(ex.evidence), frozenset(ex.context), 2)
-        return s.step(parse_turn("<tool_call>" + json.dumps({"name": "focus_on_rows_with_highlight",
-                                                              "arguments": {"rows": rows}}) + "</tool_call>")).cls  # fmt: skip
-
     cfg = WorldConfig(templates=["value_pair_below"], in_dist={"table_rows": [5, 6], "table_cols": [5, 6]})
     for i in range(30):
         ex = generate_example(cfg, "train", i).example
         named = ex.question.split('"')[1]
         rows = [row[0] for row in ex.grid[1:]]
         (r, a), (r2, b) = (e.split("/") for e in ex.evidence)
-        grid_cells = {(row[0], col): v for row in ex.grid[1:] for col, v in zip(ex.grid[0][1:], row[1:], strict=True)}
         assert r == r2 == rows[rows.index(named) + 1] and f'"{r}"' not in ex.question
-        assert ex.answer == grid_cells[(r, a)] + grid_cells[(r, b)] and ex.valid_paths
-        assert call(ex, [named]) == CallClass.VALID_USELESS
-        assert call(ex, [r]) == CallClass.VALID_USEFUL
+        assert ex.answer == _cells(ex)[(r, a)] + _cells(ex)[(r, b)] and ex.valid_paths
+        assert _row_call(ex, [named]) == CallClass.VALID_USELESS
+        assert _row_call(ex, [r]) == CallClass.VALID_USEFUL
+
+
+def test_value_pair_later_makes_one_of_two_named_rows_the_useful_call():
+    """The named-distractor variant (issue 40): both rows are in the question, in either order;
+    the one later in the alphabet holds the evidence, and a call on the other runs and is useless."""
+    cfg = WorldConfig(templates=["value_pair_later"], in_dist={"table_rows": [5, 6], "table_cols": [5, 6]})
+    first_is_later = set()
+    for i in range(30):
+        ex = generate_example(cfg, "train", i).example
+        named = ex.question.split('"')[1:4:2]  # the two row names, in the question's order
+        (r, a), (r2, b) = (e.split("/") for e in ex.evidence)
+        assert r == r2 == max(named) and len(set(named)) == 2 and ex.meta["template"] == "value_pair_later"
+        assert ex.answer == _cells(ex)[(r, a)] + _cells(ex)[(r, b)] and ex.valid_paths
+        assert _row_call(ex, [min(named)]) == CallClass.VALID_USELESS
+        assert _row_call(ex, [r]) == CallClass.VALID_USEFUL
+        first_is_later.add(named[0] == r)
+    assert first_is_later == {True, False}  # the position of a name does not give the answer's row away

@@ -91,6 +91,18 @@ def t_value_pair_below(s: Scene, rng: random.Random) -> Question:
     return _cells_of_row(s, rng, r, f'In the row below "{named}"', "value_pair_below", f"{r}: ")
 
 
+def t_value_pair_later(s: Scene, rng: random.Random) -> Question:
+    """`value_pair` with a named distractor: the question names two rows, in random order, and the
+    evidence is the one later in the alphabet. Both names can be copied into a call and both calls
+    run; which one is useful is a rule the question states and a call bonus does not pay for, and
+    unlike `value_pair_below` it needs no reading of row names off the image (issue 40)."""
+    a, b = _two(rng, s.row_names)
+    r = max(a, b)
+    return _cells_of_row(
+        s, rng, r, f'In whichever of rows "{a}" and "{b}" comes later in the alphabet', "value_pair_later", f"{r}: "
+    )
+
+
 def _distinct_rows(s: Scene, rng: random.Random, c: str) -> tuple[str, str] | None:
     for _ in range(20):
         a, b = _two(rng, s.row_names)
@@ -284,6 +296,7 @@ FAMILY_TEMPLATES: dict[str, list[Draw]] = {
         Draw("table", t_argmax, 0.2, "argmax"),
         Draw("table", t_value_pair, 0.2, "value_pair"),
         Draw("table", t_value_pair_below, 0.2, "value_pair_below"),
+        Draw("table", t_value_pair_later, 0.2, "value_pair_later"),
     ],
     "table_verify": [
         Draw("table", t_verify_value, 0.6, "verify_value"),
@@ -305,5 +318,5 @@ FAMILY_TEMPLATES: dict[str, list[Draw]] = {
 }
 TEMPLATES = tuple(dict.fromkeys(d.name for draws in FAMILY_TEMPLATES.values() for d in draws))
 # drawn only when `WorldConfig.templates` names them, so that the default world stays as it was
-OPT_IN_TEMPLATES = frozenset({"value_pair", "value_pair_below"})
+OPT_IN_TEMPLATES = frozenset({"value_pair", "value_pair_below", "value_pair_later"})
 DEFAULT_TEMPLATES = tuple(t for t in TEMPLATES if t not in OPT_IN_TEMPLATES)

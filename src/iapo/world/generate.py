@@ -79,7 +79,8 @@ class WorldConfig(StrictModel):
         None,
         description="question templates to draw (`meta.template` names); default all but the opt-in "
         "`value_pair` (two cells read as one number) and `value_pair_below` (the same of the row below the named one: "
-        "the useful call names a row only the image shows). A family left with none is not drawn and gets no test split",
+        "the useful call names a row only the image shows) and `value_pair_later` (of two named rows, the one later in the "
+        "alphabet: a call on the other runs and is useless). A family left with none is not drawn and gets no test split",
     )
     max_path_calls: int = Field(2, ge=1, le=3, description="longest tool path enumerated as valid")
     in_dist: Regime = Field(default_factory=Regime, description="the train / val / test regime")

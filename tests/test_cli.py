@@ -132,6 +132,29 @@ def test_the_grpo_progress_bar_shows_the_rollout_accuracy():
     assert "acc 0.25" in task.description and "nan" not in task.description
 
 
+def test_progress_goes_to_a_log_file_as_timestamped_lines():
+    """Under nohup a bar draws nothing until it ends: a non-terminal console gets one line at each
+    quarter of a stage and one for each task a pool finishes, named."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from iapo.cli import _Bars
+
+    file = io.StringIO()
+    with Progress(console=Console(file=file, force_terminal=False, width=200)) as bar:
+        bars = _Bars(bar)
+        for step in range(1, 9):
+            bars("iapo/seed0", step, 8, {"reward/total": 0.5, "rollout/accuracy": 0.25})
+        bars("GRPO runs (2 workers)", 1, 3, {"finished": "iapo/zoo1/seed2"})
+        bars("GRPO runs (2 workers)", 1, 3, {"finished": "zoo 3"})
+    lines = [ln for ln in file.getvalue().splitlines() if ln[:2] == "20"]  # the timestamped ones
+    assert [ln.split()[3] for ln in lines[:4]] == ["2/8", "4/8", "6/8", "8/8"]
+    assert "acc 0.25" in lines[0] and "(iapo/zoo1/seed2 done)" in lines[4] and "(zoo 3 done)" in lines[5]
+    assert len(lines) == 6
+
+
 def test_compare_and_plan_read_a_runs_csv(tmp_path):
     rows = ["method,zoo,seed,accuracy,train_minutes"]
     for z in range(3):

@@ -7,6 +7,7 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -120,10 +121,14 @@ def _zoo_config(config: Path | None):
 
 
 class _Bars:
-    """One rich progress bar per training stage."""
+    """One rich progress bar per training stage. Where the console is not a terminal (a grid run
+    under nohup, its stderr in a file) a bar draws nothing until it ends, so each stage also logs a
+    timestamped line at every quarter, and a pool logs each task it finishes (`row["finished"]`)."""
 
     def __init__(self, bar: Progress):
         self.bar, self.tasks = bar, {}
+        self.log = not bar.console.is_terminal
+        self.quarters: dict[str, int] = {}
 
     def __call__(self, stage: str, step: int, total: int, row: dict) -> None:
         if stage not in self.tasks:
@@ -135,6 +140,12 @@ class _Bars:
         if "val/accuracy" in row:
             extra += f" val acc {row['val/accuracy']:.2f}"
         self.bar.update(self.tasks[stage], completed=step, description=f"{stage:>22}{extra}")
+        quarter = 4 * step // max(total, 1)
+        if self.log and ("finished" in row or quarter > self.quarters.get(stage, 0)):
+            self.quarters[stage] = quarter
+            done = f" ({row['finished']} done)" if "finished" in row else ""
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.bar.console.print(f"{stamp} {stage} {step}/{total}{extra}{done}", highlight=False, soft_wrap=True)
 
 
 @app.command()

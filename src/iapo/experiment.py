@@ -222,6 +222,11 @@ class Job:
     out: Path | None = None  # the experiment's directory: the ledger mirrors run_dir's place under it
     ledger: Path | None = None  # where a finished run's records go (`iapo.ledger`)
 
+    @property
+    def label(self) -> str:
+        zoo = "" if self.zoo is None else f"/zoo{self.zoo}"
+        return f"{self.name}{zoo}/seed{self.cfg.seed}"
+
     def run(self, trm: Path | None, world: World, progress: OnProgress | None = None) -> dict:
         r = run_one(self.name, self.cfg, self.zoo_dir / self.student, self.zoo_dir, trm, world, self.run_dir, progress)
         if r and self.ledger is not None:
@@ -326,7 +331,8 @@ def _run_parallel(
                     results[i] = fut.result()
                 if progress:
                     n_done = sum(r is not None for r in results)
-                    progress(f"GRPO runs ({workers} workers)", n_done, len(jobs), {})
+                    what = f"zoo {zoos[i].zoo}" if kind == "zoo" else jobs[i].label
+                    progress(f"GRPO runs ({workers} workers)", n_done, len(jobs), {"finished": what})
     return sft, results  # type: ignore[return-value]
 
 

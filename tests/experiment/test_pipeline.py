@@ -167,7 +167,8 @@ def test_gallery_picks_questions_where_policies_disagree():
 
 
 def test_parallel_workers_train_every_run_once(run, tmp_path):
-    """workers=2 reuses the zoo of a finished grid and trains each (method, seed) in a pool."""
+    """workers=2 reuses the zoo of a finished grid and trains each (method, seed) in a pool, and
+    names each run it finishes to the progress callback (the log of a grid run under nohup)."""
     import shutil
 
     out, cfg, _ = run
@@ -175,8 +176,10 @@ def test_parallel_workers_train_every_run_once(run, tmp_path):
     shutil.copytree(out / "world", par / "world")
     shutil.copytree(out / "zoo", par / "zoo")
     cfg2 = cfg.model_copy(update={"workers": 2, "methods": {"outcome": cfg.methods["outcome"]}})
-    results = run_experiment(cfg2, par)
+    finished = []
+    results = run_experiment(cfg2, par, lambda stage, step, n, row: finished.append(row.get("finished")))
     assert [r["method"] for r in results] == ["sft", "outcome", "outcome"]
+    assert sorted(f for f in finished if f) == sorted(f"outcome/seed{k}" for k in cfg.seeds)
     assert [r["seed"] for r in results[1:]] == cfg.seeds
     for seed in cfg.seeds:
         rows = (par / "runs" / "outcome" / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()

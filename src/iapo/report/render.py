@@ -124,13 +124,51 @@ def machines_line(results: list[dict]) -> str:
     return "Trained on: " + "; ".join(f"{n} run{'s' * (n != 1)} on {m}" for m, n in count.most_common()) + "."
 
 
+Section = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
+
+FIGURES = {  # file -> (title, what it draws from: "results" or "curves" or "runs", how)
+    "fig_val_runs.png": ("Val accuracy of every run (a line per run, a colour per zoo)", "runs", fig_val_curves),
+    "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", "curves", fig_training),
+    "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", "results", fig_misuse),
+    "fig_attribution.png": (
+        "Attribution share per input component, final turn (paper's Fig. 3 analog)",
+        "results",
+        fig_attribution,
+    ),
+    "fig_alignment.png": (
+        "Student vs target attribution shares at the first and last GRPO step (IAPO methods)",
+        "curves",
+        fig_alignment,
+    ),
+}
+
+
 def write_report(run_dir: Path) -> Path:
     """Write report.html, report.md, runs.csv and fig_*.png into `run_dir`; returns the HTML path.
     The gallery drawn into `run_dir` (gallery_*.png, `iapo.viz.episode_gallery`) is shown as is."""
     results = load_results(run_dir)
     runs = load_run_curves(run_dir)
-    curves = {m: list(by.values()) for m, by in runs.items()}
     meta = read_experiment(run_dir)
+    write_runs_csv(results, run_dir / "runs.csv")
+    data = {"results": results, "runs": runs, "curves": {m: list(by.values()) for m, by in runs.items()}}
+    for name, (_, source, draw) in FIGURES.items():
+        draw(data[source], run_dir / name)
+    said, sections = _sections(run_dir, results, runs, meta)
+    zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
+    seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
+    where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
+    head = (f"Run: `{run_dir}`; {where}; {len(results)} runs. {machines_line(results)}", said, design_caveat(len(zoos)))
+    gallery = sorted(run_dir.glob("gallery_*.png"))
+    write_text(run_dir / "report.md", _markdown(head, sections, gallery, meta))
+    out = run_dir / "report.html"
+    write_text(out, _html(head, sections, gallery, meta))
+    return out
+
+
+def _sections(run_dir: Path, results: list[dict], runs: dict, meta: dict) -> tuple[str, list[Section]]:
+    """The verdict on the primary contrast and the report's tables, in order; a table with no rows
+    is left out when rendered."""
+    curves = {m: list(by.values()) for m, by in runs.items()}
     roles = meta.get("config", {}).get("report") or {}
     baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
     primary = primary_of(roles)
@@ -140,102 +178,79 @@ def write_report(run_dir: Path) -> Path:
     secondary = [tuple(p) for p in roles.get("secondary") or []]
     contrasts = comparisons(arm_runs(results), references, proposed, primary, attribution_variants(configs), secondary)
     acc_h, acc_r, arms = accuracy_table(results)
-    write_runs_csv(results, run_dir / "runs.csv")
-    eff_h, eff_r = sample_efficiency(curves, baseline)
-    col_h, col_r = tool_collapse(results)
-    seed_h, seed_r = per_seed_table(results)
-    diag_h, diag_r = diagnostics_table(curves)
-    abl_h, abl_r = ablation_table(arms, contrasts, configs, baseline, proposed)
-    found_h, found_r = tools_found_table(runs)
-    cost_h, cost_r = cost_table(runs, results)
-    attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
-    early_h, early_r = early_steps_table(runs, attr_methods)
-    zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
-    figs = {
-        "fig_val_runs.png": ("Val accuracy of every run (a line per run, a colour per zoo)", fig_val_curves, runs),
-        "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", fig_training, curves),
-        "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", fig_misuse, results),
-        "fig_attribution.png": (
-            "Attribution share per input component, final turn (paper's Fig. 3 analog)",
-            fig_attribution,
-            results,
-        ),
-        "fig_alignment.png": (
-            "Student vs target attribution shares at the first and last GRPO step (IAPO methods)",
-            fig_alignment,
-            curves,
-        ),
-    }
-    for name, (_, fn, data) in figs.items():
-        fn(data, run_dir / name)
-    gallery = sorted(run_dir.glob("gallery_*.png"))
-    seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     main = next((c for c in contrasts if c.primary), None)
-    said = verdict(main, primary)
+    zoos = {r["zoo"] for r in results if r.get("zoo") is not None}
     over = "zoos" if len(zoos) > 1 else "runs of one zoo"
     bare = {m: arm_ci(a) for m, a in arm_runs(results, tools=False).items()}
-    head_h, head_r = headline_table(arms, contrasts, runs, baseline, incentive, bare)
-    con_h, con_r = contrasts_table(contrasts)
-    zoo_h, zoo_r = per_zoo_table(results) if len(zoos) > 1 else ([], [])
-    sft_h, sft_r = versus_sft_table(results)
-    tools_h, tools_r = tools_table(results)
-    calls_h, calls_r = call_quality_table(results)
-    q_h, q_r = question_view(results, *primary) if main else ([], [])
+    attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
     sections = [
-        (f"Headline: accuracy and differences with the {over} as the unit", head_h, head_r),
+        (f"Headline: accuracy and differences with the {over} as the unit",
+         *headline_table(arms, contrasts, runs, baseline, incentive, bare)),
         ("Every comparison (diff = A - B on the same runs; p Holm: within the secondary family named before the "
-         "grid, and within the exploratory rest)", con_h, con_r),
+         "grid, and within the exploratory rest)", *contrasts_table(contrasts)),
         (f"Accuracy on the test splits (%, mean [95% CI], the {over} as the unit)", acc_h, acc_r),
-        ("With and without tools: test accuracy when no tools are offered (descriptive)", tools_h, tools_r),
-        ("Mean accuracy per zoo (%, runs in brackets)", zoo_h, zoo_r),
-        ("Against the SFT student, per test split (points [95% CI]; descriptive)", sft_h, sft_r),
-        (f"Where {primary[0]} and {primary[1]} differ, question by question (description, no test)", q_h, q_r),
-        ("Average test accuracy per run (%)", seed_h, seed_r),
-        ("Sample efficiency", eff_h, eff_r),
-        ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)", found_h,
-         found_r),
-        ("Does tool use collapse?", col_h, col_r),
-        ("What the calls are (test splits, mean over runs)", calls_h, calls_r),
-        ("What the attribution term rewards (training, mean over steps and runs)", diag_h, diag_r),
-        ("First 10 steps of the attribution runs that find the tools and of those that never do", early_h, early_r),
-        ("Attribution variants: what each asks", abl_h, abl_r),
-        ("What a run costs (means over finished runs; per-step times are training steps)", cost_h, cost_r),
+        ("With and without tools: test accuracy when no tools are offered (descriptive)", *tools_table(results)),
+        ("Mean accuracy per zoo (%, runs in brackets)", *(per_zoo_table(results) if len(zoos) > 1 else ([], []))),
+        ("Against the SFT student, per test split (points [95% CI]; descriptive)", *versus_sft_table(results)),
+        (f"Where {primary[0]} and {primary[1]} differ, question by question (description, no test)",
+         *(question_view(results, *primary) if main else ([], []))),
+        ("Average test accuracy per run (%)", *per_seed_table(results)),
+        ("Sample efficiency", *sample_efficiency(curves, baseline)),
+        ("Finding the tools (training rollouts: >= half the episodes call, >= half the calls useful)",
+         *tools_found_table(runs)),
+        ("Does tool use collapse?", *tool_collapse(results)),
+        ("What the calls are (test splits, mean over runs)", *call_quality_table(results)),
+        ("What the attribution term rewards (training, mean over steps and runs)", *diagnostics_table(curves)),
+        ("First 10 steps of the attribution runs that find the tools and of those that never do",
+         *early_steps_table(runs, attr_methods)),
+        ("Attribution variants: what each asks", *ablation_table(arms, contrasts, configs, baseline, proposed)),
+        ("What a run costs (means over finished runs; per-step times are training steps)", *cost_table(runs, results)),
     ]  # fmt: skip
-    where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
-    caveat = design_caveat(len(zoos))
-    machines = machines_line(results)
-    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`; {where}; {len(results)} runs. {machines}\n\n**{said}**\n\n"
-          f"{caveat}\n"]  # fmt: skip
-    body = [f"<h1>IAPO experiment report</h1><p>Run: <code>{html.escape(str(run_dir))}</code>; {where}; "
-            f"{len(results)} runs. {html.escape(machines)}</p><p><b>{html.escape(said)}</b></p>"
-            f"<p>{html.escape(caveat)}</p>"]  # fmt: skip
-    for title, h, r in sections:
-        if len(r) < (2 if title.startswith("Attribution variants") else 1):
-            continue  # nothing to compare
-        md.append(f"## {title}\n\n{_md_table(h, r)}")
-        body.append(f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}")
-    for name, (title, _, _) in figs.items():
-        md.append(f"## {title}\n\n![{title}]({name})\n")
-        body.append(f"<h2>{html.escape(title)}</h2><img src='{name}' alt='{html.escape(title)}'>")
+    return verdict(main, primary), sections
+
+
+def _shown(sections: list[Section]) -> list[Section]:
+    """The sections with something to show (the attribution variants: something to compare)."""
+    return [s for s in sections if len(s[2]) >= (2 if s[0].startswith("Attribution variants") else 1)]
+
+
+GALLERY = (
+    "Episode gallery: the SFT student and seed 0 of each method on the same test questions",
+    "Questions where the policies disagree most. Each row: the episode's images with the attribution heat map of "
+    "its final turn (red: raises the answer's log-probability), its turns and answer, and its component shares.",
+)
+
+
+def _markdown(head: tuple[str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
+    run, said, caveat = head
+    md = [f"# IAPO experiment report\n\n{run}\n\n**{said}**\n\n{caveat}\n"]
+    md += [f"## {title}\n\n{_md_table(h, r)}" for title, h, r in _shown(sections)]
+    md += [f"## {title}\n\n![{title}]({name})\n" for name, (title, _, _) in FIGURES.items()]
     if gallery:
-        title = "Episode gallery: the SFT student and seed 0 of each method on the same test questions"
-        note = ("Questions where the policies disagree most. Each row: the episode's images with the attribution "
-                "heat map of its final turn (red: raises the answer's log-probability), its turns and answer, "
-                "and its component shares.")  # fmt: skip
+        title, note = GALLERY
         md.append(f"## {title}\n\n{note}\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in gallery) + "\n")
-        body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
-                    + "".join(f"<img src='{p.name}' alt='{p.stem}'>" for p in gallery))  # fmt: skip
     md.append(f"## Notes\n\n{NOTES}\n")
+    if meta:
+        md.append(f"## Config, versions, wall time\n\n```json\n{json.dumps(meta, indent=1)}\n```\n")
+    return "\n".join(md)
+
+
+def _html(head: tuple[str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
+    run, said, caveat = (html.escape(x) for x in head)
+    run = run.replace("`", "<code>", 1).replace("`", "</code>", 1)
+    body = [f"<h1>IAPO experiment report</h1><p>{run}</p><p><b>{said}</b></p><p>{caveat}</p>"]
+    body += [f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}" for title, h, r in _shown(sections)]
+    body += [
+        f"<h2>{html.escape(t)}</h2><img src='{name}' alt='{html.escape(t)}'>" for name, (t, _, _) in FIGURES.items()
+    ]
+    if gallery:
+        title, note = (html.escape(x) for x in GALLERY)
+        body.append(f"<h2>{title}</h2><p>{note}</p>" + "".join(f"<img src='{p.name}' alt='{p.stem}'>" for p in gallery))
     body.append(f"<h2>Notes</h2><p>{html.escape(NOTES)}</p>")
     if meta:
-        dump = json.dumps(meta, indent=1)
-        md.append(f"## Config, versions, wall time\n\n```json\n{dump}\n```\n")
-        body.append(f"<h2>Config, versions, wall time</h2><pre>{html.escape(dump)}</pre>")
-    write_text(run_dir / "report.md", "\n".join(md))
-    out = run_dir / "report.html"
-    write_text(out, f"<!doctype html><html><head><meta charset='utf-8'><title>IAPO report</title>"
-                    f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
-    return out
+        body.append(f"<h2>Config, versions, wall time</h2><pre>{html.escape(json.dumps(meta, indent=1))}</pre>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>IAPO report</title><style>{CSS}</style></head>"
+            f"<body>{''.join(body)}</body></html>")  # fmt: skip
 
 
 NOTES = (

@@ -160,68 +160,79 @@ def build_zoo(
     set_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     train, val = world.load("train"), world.load("val")
-    val_eval = val[: cfg.eval_examples]
     tok_paths = train_tokenizers(train, cfg, out)
     summary_path = out / "zoo.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"roles": {}}
-    wanted = roles or list(cfg.roles)
-    for role in wanted:
+    for role in training_order(cfg, roles or list(cfg.roles)):
+        if (out / role / "config.json").exists():
+            log.info("%s: already trained, skipping", role)
+            continue
+        tokenizer = AutoTokenizer.from_pretrained(tok_paths[cfg.roles[role].tokenizer])
+        summary["roles"][role] = _train_role(role, cfg, tokenizer, train, val, out, progress)
+        summary_path.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def training_order(cfg: ZooConfig, roles: list[str]) -> list[str]:
+    """`roles` with each role's `init_from` source (and its source's) trained before it."""
+    for role in roles:
         if role not in cfg.roles:
             raise ValueError(f"unknown role {role!r}; roles: {', '.join(cfg.roles)}")
-    order: list[str] = []  # a role's init_from source is trained before it
-    for role in wanted:
+    order: list[str] = []
+    for role in roles:
         chain = [role]
         while (src := cfg.roles[chain[-1]].init_from) is not None and src not in chain:
             chain.append(src)
         order.extend(r for r in reversed(chain) if r not in order)
-    for role in order:
-        rc = cfg.roles[role]
-        final = out / role
-        if (final / "config.json").exists():
-            log.info("%s: already trained, skipping", role)
-            continue
-        t0 = time.perf_counter()
-        tokenizer = AutoTokenizer.from_pretrained(tok_paths[rc.tokenizer])
-        processor = make_processor(tokenizer, rc.spec)
-        vision = None
-        if rc.vision_pretraining:
-            vdir = out / "vision" / vision_key(rc.spec)
-            if not (vdir / VISION_WEIGHTS).exists():
-                pretrain_vision(
-                    train, val, rc.spec, processor, cfg.pretrain, vdir,
-                    (lambda s, n, row: progress("vision", s, n, row)) if progress else None, cfg.torch_device(),
-                )  # fmt: skip
-            vision = vdir / VISION_WEIGHTS
-        model = build_model(rc.spec, processor, seed=cfg.seed + rc.sft.seed)  # a role with its own sft.seed: own init
-        if vision is not None:
-            load_vision(model, vision)
-        if rc.init_from is not None:
-            model.load_state_dict(load(out / rc.init_from)[0].state_dict())
-        model.to(cfg.torch_device())
+    return order
 
-        def on_eval(step: int, model=model, processor=processor) -> dict:
-            eps = rollout(model, processor, val_eval, RolloutConfig(greedy=True))
-            return {"val/accuracy": summarize(eps)["accuracy"]["mean"]}
 
-        train_sft(
-            model, processor, train, rc.sft, out / "runs" / role,
-            (lambda stage, s, n, row, r=role: progress(f"{r}:{stage}", s, n, row)) if progress else None,
-            on_eval, cfg.eval_every,
-        )  # fmt: skip
-        final_eval = summarize(rollout(model, processor, val_eval, RolloutConfig(greedy=True)))
-        meta = {
-            "role": role,
-            "spec": rc.spec.model_dump(),
-            "sft": rc.sft.model_dump(),
-            "tokenizer": rc.tokenizer,
-            "vision_pretraining": rc.vision_pretraining,
-            "init_from": rc.init_from,
-            "params": n_params(model),
-            "val_accuracy": final_eval["accuracy"],
-            "seconds": round(time.perf_counter() - t0, 1),
-            "provenance": record(cfg, role=role),
-        }
-        save(model, processor, final, meta)
-        summary["roles"][role] = meta
-        summary_path.write_text(json.dumps(summary, indent=2))
-    return summary
+def _train_role(
+    role: str, cfg: ZooConfig, tokenizer, train: list, val: list, out: Path, progress: OnProgress | None
+) -> dict:
+    """Build one role (its vision tower pretrained once per spec, or its `init_from` weights), run
+    its SFT stages, evaluate it greedily on val and save it to out/role; returns its zoo.json entry."""
+    rc = cfg.roles[role]
+    t0 = time.perf_counter()
+    val_eval = val[: cfg.eval_examples]
+    processor = make_processor(tokenizer, rc.spec)
+    vision = None
+    if rc.vision_pretraining:
+        vdir = out / "vision" / vision_key(rc.spec)
+        if not (vdir / VISION_WEIGHTS).exists():
+            pretrain_vision(
+                train, val, rc.spec, processor, cfg.pretrain, vdir,
+                (lambda s, n, row: progress("vision", s, n, row)) if progress else None, cfg.torch_device(),
+            )  # fmt: skip
+        vision = vdir / VISION_WEIGHTS
+    model = build_model(rc.spec, processor, seed=cfg.seed + rc.sft.seed)  # a role with its own sft.seed: own init
+    if vision is not None:
+        load_vision(model, vision)
+    if rc.init_from is not None:
+        model.load_state_dict(load(out / rc.init_from)[0].state_dict())
+    model.to(cfg.torch_device())
+
+    def on_eval(step: int) -> dict:
+        eps = rollout(model, processor, val_eval, RolloutConfig(greedy=True))
+        return {"val/accuracy": summarize(eps)["accuracy"]["mean"]}
+
+    train_sft(
+        model, processor, train, rc.sft, out / "runs" / role,
+        (lambda stage, s, n, row: progress(f"{role}:{stage}", s, n, row)) if progress else None,
+        on_eval, cfg.eval_every,
+    )  # fmt: skip
+    final_eval = summarize(rollout(model, processor, val_eval, RolloutConfig(greedy=True)))
+    meta = {
+        "role": role,
+        "spec": rc.spec.model_dump(),
+        "sft": rc.sft.model_dump(),
+        "tokenizer": rc.tokenizer,
+        "vision_pretraining": rc.vision_pretraining,
+        "init_from": rc.init_from,
+        "params": n_params(model),
+        "val_accuracy": final_eval["accuracy"],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "provenance": record(cfg, role=role),
+    }
+    save(model, processor, out / role, meta)
+    return meta

@@ -117,6 +117,30 @@ def test_reading_templates_restrict_the_reading_stage_only(small_world):
         stage_pool("reading", train, ZooSFTConfig(reading_templates=["no_such_template"]))
 
 
+def test_call_templates_demonstrate_calls_for_the_named_templates_only(small_world):
+    """A demonstrator that shows where to look for some questions only: the others answer at once
+    in the multimodal stage and are left out of the text stage (tool-call practice); unset, the
+    batches are the ones drawn before the option existed."""
+    from iapo.errors import ConfigError
+    from iapo.supervised.sft import stage_pool
+
+    train = [e for e in small_world.load("train") if e.valid_paths]
+    base = ZooSFTConfig(batch_size=len(train), no_tools_share=0.0)
+    only = base.model_copy(update={"call_templates": ["value"]})
+    assert plan_step("multimodal", train, random.Random(3), base) == plan_step(
+        "multimodal", train, random.Random(3), base.model_copy(update={"call_templates": None})
+    )
+    plans = plan_step("multimodal", train, random.Random(3), only)
+    assert {ex.meta["template"] for ex, _, path in plans if path} == {"value"}
+    assert all(tools and not path for ex, tools, path in plans if ex.meta["template"] != "value")
+    only = only.model_copy(update={"batch_size": 4})
+    text = stage_pool("text", train, only)
+    assert {ex.meta["template"] for ex in text} == {"value"} and stage_pool("multimodal", train, only) is train
+    assert stage_pool("reading", train, only) is train  # reading shows the tool output, not the call
+    with pytest.raises(ConfigError, match=r"call_templates.*fewer than one batch"):
+        stage_pool("text", train, ZooSFTConfig(call_templates=["no_such_template"]))
+
+
 def test_short_reading_episode_is_the_tool_output_and_question_only(tiny_models, small_world):
     _, proc = tiny_models["student"]
     ex = next(e for e in small_world.load("train") if e.valid_paths)

@@ -138,6 +138,13 @@ class CurriculumSFTConfig(SFTConfig):
         description="of the episodes that offer tools, those whose demonstration answers at once without a call "
         "(a demonstrator that often skips tools: the room RL has to learn when to use them)",
     )
+    call_templates: list[str] | None = Field(
+        None,
+        description="question templates (`meta.template`) whose demonstrations call tools; default all. The "
+        "others answer at once wherever tools are offered, and the text stage (tool-call practice) leaves them "
+        "out: a demonstrator that shows where to look for some questions only, so a student built with it has to "
+        "learn where for the rest (research/distractor)",
+    )
     rationale: bool = Field(
         False,
         description="answers start with <think>the values read</think> (world examples carry them)",
@@ -228,13 +235,16 @@ Plan = tuple[Example, bool, list[dict]]
 
 
 def stage_pool(stage: str, train: list[Example], cfg: CurriculumSFTConfig) -> list[Example]:
-    """The examples a stage draws from: the reading stage keeps `reading_templates` only."""
-    if stage != "reading" or cfg.reading_templates is None:
+    """The examples a stage draws from: the reading stage keeps `reading_templates` only, the text
+    stage (tool-call practice) `call_templates` only."""
+    key = {"reading": "reading_templates", "text": "call_templates"}.get(stage)
+    templates = getattr(cfg, key) if key else None
+    if templates is None:
         return train
-    pool = [ex for ex in train if ex.meta.get("template") in cfg.reading_templates]
+    pool = [ex for ex in train if ex.meta.get("template") in templates]
     if len(pool) < cfg.batch_size:
         raise ConfigError(
-            f"reading_templates {cfg.reading_templates}: {len(pool)} training examples, fewer than one batch "
+            f"{key} {templates}: {len(pool)} training examples, fewer than one batch "
             f"({cfg.batch_size}); templates in this world: {sorted({str(ex.meta.get('template')) for ex in train})}"
         )
     return pool
@@ -247,6 +257,7 @@ def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: Curricu
     for ex in rng.sample(train, cfg.batch_size):
         tools = stage != "multimodal" or rng.random() >= cfg.no_tools_share
         direct = stage == "multimodal" and tools and cfg.direct_share > 0 and rng.random() < cfg.direct_share
+        direct = direct or (cfg.call_templates is not None and ex.meta.get("template") not in cfg.call_templates)
         plans.append((ex, tools, choose_path(ex, rng, cfg.shortest_path_share) if tools and not direct else []))
     return plans
 

@@ -153,7 +153,7 @@ def write_report(run_dir: Path) -> Path:
     data = {"results": results, "runs": runs, "curves": {m: list(by.values()) for m, by in runs.items()}}
     for name, (_, source, draw) in FIGURES.items():
         draw(data[source], run_dir / name)
-    said, sections = _sections(run_dir, results, runs, meta)
+    said, sections = _sections(run_dir, results, runs, data["curves"], meta)
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
@@ -165,10 +165,11 @@ def write_report(run_dir: Path) -> Path:
     return out
 
 
-def _sections(run_dir: Path, results: list[dict], runs: dict, meta: dict) -> tuple[str, list[Section]]:
-    """The verdict on the primary contrast and the report's tables, in order; a table with no rows
-    is left out when rendered."""
-    curves = {m: list(by.values()) for m, by in runs.items()}
+def _sections(
+    run_dir: Path, results: list[dict], runs: dict, curves: dict[str, list], meta: dict
+) -> tuple[str, list[Section]]:
+    """The verdict on the primary contrast and the report's tables, in order (`curves`: each
+    method's runs' metric rows); a table with no rows is left out when rendered."""
     roles = meta.get("config", {}).get("report") or {}
     baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
     primary = primary_of(roles)

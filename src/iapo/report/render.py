@@ -157,7 +157,7 @@ def write_report(run_dir: Path) -> Path:
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
-    head = (f"Run: `{run_dir}`; {where}; {len(results)} runs. {machines_line(results)}", said, design_caveat(len(zoos)))
+    head = (str(run_dir), f"; {where}; {len(results)} runs. {machines_line(results)}", said, design_caveat(len(zoos)))
     gallery = sorted(run_dir.glob("gallery_*.png"))
     write_text(run_dir / "report.md", _markdown(head, sections, gallery, meta))
     out = run_dir / "report.html"
@@ -222,9 +222,9 @@ GALLERY = (
 )
 
 
-def _markdown(head: tuple[str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
-    run, said, caveat = head
-    md = [f"# IAPO experiment report\n\n{run}\n\n**{said}**\n\n{caveat}\n"]
+def _markdown(head: tuple[str, str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
+    run_dir, run, said, caveat = head
+    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`{run}\n\n**{said}**\n\n{caveat}\n"]
     md += [f"## {title}\n\n{_md_table(h, r)}" for title, h, r in _shown(sections)]
     md += [f"## {title}\n\n![{title}]({name})\n" for name, (title, _, _) in FIGURES.items()]
     if gallery:
@@ -236,10 +236,11 @@ def _markdown(head: tuple[str, str, str], sections: list[Section], gallery: list
     return "\n".join(md)
 
 
-def _html(head: tuple[str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
-    run, said, caveat = (html.escape(x) for x in head)
-    run = run.replace("`", "<code>", 1).replace("`", "</code>", 1)
-    body = [f"<h1>IAPO experiment report</h1><p>{run}</p><p><b>{said}</b></p><p>{caveat}</p>"]
+def _html(head: tuple[str, str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
+    run_dir, run, said, caveat = (html.escape(x) for x in head)
+    body = [
+        f"<h1>IAPO experiment report</h1><p>Run: <code>{run_dir}</code>{run}</p><p><b>{said}</b></p><p>{caveat}</p>"
+    ]
     body += [f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}" for title, h, r in _shown(sections)]
     body += [
         f"<h2>{html.escape(t)}</h2><img src='{name}' alt='{html.escape(t)}'>" for name, (t, _, _) in FIGURES.items()

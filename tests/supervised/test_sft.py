@@ -141,6 +141,35 @@ def test_call_templates_demonstrate_calls_for_the_named_templates_only(small_wor
         stage_pool("text", train, ZooSFTConfig(call_templates=["no_such_template"]))
 
 
+def test_decoy_share_demonstrates_calls_on_the_named_distractor(small_world):
+    """A demonstrator that copies either named row: a `decoy_share` of its calling demonstrations
+    follow a path on the distractor (useless for the question) and answer what it shows; at 0 the
+    batches are the ones drawn before the option existed, and questions without a distractor are
+    never touched."""
+    from iapo.tools import ToolSession, parse_turn
+    from iapo.tools.session import CallClass
+    from iapo.tools.syntax import format_tool_call
+    from iapo.world.generate import WorldConfig, generate_example
+
+    world = WorldConfig(templates=["value_pair", "value_pair_later"], in_dist={"table_rows": [5, 6]})
+    train = [generate_example(world, "train", i).example for i in range(200)]
+    cfg = ZooSFTConfig(batch_size=len(train), no_tools_share=0.0, shortest_path_share=1.0)
+    assert plan_step("multimodal", train, random.Random(1), cfg) == plan_step(
+        "multimodal", train, random.Random(1), cfg.model_copy(update={"decoy_share": 0.0})
+    )
+    plans = plan_step("multimodal", train, random.Random(1), cfg.model_copy(update={"decoy_share": 0.5}))
+    decoys = [(ex, path) for ex, _, path in plans if ex.answer != next(e for e in train if e.id == ex.id).answer]
+    later = sum(ex.meta["template"] == "value_pair_later" for ex, _, _ in plans)
+    assert all(ex.meta["template"] == "value_pair_later" for ex, _ in decoys)
+    assert 0.35 * later < len(decoys) < 0.65 * later
+    for ex, path in decoys:
+        original = next(e for e in train if e.id == ex.id)
+        assert ex.answer == ex.meta["decoy"]["answer"] and path in ex.meta["decoy"]["paths"]
+        s = ToolSession(None, original.layout, frozenset(original.evidence), frozenset(original.context), 2)
+        first = s.step(parse_turn(format_tool_call(path[0]["name"], path[0]["arguments"])))
+        assert len(path) == 1 and first.cls == CallClass.VALID_USELESS  # it runs, on another row than meant
+
+
 def test_short_reading_episode_is_the_tool_output_and_question_only(tiny_models, small_world):
     _, proc = tiny_models["student"]
     ex = next(e for e in small_world.load("train") if e.valid_paths)

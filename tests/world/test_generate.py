@@ -223,6 +223,7 @@ def test_value_pair_reads_two_cells_of_a_row_as_one_number():
         grid_cells = {(row[0], col): v for row in ex.grid[1:] for col, v in zip(ex.grid[0][1:], row[1:], strict=True)}
         assert r == r2 and a != b and ex.meta["template"] == "value_pair"
         assert ex.answer == grid_cells[(r, a)] + grid_cells[(r, b)], ex.id
+        assert "decoy" not in ex.meta  # only the distractor templates name a second row
         assert ex.valid_paths and grade(ex.answer, ex.answer, ex.metric)
         answers.add(ex.answer)
     assert len(answers) >= 25  # a wide answer space: a guess is rarely right
@@ -253,6 +254,9 @@ def test_value_pair_below_names_a_row_whose_call_is_useless():
         assert ex.answer == _cells(ex)[(r, a)] + _cells(ex)[(r, b)] and ex.valid_paths
         assert _row_call(ex, [named]) == CallClass.VALID_USELESS
         assert _row_call(ex, [r]) == CallClass.VALID_USEFUL
+        decoy = ex.meta["decoy"]  # the named row, as a demonstrator that takes it for the row meant reads it
+        assert decoy["evidence"] == [f"{named}/{a}", f"{named}/{b}"] and decoy["paths"]
+        assert decoy["answer"] == _cells(ex)[(named, a)] + _cells(ex)[(named, b)]
 
 
 def test_value_pair_later_makes_one_of_two_named_rows_the_useful_call():
@@ -269,4 +273,7 @@ def test_value_pair_later_makes_one_of_two_named_rows_the_useful_call():
         assert _row_call(ex, [min(named)]) == CallClass.VALID_USELESS
         assert _row_call(ex, [r]) == CallClass.VALID_USEFUL
         first_is_later.add(named[0] == r)
+        decoy = ex.meta["decoy"]
+        assert decoy["evidence"] == [f"{min(named)}/{a}", f"{min(named)}/{b}"] and decoy["paths"]
+        assert decoy["rationale"] == f"{min(named)}: {_cells(ex)[(min(named), a)]}, {_cells(ex)[(min(named), b)]}"
     assert first_is_later == {True, False}  # the position of a name does not give the answer's row away

@@ -87,6 +87,12 @@ class AttributionRewardConfig(AttributionSettings):
         "grad_x_delta", description="the token-level attribution region shares sum (ig: n_steps nodes of rule)"
     )
     patches: int = Field(PATCHES, ge=1, description="regions of an image without unit boxes: a patches x patches grid")
+    well_formed_only: bool = Field(
+        False,
+        description="score only well-formed episodes (every turn parsed, an answer given); the others get the "
+        "term's least value, -D_max. Without it a student whose calls rarely parse can earn the term with "
+        "malformed calls (research/distractor: calls until the limit, never an answer)",
+    )
     center: Literal["none", "support"] = Field(
         "none",
         description="support: subtract the mean D of the episodes of the same question with as many input "
@@ -285,11 +291,30 @@ class AttributionReward(Reward):
             return [evidence_target(e.example, self.cfg.evidence_share) for e in episodes], zeros
         return [self._own_target(e.example) for e in episodes], zeros
 
+    def max_divergence(self) -> float:
+        """D_max: the largest D the term can give (L1 is at most 2, Jensen-Shannon ln 2)."""
+        c = self.cfg
+        return c.components * (2.0 if c.divergence == "l1" else math.log(2)) + c.regions * 2.0
+
     def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float | None]:
         if self.policy is None:
             raise RuntimeError("AttributionReward.bind_policy(model, processor) was not called")
+        if not self.cfg.well_formed_only:
+            return self._score(episodes)
+        keep = [i for i, e in enumerate(episodes) if e.well_formed]
+        out: list[float | None] = [-self.max_divergence()] * len(episodes)
+        for i, v in zip(keep, self._score([episodes[i] for i in keep]), strict=True):
+            out[i] = v
+        self.last["attr/ill_formed"] = float(len(episodes) - len(keep))
+        return out
+
+    def _score(self, episodes: list[Episode]) -> list[float | None]:
+        """-D of each episode (None where dropped); fills `last` with the term's diagnostics."""
         self.computed_now = 0
         c, n = self.cfg, len(episodes)
+        if not n:
+            self.last = {}
+            return []
         if c.target == "teacher_own":
             self.computed_now = self.prepare([e.example for e in episodes])  # normally all cached already
         p_s, p_t, err_s, err_t = [None] * n, [None] * n, [math.nan] * n, [math.nan] * n

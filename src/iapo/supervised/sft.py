@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -145,6 +146,15 @@ class CurriculumSFTConfig(SFTConfig):
         "out: a demonstrator that shows where to look for some questions only, so a student built with it has to "
         "learn where for the rest (research/distractor)",
     )
+    decoy_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="of the demonstrations that call tools on a question naming a distractor (the world's "
+        "`value_pair_below` and `value_pair_later`), those that call the distractor instead and answer what it "
+        "shows: a demonstrator that copies a name from the question without knowing which one is meant "
+        "(research/distractor)",
+    )
     rationale: bool = Field(
         False,
         description="answers start with <think>the values read</think> (world examples carry them)",
@@ -173,6 +183,14 @@ def sft_segments(
     (after the example's rationale when `rationale`)."""
     path = choose_path(ex, rng, shortest_share) if tools else []
     return _demo_segments(ex, tools, path, rationale)
+
+
+def decoy_view(ex: Example) -> Example:
+    """`ex` as a demonstrator that takes its named distractor for the row meant sees it: the
+    distractor's evidence, valid paths and answer (the question and image unchanged)."""
+    d = ex.meta["decoy"]
+    return replace(ex, answer=d["answer"], answers=[], evidence=d["evidence"], valid_paths=d["paths"],
+                   reference_path=d["paths"][0], rationale=d["rationale"])  # fmt: skip
 
 
 def _demo_segments(ex: Example, tools: bool, path: list[dict], rationale: bool = False) -> list[Segment]:
@@ -258,6 +276,9 @@ def plan_step(stage: str, train: list[Example], rng: random.Random, cfg: Curricu
         tools = stage != "multimodal" or rng.random() >= cfg.no_tools_share
         direct = stage == "multimodal" and tools and cfg.direct_share > 0 and rng.random() < cfg.direct_share
         direct = direct or (cfg.call_templates is not None and ex.meta.get("template") not in cfg.call_templates)
+        decoy = tools and not direct and cfg.decoy_share > 0 and bool(ex.meta.get("decoy", {}).get("paths"))
+        if decoy and rng.random() < cfg.decoy_share:
+            ex = decoy_view(ex)
         plans.append((ex, tools, choose_path(ex, rng, cfg.shortest_path_share) if tools and not direct else []))
     return plans
 

@@ -26,6 +26,16 @@ FAMILIES = ("table_lookup", "table_verify", "chart_value", "chart_series", "focu
 
 
 @dataclass
+class Decoy:
+    """What a named distractor holds: the units a call on it would keep, and the answer (and its
+    rationale) read off them. A demonstrator that does not know which named row is meant calls it."""
+
+    evidence: list[str]
+    answer: str
+    rationale: str
+
+
+@dataclass
 class Question:
     text: str
     answer: str
@@ -34,6 +44,7 @@ class Question:
     template: str
     context: list[str] = field(default_factory=list)
     rationale: str = ""  # the values the answer is computed from, as a demonstration writes them
+    decoy: Decoy | None = None  # the distractor the question names (value_pair_below, value_pair_later)
 
 
 def _pairs(items: list[tuple[str, int]]) -> str:
@@ -60,17 +71,26 @@ def t_value(s: Scene, rng: random.Random) -> Question:
     )
 
 
-def _cells_of_row(s: Scene, rng: random.Random, r: str, where: str, template: str, said: str = "") -> Question:
-    """Two cells of row `r`, read as one two-digit number; `where` is how the question names the row."""
+def _cells_of_row(
+    s: Scene, rng: random.Random, r: str, where: str, template: str, said: bool = False, decoy: str | None = None
+) -> Question:
+    """Two cells of row `r`, read as one two-digit number; `where` is how the question names the row,
+    `said` starts the rationale with the row's name, `decoy` is a row the question also names."""
     a, b = _two(rng, s.col_names)
-    va, vb = s.values[f"{r}/{a}"], s.values[f"{r}/{b}"]
+
+    def read(row: str) -> tuple[list[str], str, str]:
+        va, vb = s.values[f"{row}/{a}"], s.values[f"{row}/{b}"]
+        return [f"{row}/{a}", f"{row}/{b}"], f"{va}{vb}", f"{row}: {va}, {vb}" if said else f"{va}, {vb}"
+
+    evidence, answer, rationale = read(r)
     return Question(
         f'{where}, what are column "{a}" and column "{b}", written as one number?',
-        f"{va}{vb}",
+        answer,
         "exact",
-        [f"{r}/{a}", f"{r}/{b}"],
+        evidence,
         template,
-        rationale=f"{said}{va}, {vb}",
+        rationale=rationale,
+        decoy=Decoy(*read(decoy)) if decoy is not None else None,
     )
 
 
@@ -88,7 +108,7 @@ def t_value_pair_below(s: Scene, rng: random.Random) -> Question:
     (`value_pair`), any call bonus knows it as well as a teacher does (issue 40)."""
     i = rng.randrange(len(s.row_names) - 1)
     named, r = s.row_names[i], s.row_names[i + 1]
-    return _cells_of_row(s, rng, r, f'In the row below "{named}"', "value_pair_below", f"{r}: ")
+    return _cells_of_row(s, rng, r, f'In the row below "{named}"', "value_pair_below", True, named)
 
 
 def t_value_pair_later(s: Scene, rng: random.Random) -> Question:
@@ -98,9 +118,8 @@ def t_value_pair_later(s: Scene, rng: random.Random) -> Question:
     unlike `value_pair_below` it needs no reading of row names off the image (issue 40)."""
     a, b = _two(rng, s.row_names)
     r = max(a, b)
-    return _cells_of_row(
-        s, rng, r, f'In whichever of rows "{a}" and "{b}" comes later in the alphabet', "value_pair_later", f"{r}: "
-    )
+    where = f'In whichever of rows "{a}" and "{b}" comes later in the alphabet'
+    return _cells_of_row(s, rng, r, where, "value_pair_later", True, min(a, b))
 
 
 def _distinct_rows(s: Scene, rng: random.Random, c: str) -> tuple[str, str] | None:

@@ -188,6 +188,11 @@ def generate_example(cfg: WorldConfig, split: str, index: int, family: str | Non
             rationale=q.rationale,
             meta={"template": q.template, "orientation": scene.orientation, "grid_lines": scene.grid_lines},
         )
+        if q.decoy is not None:  # only the opt-in distractor templates: other examples keep their bytes
+            d = q.decoy
+            decoy_paths = valid_paths(scene.layout, d.evidence, q.context, cfg.max_path_calls)
+            ex.meta["decoy"] = {"evidence": d.evidence, "answer": d.answer, "rationale": d.rationale,
+                                "paths": decoy_paths}  # fmt: skip
         return Generated(ex, scene, content_hash(scene, q.text))
     raise ConfigError(f"could not draw a valid question for family {family!r} in split {split!r}")
 

@@ -116,3 +116,17 @@ def test_rekey_moves_old_target_caches_to_the_content_fingerprint(tmp_path, monk
     assert f"{old.name} -> {cache.path.name}" in capsys.readouterr().out
     assert run_script(script, [str(zoo)], monkeypatch) == 0  # a current name stays
     assert capsys.readouterr().out == "" and cache.path.exists()
+
+
+def test_where_splits_call_classes_by_template(tiny_models, small_world, tmp_path, monkeypatch, capsys):
+    """research/distractor/where.py on the test world: one line per template the split holds,
+    each with its counts summing to the split's size."""
+    from iapo.models.build import save
+
+    save(*tiny_models["student"], tmp_path / "student")
+    args = [str(small_world.root), f"student={tmp_path / 'student'}", "--max-calls", "1"]
+    assert run_script(ROOT / "research" / "distractor" / "where.py", args, monkeypatch) == 0
+    lines = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("student")]
+    templates = {ex.meta["template"] for ex in small_world.load("val")}
+    assert sorted(ln[1] for ln in lines) == sorted(templates)
+    assert sum(float(ln[3]) for ln in lines) == len(small_world.load("val"))

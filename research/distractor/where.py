@@ -10,31 +10,33 @@ turn on (research/distractor/README.md).
 from __future__ import annotations
 
 import argparse
-from collections import Counter, defaultdict
+import math
+from collections import defaultdict
 
 from iapo.models.build import load
 from iapo.rollout.loop import RolloutConfig, rollout
+from iapo.rollout.summary import tool_stats
 from iapo.world.dataset import World
 
 
 def where(episodes) -> dict[str, dict[str, float]]:
-    """Per template: n, accuracy %, episodes with a call %, calls by class (% of calls), the
-    useless share of valid calls %."""
+    """Per template: n, accuracy %, episodes with a call %, calls by class (% of calls, from
+    `iapo.rollout.summary.tool_stats`), the useless share of valid calls %."""
     by: dict[str, list] = defaultdict(list)
     for e in episodes:
         by[e.example.meta.get("template", "?")].append(e)
     out = {}
     for t, eps in sorted(by.items()):
-        classes = Counter(str(c.call_class) for e in eps for c in e.calls)
-        calls = sum(classes.values())
-        useful, useless = classes["valid_useful"], classes["valid_useless"]
+        s = tool_stats(eps)
+        useful, useless = s["tools/class/valid_useful"], s["tools/class/valid_useless"]
+        called = s["tools/calls_per_episode"] > 0
         out[t] = {
             "n": len(eps),
             "accuracy %": 100 * sum(e.correct for e in eps) / len(eps),
-            "with a call %": 100 * sum(bool(e.calls) for e in eps) / len(eps),
-            "useful % of calls": 100 * useful / calls if calls else float("nan"),
-            "useless % of calls": 100 * useless / calls if calls else float("nan"),
-            "useless % of valid calls": 100 * useless / (useful + useless) if useful + useless else float("nan"),
+            "with a call %": 100 * s["tools/episodes_with_call"],
+            "useful % of calls": 100 * useful if called else math.nan,
+            "useless % of calls": 100 * useless if called else math.nan,
+            "useless % of valid calls": 100 * useless / (useful + useless) if useful + useless else math.nan,
         }
     return out
 

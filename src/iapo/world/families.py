@@ -72,15 +72,15 @@ def t_value(s: Scene, rng: random.Random) -> Question:
 
 
 def _cells_of_row(
-    s: Scene, rng: random.Random, r: str, where: str, template: str, said: bool = False, decoy: str | None = None
+    s: Scene, rng: random.Random, r: str, where: str, template: str, decoy: str | None = None
 ) -> Question:
     """Two cells of row `r`, read as one two-digit number; `where` is how the question names the row,
-    `said` starts the rationale with the row's name, `decoy` is a row the question also names."""
+    `decoy` another row it names (the rationale then says which row was read)."""
     a, b = _two(rng, s.col_names)
 
     def read(row: str) -> tuple[list[str], str, str]:
         va, vb = s.values[f"{row}/{a}"], s.values[f"{row}/{b}"]
-        return [f"{row}/{a}", f"{row}/{b}"], f"{va}{vb}", f"{row}: {va}, {vb}" if said else f"{va}, {vb}"
+        return [f"{row}/{a}", f"{row}/{b}"], f"{va}{vb}", f"{row}: {va}, {vb}" if decoy else f"{va}, {vb}"
 
     evidence, answer, rationale = read(r)
     return Question(
@@ -108,7 +108,7 @@ def t_value_pair_below(s: Scene, rng: random.Random) -> Question:
     (`value_pair`), any call bonus knows it as well as a teacher does (issue 40)."""
     i = rng.randrange(len(s.row_names) - 1)
     named, r = s.row_names[i], s.row_names[i + 1]
-    return _cells_of_row(s, rng, r, f'In the row below "{named}"', "value_pair_below", True, named)
+    return _cells_of_row(s, rng, r, f'In the row below "{named}"', "value_pair_below", named)
 
 
 def t_value_pair_later(s: Scene, rng: random.Random) -> Question:
@@ -119,7 +119,7 @@ def t_value_pair_later(s: Scene, rng: random.Random) -> Question:
     a, b = _two(rng, s.row_names)
     r = max(a, b)
     where = f'In whichever of rows "{a}" and "{b}" comes later in the alphabet'
-    return _cells_of_row(s, rng, r, where, "value_pair_later", True, min(a, b))
+    return _cells_of_row(s, rng, r, where, "value_pair_later", min(a, b))
 
 
 def _distinct_rows(s: Scene, rng: random.Random, c: str) -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ from iapo.stats import (
     plan_grid,
     power,
     sign_flip_p,
+    unit_differences,
     variance_components,
 )
 
@@ -68,6 +69,20 @@ def test_a_difference_is_the_difference_of_the_means_shown_with_unequal_seeds():
     assert c.mean_b == pytest.approx(np.mean([0.075, 0.05, 0.05]))
     assert c.diff == pytest.approx(c.mean_a - c.mean_b)
     assert c.low < c.diff < c.high and c.mde > 0
+
+
+def test_the_unit_differences_are_what_the_contrast_tests():
+    """The dots of the contrast figure: per shared zoo, or per seed pair on one zoo; their mean is
+    the contrast's difference, and a zoo only one arm ran on is not among them."""
+    a = {0: [0.30, 0.20, 0.25, 0.35], 1: [0.10, 0.20, 0.30, 0.40], 2: [0.2, 0.3, 0.4, 0.3]}
+    b = {0: [0.05, 0.10], 1: [0.00, 0.10], 2: [0.10, 0.00], 3: [0.9, 0.9]}
+    d = unit_differences(a, b)
+    assert d == pytest.approx([0.2, 0.2, 0.25]) and d.mean() == pytest.approx(contrast(a, b).diff)
+    pa, pb = {None: {0: 0.5, 1: 0.3, 2: 0.4}}, {None: {0: 0.2, 1: 0.4, 2: 0.1}}
+    assert unit_differences(pa, pb) == pytest.approx([0.3, -0.1, 0.3])
+    assert contrast(pa, pb).unit == "seed" and contrast(pa, pb).diff == pytest.approx(0.5 / 3)
+    unpaired = {None: {0: 0.2, 5: 0.4, 6: 0.1}}  # other seeds: Welch over runs, no per-unit difference
+    assert len(unit_differences(pa, unpaired)) == 0 and contrast(pa, unpaired).unit == "run"
 
 
 def test_a_zoo_that_carries_the_result_is_not_a_result():

@@ -22,7 +22,8 @@ simulation in `iapo.stats_sim` and asserted in tests/test_stats.py.
 
 - `wilson`: one evaluation's accuracy over n questions (the SFT student, evaluated once);
 - `arm_ci`: a method's accuracy over a grid (zoo means, or runs with one zoo);
-- `contrast`: A - B with its 95% CI, p, sign-flip p and minimum detectable effect (80% power);
+- `contrast`: A - B with its 95% CI, p, sign-flip p and minimum detectable effect (80% power),
+  from the per-unit differences `unit_differences` (per zoo, or per seed on one zoo);
 - `holm`: Holm's step-down adjustment of the exploratory comparisons (statsmodels);
 - `variance_components` / `power` / `plan_grid`: size a grid from a pilot;
 - `mean_ci`, `percentile_ci`: a t-interval and a percentile bootstrap over runs of any number.
@@ -256,6 +257,29 @@ class Contrast:
         return asdict(self)
 
 
+def _shared_zoos(a: RunsByZoo, b: RunsByZoo) -> list:
+    return [z for z in a if z in b and len(a[z]) and len(b[z])]
+
+
+def unit_differences(a: RunsByZoo, b: RunsByZoo) -> np.ndarray:
+    """The per-unit differences A - B that `contrast` tests: with two or more shared zoos, each
+    zoo's mean of A's runs minus B's (zoo order); with one, A - B per seed when both ran the same
+    seeds; else none (unpaired runs have no per-unit difference).
+
+    >>> unit_differences({0: [0.3, 0.5], 1: [0.2]}, {0: [0.1], 1: [0.2, 0.4]}).round(2).tolist()
+    [0.3, -0.1]
+    >>> unit_differences({None: {0: 0.5, 1: 0.2}}, {None: {0: 0.25, 1: 0.3}}).round(2).tolist()
+    [0.25, -0.1]
+    """
+    zoos = _shared_zoos(a, b)
+    if len(zoos) >= 2:
+        return np.array([values(a[z]).mean() - values(b[z]).mean() for z in zoos])
+    ra, rb = (a[zoos[0]], b[zoos[0]]) if zoos else ({}, {})
+    if isinstance(ra, Mapping) and isinstance(rb, Mapping) and ra and set(ra) == set(rb):
+        return np.array([ra[k] - rb[k] for k in ra], dtype=float)
+    return np.array([], dtype=float)
+
+
 def contrast(a: RunsByZoo, b: RunsByZoo, names: tuple[str, str] = ("a", "b")) -> Contrast:
     """A - B with the zoo as the unit when both arms share two or more zoos. With one zoo the run
     is the unit: paired by seed when both arms ran the same seeds ({seed: accuracy}; a seed fixes
@@ -266,25 +290,23 @@ def contrast(a: RunsByZoo, b: RunsByZoo, names: tuple[str, str] = ("a", "b")) ->
     >>> c = contrast(a, b); c.unit, c.n_units, round(c.diff, 3), round(c.mean_a - c.mean_b, 3), c.p < 0.05
     ('zoo', 3, 0.19, 0.19, True)
     """
-    zoos = [z for z in a if z in b and len(a[z]) and len(b[z])]
+    zoos = _shared_zoos(a, b)
     nan = math.nan
     if not zoos:
         return Contrast(*names, "zoo", 0, 0, 0, nan, nan, nan, nan, nan, nan, nan, nan)
     n_a, n_b = sum(len(a[z]) for z in zoos), sum(len(b[z]) for z in zoos)
     if len(zoos) >= 2:
-        ma = np.array([values(a[z]).mean() for z in zoos])
-        mb = np.array([values(b[z]).mean() for z in zoos])
-        m, lo, hi, p, se, df = (float(x) for x in zoo_level(ma - mb))
-        return Contrast(*names, "zoo", len(zoos), n_a, n_b, float(ma.mean()), float(mb.mean()), m, lo, hi, p,
-                        sign_flip_p(ma - mb), mde(se, df))  # fmt: skip
+        d = unit_differences(a, b)
+        m, lo, hi, p, se, df = (float(x) for x in zoo_level(d))
+        mean_a, mean_b = (float(np.mean([values(r[z]).mean() for z in zoos])) for r in (a, b))
+        return Contrast(*names, "zoo", len(zoos), n_a, n_b, mean_a, mean_b, m, lo, hi, p, sign_flip_p(d),
+                        mde(se, df))  # fmt: skip
     (z,) = zoos
-    ra, rb = a[z], b[z]
-    xa, xb = values(ra), values(rb)
+    xa, xb = values(a[z]), values(b[z])
     if len(xa) < 2:
         return Contrast(*names, "run", len(xa), n_a, n_b, float(xa.mean()), float(xb.mean()),
                         float(xa.mean() - xb.mean()), nan, nan, nan, nan, nan)  # fmt: skip
-    if isinstance(ra, Mapping) and isinstance(rb, Mapping) and set(ra) == set(rb):
-        d = np.array([ra[k] - rb[k] for k in ra])
+    if len(d := unit_differences(a, b)):
         m, lo, hi, p, se, df = (float(x) for x in zoo_level(d))  # a one-sample t over seed pairs
         unit, p_flip = "seed", sign_flip_p(d) if len(d) <= 16 else nan
     else:

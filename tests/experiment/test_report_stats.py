@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from iapo.report import write_report
+from iapo.report.figures import plotted_contrasts
+from iapo.stats import contrast
 from iapo.tools.session import CallClass
 
 SEEDS = {"outcome": 3, "iapo": 4, "iapo_b": 2, "bonus": 3}  # unequal seeds per zoo
@@ -95,6 +98,18 @@ def test_the_verdict_is_the_primary_contrast_alone(report):
     assert roles.pop(("iapo", "bonus")) == "primary" and set(roles.values()) == {"exploratory"}
     assert "3 zoos: a zoo-level test has 2 degree(s) of freedom" in md
     assert "p over questions" not in md and "questions, t" not in md
+
+
+def test_the_contrast_figure_shows_the_confirmatory_contrasts(report):
+    out, md = report
+    assert (out / "fig_contrasts.png").stat().st_size > 1000 and "](fig_contrasts.png)" in md
+    # no secondary family named: every contrast, the primary first
+    c = contrast(*[{z: [LEVEL[m]] * 2 for z in (0, 1, 2)} for m in ("iapo", "bonus")], ("iapo", "bonus"))
+    others = [replace(c, a=m, primary=False) for m in ("iapo_b", "outcome")]
+    assert [x.a for x in plotted_contrasts([*others, replace(c, primary=True)])] == ["iapo", "iapo_b", "outcome"]
+    # a secondary family named: the primary and it, not the exploratory rest
+    named = [replace(c, primary=True), replace(others[0], secondary=True), others[1]]
+    assert [x.a for x in plotted_contrasts(named)] == ["iapo", "iapo_b"]
 
 
 def test_runs_csv_has_one_row_per_run(report):

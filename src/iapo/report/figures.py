@@ -1,5 +1,6 @@
-"""The report's figures (PNG, matplotlib): training curves, val curves per run, tool-call
-classes, attribution shares and the student-vs-target alignment."""
+"""The report's figures (PNG, matplotlib): the confirmatory contrasts with each zoo's difference,
+training curves, val curves per run, tool-call classes, attribution shares and the
+student-vs-target alignment."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from iapo.report.load import metric_value
 from iapo.rollout.episode import COMPONENTS
+from iapo.stats import Contrast, unit_differences
 from iapo.tools.session import CallClass
 
 
@@ -29,6 +31,37 @@ def _curve(runs: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray] | 
         return None
     steps = np.array(sorted(pts))
     return steps, np.array([np.mean(pts[s]) for s in steps])
+
+
+def plotted_contrasts(contrasts: list[Contrast], most: int = 12) -> list[Contrast]:
+    """What the contrast figure shows: the primary contrast and the secondary family named before
+    the grid; a report with no secondary family shows every contrast (at most `most`)."""
+    named = [c for c in contrasts if c.primary] + [c for c in contrasts if c.secondary]
+    return named if len(named) > 1 else (named + [c for c in contrasts if not c.primary])[:most]
+
+
+def fig_contrasts(data: tuple[dict[str, dict], list[Contrast]], path: Path) -> None:
+    """A - B in points with its 95% interval, and each unit's own difference (a zoo's mean, or a
+    seed pair on one zoo) as a dot beside it: whether one zoo carries a result is seen at once.
+    `data`: (method -> zoo -> per-run accuracies, `contrasts.arm_runs`; the report's contrasts)."""
+    arms, contrasts = data
+    shown = plotted_contrasts(contrasts)
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * max(1, len(shown))))
+    for y, c in enumerate(reversed(shown)):
+        color = "C3" if c.primary else "C0" if c.secondary else "0.4"
+        ax.hlines(y, 100 * c.low, 100 * c.high, color=color, lw=2.5)
+        ax.plot(100 * c.diff, y, "o", color=color, ms=7)
+        d = 100 * unit_differences(arms[c.a], arms[c.b])
+        ax.plot(d, y - 0.22 + np.zeros_like(d), "|", color="0.35", ms=7)
+    ax.axvline(0, color="0.6", ls="--", lw=1)
+    labels = [f"{c.a} - {c.b} ({c.role}, {'p' if c.primary else 'Holm p'} {c.p_used:.2g})" for c in reversed(shown)]
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
+    unit = shown[0].unit if shown else "run"
+    ticks = "" if unit == "run" else f"; ticks below: each {unit}'s difference"
+    ax.set_xlabel(f"A - B, test accuracy in points (95% CI{ticks})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def fig_training(curves: dict[str, list[list[dict]]], path: Path) -> None:

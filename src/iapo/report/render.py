@@ -23,7 +23,14 @@ from iapo.report.contrasts import (
     primary_of,
     require_arms,
 )
-from iapo.report.figures import fig_alignment, fig_attribution, fig_misuse, fig_training, fig_val_curves
+from iapo.report.figures import (
+    fig_alignment,
+    fig_attribution,
+    fig_contrasts,
+    fig_misuse,
+    fig_training,
+    fig_val_curves,
+)
 from iapo.report.load import load_results, load_run_curves, method_configs, write_runs_csv
 from iapo.report.tables import (
     ablation_table,
@@ -126,7 +133,12 @@ def machines_line(results: list[dict]) -> str:
 
 Section = tuple[str, list[str], list[list[str]]]  # (title, header, rows)
 
-FIGURES = {  # file -> (title, what it draws from: "results" or "curves" or "runs", how)
+FIGURES = {  # file -> (title, what it draws from: "contrasts", "results", "curves" or "runs", how)
+    "fig_contrasts.png": (
+        "The confirmatory contrasts: A - B with its 95% CI, each zoo's (or seed pair's) difference below",
+        "contrasts",
+        fig_contrasts,
+    ),
     "fig_val_runs.png": ("Val accuracy of every run (a line per run, a colour per zoo)", "runs", fig_val_curves),
     "fig_training.png": ("Tool use and accuracy during training (paper's Fig. 4 analog)", "curves", fig_training),
     "fig_misuse.png": ("Tool-call classes on the test splits (paper's Fig. 3 analog, misuse)", "results", fig_misuse),
@@ -150,10 +162,11 @@ def write_report(run_dir: Path) -> Path:
     runs = load_run_curves(run_dir)
     meta = read_experiment(run_dir)
     write_runs_csv(results, run_dir / "runs.csv")
-    data = {"results": results, "runs": runs, "curves": {m: list(by.values()) for m, by in runs.items()}}
+    curves = {m: list(by.values()) for m, by in runs.items()}
+    said, sections, contrasts = _sections(run_dir, results, runs, curves, meta)
+    data = {"results": results, "runs": runs, "curves": curves, "contrasts": (arm_runs(results), contrasts)}
     for name, (_, source, draw) in FIGURES.items():
         draw(data[source], run_dir / name)
-    said, sections = _sections(run_dir, results, runs, data["curves"], meta)
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
@@ -167,9 +180,9 @@ def write_report(run_dir: Path) -> Path:
 
 def _sections(
     run_dir: Path, results: list[dict], runs: dict, curves: dict[str, list], meta: dict
-) -> tuple[str, list[Section]]:
-    """The verdict on the primary contrast and the report's tables, in order (`curves`: each
-    method's runs' metric rows); a table with no rows is left out when rendered."""
+) -> tuple[str, list[Section], list[Contrast]]:
+    """The verdict on the primary contrast, the report's tables in order (`curves`: each method's
+    runs' metric rows; a table with no rows is left out when rendered) and its contrasts."""
     roles = meta.get("config", {}).get("report") or {}
     baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
     primary = primary_of(roles)
@@ -207,7 +220,7 @@ def _sections(
         ("Attribution variants: what each asks", *ablation_table(arms, contrasts, configs, baseline, proposed)),
         ("What a run costs (means over finished runs; per-step times are training steps)", *cost_table(runs, results)),
     ]  # fmt: skip
-    return verdict(main, primary), sections
+    return verdict(main, primary), sections, contrasts
 
 
 def _shown(sections: list[Section]) -> list[Section]:

@@ -163,8 +163,9 @@ def write_report(run_dir: Path) -> Path:
     meta = read_experiment(run_dir)
     write_runs_csv(results, run_dir / "runs.csv")
     curves = {m: list(by.values()) for m, by in runs.items()}
-    said, sections, contrasts = _sections(run_dir, results, runs, curves, meta)
-    data = {"results": results, "runs": runs, "curves": curves, "contrasts": (arm_runs(results), contrasts)}
+    arms = arm_runs(results)
+    said, sections, contrasts = _sections(run_dir, results, arms, runs, curves, meta)
+    data = {"results": results, "runs": runs, "curves": curves, "contrasts": (arms, contrasts)}
     for name, (_, source, draw) in FIGURES.items():
         draw(data[source], run_dir / name)
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
@@ -179,10 +180,11 @@ def write_report(run_dir: Path) -> Path:
 
 
 def _sections(
-    run_dir: Path, results: list[dict], runs: dict, curves: dict[str, list], meta: dict
+    run_dir: Path, results: list[dict], arms: dict[str, dict], runs: dict, curves: dict[str, list], meta: dict
 ) -> tuple[str, list[Section], list[Contrast]]:
-    """The verdict on the primary contrast, the report's tables in order (`curves`: each method's
-    runs' metric rows; a table with no rows is left out when rendered) and its contrasts."""
+    """The verdict on the primary contrast, the report's tables in order (`arms`: `arm_runs` of
+    `results`; `curves`: each method's runs' metric rows; a table with no rows is left out when
+    rendered) and its contrasts."""
     roles = meta.get("config", {}).get("report") or {}
     baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
     primary = primary_of(roles)
@@ -190,8 +192,8 @@ def _sections(
     incentive = best_on_val(curves, incentives(configs))
     references = [baseline, *([incentive] if incentive else [])]
     secondary = [tuple(p) for p in roles.get("secondary") or []]
-    contrasts = comparisons(arm_runs(results), references, proposed, primary, attribution_variants(configs), secondary)
-    acc_h, acc_r, arms = accuracy_table(results)
+    contrasts = comparisons(arms, references, proposed, primary, attribution_variants(configs), secondary)
+    acc_h, acc_r, accuracy = accuracy_table(results)
     main = next((c for c in contrasts if c.primary), None)
     zoos = {r["zoo"] for r in results if r.get("zoo") is not None}
     over = "zoos" if len(zoos) > 1 else "runs of one zoo"
@@ -199,7 +201,7 @@ def _sections(
     attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
     sections = [
         (f"Headline: accuracy and differences with the {over} as the unit",
-         *headline_table(arms, contrasts, runs, baseline, incentive, bare)),
+         *headline_table(accuracy, contrasts, runs, baseline, incentive, bare)),
         ("Every comparison (diff = A - B on the same runs; p Holm: within the secondary family named before the "
          "grid, and within the exploratory rest)", *contrasts_table(contrasts)),
         (f"Accuracy on the test splits (%, mean [95% CI], the {over} as the unit)", acc_h, acc_r),
@@ -217,7 +219,7 @@ def _sections(
         ("What the attribution term rewards (training, mean over steps and runs)", *diagnostics_table(curves)),
         ("First 10 steps of the attribution runs that find the tools and of those that never do",
          *early_steps_table(runs, attr_methods)),
-        ("Attribution variants: what each asks", *ablation_table(arms, contrasts, configs, baseline, proposed)),
+        ("Attribution variants: what each asks", *ablation_table(accuracy, contrasts, configs, baseline, proposed)),
         ("What a run costs (means over finished runs; per-step times are training steps)", *cost_table(runs, results)),
     ]  # fmt: skip
     return verdict(main, primary), sections, contrasts

@@ -315,14 +315,17 @@ def _experiment(config: Path, out: Path, overrides: dict | None = None, ledger: 
     return _report(out)
 
 
-def _report(run_dir: Path, gallery: bool = True) -> Path:
-    """The episode gallery (runs the models) when asked, then the report (reads files only)."""
+def _report(run_dir: Path, gallery: bool = True, out: Path | None = None) -> Path:
+    """The episode gallery (runs the models) when asked, then the report (reads files only), both
+    into `out` (default `run_dir`)."""
     from iapo.report import load_results, write_report
     from iapo.viz import episode_gallery
 
     if gallery:
-        episode_gallery(run_dir, sorted({r["method"] for r in load_results(run_dir)} - {"sft"}))
-    return write_report(run_dir)
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+        episode_gallery(run_dir, sorted({r["method"] for r in load_results(run_dir)} - {"sft"}), out=out)
+    return write_report(run_dir, out)
 
 
 def _print_summary(out: Path) -> None:
@@ -391,10 +394,13 @@ def report(
     gallery: Annotated[
         bool, typer.Option(help="Draw the episode gallery first (runs the SFT student and seed-0 policies).")
     ] = True,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report here instead (the run directory, or a ledger, is only read).")
+    ] = None,
 ) -> None:
-    """Write report.html / report.md / fig_*.png from a run directory."""
+    """Write report.html / report.md / runs.csv / fig_*.png from a run directory or a ledger."""
     try:
-        html = _report(run_dir, gallery)
+        html = _report(run_dir, gallery, out)
     except FileNotFoundError as e:
         raise IapoError(str(e)) from None
     _print_summary(run_dir)

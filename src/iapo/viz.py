@@ -233,9 +233,9 @@ def run_settings(run: Path) -> AttributionSettings:
 
 
 def episode_gallery(
-    run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS
+    run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS, out: Path | None = None
 ) -> list[Path]:
-    """`gallery_<k>.png` in `run_dir`: the SFT student and seed 0 of each method on the same
+    """`gallery_<k>.png` in `out` (default `run_dir`): the SFT student and seed 0 of each method on the same
     test questions (where they disagree most). Heat maps are token IG (`token_ig`); the component
     bars use the estimator each run's reward used (its run.json; the library default otherwise). Needs the world, zoo and saved policies of the run;
     returns [] when they are missing."""
@@ -280,7 +280,7 @@ def episode_gallery(
             (own,) = attribute_episodes(model, proc, [segs], "final", settings[m])  # the bars: the run's estimator
             if own:
                 bars[m] = (own[-1].p, describe(settings[m]))
-        out = run_dir / f"gallery_{k}.png"
-        gallery_figure(ex.question, rows, lambda m: models[m][1], out, ex if ex.grid is not None else None, bars)
-        outs.append(out)
+        path = (out or run_dir) / f"gallery_{k}.png"
+        gallery_figure(ex.question, rows, lambda m: models[m][1], path, ex if ex.grid is not None else None, bars)
+        outs.append(path)
     return outs

@@ -139,20 +139,23 @@ def test_test_splits_are_refused_during_training(run):
         guard.load("ood")
 
 
-def test_report_renders_with_figures_and_tables(run):
+def test_report_renders_with_figures_and_tables(run, tmp_path):
     out, _, _ = run
     html = write_report(out)
     assert "## Episode gallery" not in (out / "report.md").read_text()  # the report itself runs no model
-    assert episode_gallery(out, ["iapo", "outcome"])  # a step of its own: it runs the policies
-    html = write_report(out)
+    there = tmp_path / "report"  # gallery and report beside the runs, not in them
+    there.mkdir()
+    assert episode_gallery(out, ["iapo", "outcome"], out=there)  # a step of its own: it runs the policies
+    assert not list(out.glob("gallery_*.png"))
+    html = write_report(out, there)
     p = _Refs()
     p.feed(html.read_text())
     assert len(p.imgs) >= 3
     for src in p.imgs:
-        assert (out / src).exists() and (out / src).stat().st_size > 1000
+        assert (there / src).exists() and (there / src).stat().st_size > 1000
     assert p.tables >= 4
     assert all(n >= 2 for n in p.rows)  # a header row and at least one data row
-    md = (out / "report.md").read_text()
+    md = (there / "report.md").read_text()
     assert re.search(r"\| iapo \| 2 \|", md)
     assert "gallery_0.png" in p.imgs and "## Episode gallery" in md  # the policies' episodes, side by side
 
@@ -202,8 +205,11 @@ def test_a_ledger_resumes_the_grid_on_a_fresh_machine(run, tmp_path):
     assert len([k for k in kept if k.endswith("result.json")]) == 1 + len(cfg.methods) * len(cfg.seeds)
     assert not [k for k in kept if "policy" in k or "checkpoint" in k]
     write_report(first)
-    write_report(ledger)  # the report from the committed records alone
-    assert (ledger / "runs.csv").read_text() == (first / "runs.csv").read_text()
+    committed = sorted(ledger.rglob("*"))
+    report = write_report(ledger, tmp_path / "ledger_report")  # from the committed records alone
+    assert sorted(ledger.rglob("*")) == committed  # a ledger is only read
+    assert report.parent == tmp_path / "ledger_report" and (report.parent / "fig_contrasts.png").exists()
+    assert (report.parent / "runs.csv").read_text() == (first / "runs.csv").read_text()
 
     shutil.copytree(out / "world", fresh / "world")  # the zoo comes from the ledger
     run_experiment(cfg, fresh, ledger=ledger)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -110,6 +112,17 @@ def test_the_contrast_figure_shows_the_confirmatory_contrasts(report):
     # a secondary family named: the primary and it, not the exploratory rest
     named = [replace(c, primary=True), replace(others[0], secondary=True), others[1]]
     assert [x.a for x in plotted_contrasts(named)] == ["iapo", "iapo_b"]
+
+
+def test_the_command_line_writes_the_report_elsewhere_and_only_reads_the_runs(report, tmp_path):
+    out, md = report
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    there = tmp_path / "elsewhere"
+    r = subprocess.run([sys.executable, "-m", "iapo.cli", "report", str(out), "--no-gallery", "--out", str(there)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert (there / "report.md").read_text() == md and (there / "fig_contrasts.png").exists()
 
 
 def test_runs_csv_has_one_row_per_run(report):

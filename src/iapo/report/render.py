@@ -155,28 +155,31 @@ FIGURES = {  # file -> (title, what it draws from: "contrasts", "results", "curv
 }
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write report.html, report.md, runs.csv and fig_*.png into `run_dir`; returns the HTML path.
-    The gallery drawn into `run_dir` (gallery_*.png, `iapo.viz.episode_gallery`) is shown as is."""
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write report.html, report.md, runs.csv and fig_*.png into `out` (default `run_dir`, which is
+    only read: a committed ledger stays as it is); returns the HTML path. The gallery drawn into
+    `out` (gallery_*.png, `iapo.viz.episode_gallery`) is shown as is."""
+    out = out or run_dir
+    out.mkdir(parents=True, exist_ok=True)
     results = load_results(run_dir)
     runs = load_run_curves(run_dir)
     meta = read_experiment(run_dir)
-    write_runs_csv(results, run_dir / "runs.csv")
+    write_runs_csv(results, out / "runs.csv")
     curves = {m: list(by.values()) for m, by in runs.items()}
     arms = arm_runs(results)
     said, sections, contrasts = _sections(run_dir, results, arms, runs, curves, meta)
     data = {"results": results, "runs": runs, "curves": curves, "contrasts": (arms, contrasts)}
     for name, (_, source, draw) in FIGURES.items():
-        draw(data[source], run_dir / name)
+        draw(data[source], out / name)
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
     head = (str(run_dir), f"; {where}; {len(results)} runs. {machines_line(results)}", said, design_caveat(len(zoos)))
-    gallery = sorted(run_dir.glob("gallery_*.png"))
-    write_text(run_dir / "report.md", _markdown(head, sections, gallery, meta))
-    out = run_dir / "report.html"
-    write_text(out, _html(head, sections, gallery, meta))
-    return out
+    gallery = sorted(out.glob("gallery_*.png"))
+    write_text(out / "report.md", _markdown(head, sections, gallery, meta))
+    html_path = out / "report.html"
+    write_text(html_path, _html(head, sections, gallery, meta))
+    return html_path
 
 
 def _sections(

@@ -15,13 +15,13 @@ from collections import defaultdict
 
 from iapo.models.build import load
 from iapo.rollout.loop import RolloutConfig, rollout
-from iapo.rollout.summary import tool_stats
+from iapo.rollout.summary import tool_stats, useless_share
 from iapo.world.dataset import World
 
 
 def where(episodes) -> dict[str, dict[str, float]]:
     """Per template: n, accuracy %, episodes with a call %, calls by class (% of calls, from
-    `iapo.rollout.summary.tool_stats`), the useless share of valid calls %."""
+    `iapo.rollout.summary.tool_stats`), the useless share of valid calls % (`useless_share`)."""
     by: dict[str, list] = defaultdict(list)
     for e in episodes:
         by[e.example.meta.get("template", "?")].append(e)
@@ -36,7 +36,7 @@ def where(episodes) -> dict[str, dict[str, float]]:
             "with a call %": 100 * s["tools/episodes_with_call"],
             "useful % of calls": 100 * useful if called else math.nan,
             "useless % of calls": 100 * useless if called else math.nan,
-            "useless % of valid calls": 100 * useless / (useful + useless) if useful + useless else math.nan,
+            "useless % of valid calls": 100 * useless_share(s),
         }
     return out
 

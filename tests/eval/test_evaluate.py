@@ -14,9 +14,13 @@ def test_summary_breaks_accuracy_down_by_family_and_question_type(tiny_models, s
     types = s["question_types"]
     assert sum(d["n"] for d in types.values()) == len(exs)
     assert set(types) == {f"{e.family}/{e.meta['template']}" for e in exs}
-    for k, d in types.items():  # each type's accuracy is the mean over its episodes
+    for k, d in types.items():  # each type's accuracy and calls are the means over its episodes
         eps = [ep for ep, e in zip(res.episodes, exs, strict=True) if f"{e.family}/{e.meta['template']}" == k]
         assert abs(d["accuracy"]["mean"] - sum(ep["correct"] for ep in eps) / len(eps)) < 1e-9
+        assert abs(d["tools/calls_per_episode"] - sum(len(ep["calls"]) for ep in eps) / len(eps)) < 1e-9
+        calls = [c for ep in eps for c in ep["calls"]]
+        useless = sum(c == "valid_useless" for c in calls) / len(calls) if calls else 0.0
+        assert abs(d["tools/class/valid_useless"] - useless) < 1e-9
 
 
 def test_without_tools_evaluates_the_same_questions_with_none_offered(tiny_models, small_world):

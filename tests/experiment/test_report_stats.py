@@ -16,6 +16,7 @@ import pytest
 
 from iapo.report import write_report
 from iapo.report.figures import plotted_contrasts
+from iapo.report.tables import question_type_table
 from iapo.stats import contrast
 from iapo.tools.session import CallClass
 
@@ -123,6 +124,26 @@ def test_the_command_line_writes_the_report_elsewhere_and_only_reads_the_runs(re
     assert r.returncode == 0, r.stderr
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     assert (there / "report.md").read_text() == md and (there / "fig_contrasts.png").exists()
+
+
+def test_question_types_are_shown_only_where_a_split_mixes_them(report):
+    _, md = report
+    assert "## Per question type" not in md  # one split, one type: the average says it all
+    calls = {"valid_useful": 0.3, "valid_useless": 0.1}
+
+    def run(m, zoo, seed, plain, decoy):
+        types = {
+            "t/plain": {"accuracy": {"mean": plain}, "n": 30},
+            "t/decoy": {"accuracy": {"mean": decoy}, "n": 30, **{f"tools/class/{k}": v for k, v in calls.items()}},
+        }
+        return {"method": m, "zoo": zoo, "seed": seed, "splits": {"test_a": {"question_types": types}}}  # fmt: skip
+
+    results = [run("a", z, s, 0.5 + 0.1 * z, 0.2 + 0.1 * s) for z in (0, 1, 2) for s in (0, 1)]
+    head, rows = question_type_table(results)
+    assert head == ["method", "test_a decoy %", "useless %", "test_a plain %", "useless %"]
+    ((m, decoy, useless, plain, no_calls),) = rows
+    assert m == "a" and decoy.startswith("25.0 [") and plain.startswith("60.0 [")  # the mean of the zoo means
+    assert useless == "25.0" and no_calls == "-"  # 0.1 of 0.4 valid calls; no call on the plain type
 
 
 def test_runs_csv_has_one_row_per_run(report):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.table import Table
+
+from iapo.rollout.summary import useless_share
 
 
 def _pct(ci: dict) -> str:
@@ -22,10 +26,17 @@ def print_eval(summary: dict, title: str, console: Console | None = None) -> Non
     console.print(t)
     if types := summary.get("question_types"):  # world splits: which kind of question fails
         t = Table(title="by question type")
-        for col, justify in [("family/type", "left"), ("n", "right"), ("accuracy % [95% CI]", "right")]:
+        cols = [
+            ("family/type", "left"),
+            ("n", "right"),
+            ("accuracy % [95% CI]", "right"),
+            ("useless valid calls %", "right"),
+        ]
+        for col, justify in cols:
             t.add_column(col, justify=justify)  # type: ignore[arg-type]
         for k, d in types.items():
-            t.add_row(k, str(d["n"]), _pct(d["accuracy"]))
+            share = useless_share(d)
+            t.add_row(k, str(d["n"]), _pct(d["accuracy"]), "-" if math.isnan(share) else f"{100 * share:.1f}")
         console.print(t)
     keys = [
         "tools/calls_per_episode",

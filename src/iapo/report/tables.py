@@ -19,6 +19,7 @@ from iapo.report.contrasts import (
     per_question,
 )
 from iapo.report.load import metric_value
+from iapo.rollout.summary import useless_share
 from iapo.stats import (
     CI,
     Contrast,
@@ -165,6 +166,32 @@ def sample_efficiency(
     return ["method", f"seeds reaching {100 * target:.1f}% val", "steps (mean [95% CI])"], rows
 
 
+def question_type_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Accuracy (mean [95% CI], the zoo as the unit) and the useless share of valid calls (mean
+    over runs) per question type of each test split; only when a split mixes types (a distractor
+    template beside the plain one), since the average over splits hides a template's change."""
+    keys = sorted({(s, t) for r in results for s, d in r["splits"].items() for t in d.get("question_types", {})})
+    if len(keys) == len({s for s, _ in keys}):
+        return [], []
+    rows = []
+    for m in dict.fromkeys(r["method"] for r in results):
+        runs = [r for r in results if r["method"] == m]
+        cells = []
+        for s, t in keys:
+            typed = [
+                (r, r["splits"][s]["question_types"][t]) for r in runs if t in r["splits"][s].get("question_types", {})
+            ]
+            by_zoo: dict = defaultdict(dict)
+            for r, d in typed:
+                by_zoo[r.get("zoo")][r["seed"]] = d["accuracy"]["mean"]
+            share = np.array([useless_share(d) for _, d in typed])
+            ok = np.isfinite(share)
+            cells += [fmt_ci(arm_ci(by_zoo)), f"{100 * share[ok].mean():.1f}" if ok.any() else "-"]
+        rows.append([m, *cells])
+    head = [x for s, t in keys for x in (f"{s} {t.split('/')[-1]} %", "useless %")]
+    return ["method", *head], rows
+
+
 def call_quality_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     """What the calls are, on the test splits (mean over runs and splits): calls per episode, the
     share of valid calls (they ran and changed the view) that the world labels useless (they hid
@@ -175,9 +202,7 @@ def call_quality_table(results: list[dict]) -> tuple[list[str], list[list[str]]]
         for s in r["splits"].values():
             if "tools/calls_per_episode" not in s:
                 continue  # a result written without tool statistics
-            useful, useless = s.get("tools/class/valid_useful", 0.0), s.get("tools/class/valid_useless", 0.0)
-            share = useless / (useful + useless) if useful + useless else math.nan
-            by_m[r["method"]].append((s["tools/calls_per_episode"], share, s["tools/misuse_rate"]))
+            by_m[r["method"]].append((s["tools/calls_per_episode"], useless_share(s), s["tools/misuse_rate"]))
     rows = []
     for m, v in by_m.items():
         calls, share, misuse = (np.array([x[i] for x in v]) for i in range(3))

@@ -7,6 +7,7 @@ Training logs, the model zoo's validation and evaluation all use them.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 
 from iapo.rollout.loop import Episode
@@ -33,22 +34,37 @@ def tool_stats(episodes: list[Episode]) -> dict[str, float]:
     return out
 
 
+def useless_share(stats: dict) -> float:
+    """The share of valid calls (they ran and changed the view) that the world labels useless, from
+    `tool_stats`' call-class rates; nan without a valid call. Few useless valid calls: "where to
+    look" cannot matter, and any call bonus is as good as a teacher's target."""
+    useful, useless = stats.get("tools/class/valid_useful", 0.0), stats.get("tools/class/valid_useless", 0.0)
+    return useless / (useful + useless) if useful + useless else math.nan
+
+
 def summarize(episodes: list[Episode], correct: list[float] | None = None) -> dict:
+    """Accuracy overall, per family and per question type (a world template: where a model fails),
+    and the tool statistics overall and per question type (which kind of question gets useless
+    calls: a distractor template's share of valid-useless calls)."""
     correct = [e.correct for e in episodes] if correct is None else correct
     by_family: dict[str, list[float]] = defaultdict(list)
-    by_type: dict[str, list[float]] = defaultdict(list)  # world question templates: where a model fails
+    by_type: dict[str, list[float]] = defaultdict(list)
+    type_episodes: dict[str, list[Episode]] = defaultdict(list)
     for e, c in zip(episodes, correct, strict=True):
         by_family[e.example.family].append(c)
         if "template" in e.example.meta:
-            by_type[f"{e.example.family}/{e.example.meta['template']}"].append(c)
+            key = f"{e.example.family}/{e.example.meta['template']}"
+            by_type[key].append(c)
+            type_episodes[key].append(e)
 
     def acc(groups: dict[str, list[float]]) -> dict:
         return {k: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for k, cs in sorted(groups.items())}
 
+    types = {k: d | tool_stats(type_episodes[k]) for k, d in acc(by_type).items()}
     return {
         "n": len(episodes),
         "accuracy": wilson(sum(correct), len(correct)).to_json(),
         "families": acc(by_family),
-        "question_types": acc(by_type),
+        "question_types": types,
         **tool_stats(episodes),
     }

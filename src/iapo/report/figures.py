@@ -46,7 +46,7 @@ def fig_contrasts(data: tuple[dict[str, dict], list[Contrast]], path: Path) -> N
     `data`: (method -> zoo -> per-run accuracies, `contrasts.arm_runs`; the report's contrasts)."""
     arms, contrasts = data
     shown = plotted_contrasts(contrasts)
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * max(1, len(shown))))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.5 * max(1, len(shown))))
     for y, c in enumerate(reversed(shown)):
         color = "C3" if c.primary else "C0" if c.secondary else "0.4"
         ax.hlines(y, 100 * c.low, 100 * c.high, color=color, lw=2.5)
@@ -54,11 +54,12 @@ def fig_contrasts(data: tuple[dict[str, dict], list[Contrast]], path: Path) -> N
         d = 100 * unit_differences(arms[c.a], arms[c.b])
         ax.plot(d, y - 0.22 + np.zeros_like(d), "|", color="0.35", ms=7)
     ax.axvline(0, color="0.6", ls="--", lw=1)
+    ax.set_ylim(-0.6, max(1, len(shown)) - 0.4)
     labels = [f"{c.a} - {c.b} ({c.role}, {'p' if c.primary else 'Holm p'} {c.p_used:.2g})" for c in reversed(shown)]
     ax.set_yticks(range(len(shown)), labels, fontsize=8)
     unit = shown[0].unit if shown else "run"
-    ticks = "" if unit == "run" else f"; ticks below: each {unit}'s difference"
-    ax.set_xlabel(f"A - B, test accuracy in points (95% CI{ticks})")
+    ticks = "" if unit == "run" else f"\nticks below: each {unit}'s own difference"
+    ax.set_xlabel(f"A - B, test accuracy in points (95% CI){ticks}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -235,10 +235,11 @@ def run_settings(run: Path) -> AttributionSettings:
 def episode_gallery(
     run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS, out: Path | None = None
 ) -> list[Path]:
-    """`gallery_<k>.png` in `out` (default `run_dir`): the SFT student and seed 0 of each method on the same
-    test questions (where they disagree most). Heat maps are token IG (`token_ig`); the component
-    bars use the estimator each run's reward used (its run.json; the library default otherwise). Needs the world, zoo and saved policies of the run;
-    returns [] when they are missing."""
+    """`gallery_<k>.png` in `out` (default `run_dir`): the SFT student and seed 0 of each method on
+    the same test questions (where they disagree most). Heat maps are token IG (`token_ig`); the
+    component bars use the estimator each run's reward used (its run.json; the library default
+    otherwise). Needs the world, zoo and saved policies of the run; returns [] when they are
+    missing."""
     world = run_dir / "world"
     zoo, z = first_zoo(run_dir)  # a grid over several zoos: its first zoo
     runs = {"sft": run_dir_of(run_dir, "sft", z, None), **{m: run_dir_of(run_dir, m, z, 0) for m in methods}}

@@ -178,9 +178,7 @@ def question_type_table(results: list[dict]) -> tuple[list[str], list[list[str]]
         runs = [r for r in results if r["method"] == m]
         cells = []
         for s, t in keys:
-            typed = [
-                (r, r["splits"][s]["question_types"][t]) for r in runs if t in r["splits"][s].get("question_types", {})
-            ]
+            typed = [(r, d[t]) for r in runs if t in (d := r["splits"].get(s, {}).get("question_types", {}))]
             by_zoo: dict = defaultdict(dict)
             for r, d in typed:
                 by_zoo[r.get("zoo")][r["seed"]] = d["accuracy"]["mean"]

@@ -48,19 +48,17 @@ def summarize(episodes: list[Episode], correct: list[float] | None = None) -> di
     calls: a distractor template's share of valid-useless calls)."""
     correct = [e.correct for e in episodes] if correct is None else correct
     by_family: dict[str, list[float]] = defaultdict(list)
-    by_type: dict[str, list[float]] = defaultdict(list)
-    type_episodes: dict[str, list[Episode]] = defaultdict(list)
+    by_type: dict[str, list[tuple[Episode, float]]] = defaultdict(list)
     for e, c in zip(episodes, correct, strict=True):
         by_family[e.example.family].append(c)
         if "template" in e.example.meta:
-            key = f"{e.example.family}/{e.example.meta['template']}"
-            by_type[key].append(c)
-            type_episodes[key].append(e)
+            by_type[f"{e.example.family}/{e.example.meta['template']}"].append((e, c))
 
     def acc(groups: dict[str, list[float]]) -> dict:
         return {k: {"accuracy": wilson(sum(cs), len(cs)).to_json(), "n": len(cs)} for k, cs in sorted(groups.items())}
 
-    types = {k: d | tool_stats(type_episodes[k]) for k, d in acc(by_type).items()}
+    typed = acc({k: [c for _, c in v] for k, v in by_type.items()})
+    types = {k: d | tool_stats([e for e, _ in by_type[k]]) for k, d in typed.items()}
     return {
         "n": len(episodes),
         "accuracy": wilson(sum(correct), len(correct)).to_json(),

@@ -322,8 +322,6 @@ def _report(run_dir: Path, gallery: bool = True, out: Path | None = None) -> Pat
     from iapo.viz import episode_gallery
 
     if gallery:
-        if out:
-            out.mkdir(parents=True, exist_ok=True)
         episode_gallery(run_dir, sorted({r["method"] for r in load_results(run_dir)} - {"sft"}), out=out)
     return write_report(run_dir, out)
 

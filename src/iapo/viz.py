@@ -264,6 +264,7 @@ def episode_gallery(
     if (zoo / "teacher" / "config.json").exists():  # the teacher answers itself: what teacher_own targets
         models = {"teacher (own episode)": load(zoo / "teacher"), **models}
     settings = {m: run_settings(runs[m]) if m in runs else AttributionSettings() for m in models}
+    (out or run_dir).mkdir(parents=True, exist_ok=True)
     outs = []
     for k, q in enumerate(qs):
         ex = examples[q]

@@ -143,8 +143,7 @@ def test_report_renders_with_figures_and_tables(run, tmp_path):
     out, _, _ = run
     html = write_report(out)
     assert "## Episode gallery" not in (out / "report.md").read_text()  # the report itself runs no model
-    there = tmp_path / "report"  # gallery and report beside the runs, not in them
-    there.mkdir()
+    there = tmp_path / "report"  # gallery and report beside the runs, not in them (made on first write)
     assert episode_gallery(out, ["iapo", "outcome"], out=there)  # a step of its own: it runs the policies
     assert not list(out.glob("gallery_*.png"))
     html = write_report(out, there)

@@ -7,7 +7,9 @@ machine trains another zoo), so:
 
 - several zoos: a method's accuracy is the mean of its per-zoo means, with a t-interval over
   zoos; a contrast A - B is the mean of the per-zoo differences of means, tested with a
-  t-test over zoos (df = zoos - 1) and an exact sign-flip test beside it. This is the
+  t-test over zoos (df = zoos - 1) and an exact sign-flip test; a difference is significant
+  only when both reject (`decision_p`: the t-test alone is liberal when one arm's runs are
+  bimodal, the sign-flip test alone gives no interval). This is the
   split-plot analysis of a linear mixed model with zoo and zoo x method effects: exact under
   normal zoo effects whatever the run noise, with any number of seeds per method and zoo. A
   REML mixed model estimates the zoo x method variance and, when that estimate sits at zero with
@@ -18,7 +20,7 @@ machine trains another zoo), so:
 Questions are not a unit of replication: a t-test over questions averaged across the runs of a
 grid rejected a true null in 30-56% of simulated grids, because a seed that shifts moves every
 question at once. Calibration (false-positive rate, coverage) and power are measured by
-simulation in `iapo.stats_sim` and asserted in tests/test_stats.py.
+simulation in `iapo.calibration` and asserted in tests/test_stats.py.
 
 - `wilson`: one evaluation's accuracy over n questions (the SFT student, evaluated once);
 - `arm_ci`: a method's accuracy over a grid (zoo means, or runs with one zoo);
@@ -118,7 +120,7 @@ def percentile_ci(values: Sequence[float], n_boot: int = 4000, level: float = 0.
     return CI(float(x.mean()), float(lo), float(hi), len(x))
 
 
-# --- the vectorised cores (the simulation in iapo.stats_sim calls these same functions) ---------
+# --- the vectorised cores (the simulation in iapo.calibration calls these same functions) ---------
 
 
 def zoo_level(d: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
@@ -197,6 +199,23 @@ def sign_flip_p(d: Sequence[float]) -> float:
     return float(res.pvalue)
 
 
+def sign_flip_batch(d: np.ndarray) -> np.ndarray:
+    """`sign_flip_p` of many grids at once (the simulation's core). d: (grids, Z), Z <= 16 ->
+    (grids,): the share of the 2^Z sign patterns whose |mean| reaches the observed one."""
+    z = d.shape[-1]
+    signs = 1 - 2 * ((np.arange(2**z)[:, None] >> np.arange(z)) & 1)  # (2^Z, Z) of +-1
+    flipped = np.abs(d @ signs.T)  # (grids, 2^Z)
+    return (flipped >= np.abs(d.sum(-1, keepdims=True)) * (1 - 1e-9)).mean(-1)
+
+
+def decision_p(p_t, p_flip):
+    """The p a decision uses: the larger of the t-test's and the exact sign-flip test's, so a
+    difference counts only when both reject (an intersection of two tests holds its level where
+    either does). The t-test alone rejects up to 1.5x its level when one arm's runs are bimodal
+    (some runs never find the tools) and the other's are not (`iapo.calibration`)."""
+    return np.fmax(p_t, p_flip)  # fmax: a nan sign-flip p (Welch over unpaired runs) leaves the t-test's
+
+
 # --- contrasts ----------------------------------------------------------------------------------
 
 
@@ -218,7 +237,7 @@ class Contrast:
     low: float
     high: float
     p: float  # the t-test over units
-    p_sign_flip: float  # exact over zoos; nan with one zoo
+    p_sign_flip: float  # exact over zoos (or seed pairs); nan over unpaired runs
     mde: float  # 80% power at alpha 0.05 for this design
     p_holm: float | None = None  # set by `holm` for secondary and exploratory contrasts
     primary: bool = False
@@ -229,29 +248,36 @@ class Contrast:
         return "primary" if self.primary else "secondary" if self.secondary else "exploratory"
 
     @property
-    def p_used(self) -> float:
-        return self.p if self.primary or self.p_holm is None else self.p_holm
+    def p_test(self) -> float:
+        """The decision's p before adjustment: t and sign-flip must both reject (`decision_p`)."""
+        return float(decision_p(self.p, self.p_sign_flip))
 
     @property
-    def bound(self) -> float:
-        """The largest difference the 95% interval leaves possible, either way."""
-        return max(abs(self.low), abs(self.high))
+    def p_used(self) -> float:
+        return self.p_test if self.primary or self.p_holm is None else self.p_holm
 
     @property
     def significant(self) -> bool:
         return self.p_used < ALPHA  # False for nan
 
     def reading(self) -> str:
-        """What the contrast supports, in words: a difference, or a bound on it."""
+        """What the contrast supports, in words: a difference, or the interval it is compatible with.
+
+        >>> c = Contrast("a", "b", "zoo", 6, 18, 18, 0.27, 0.25, 0.019, -0.022, 0.060, 0.29, 0.28, 0.056)
+        >>> c.reading()
+        'not significant: compatible with -2.2 to +6.0 points; differences beyond that excluded at 95%'
+        """
         if math.isnan(self.diff):
             return "no shared runs"
         if math.isnan(self.low):
             return f"{100 * self.diff:+.1f}, no interval (too few {self.unit}s)"
         if self.significant:
             return f"{self.a} {'above' if self.diff > 0 else 'below'} {self.b}"
-        if self.low > 0 or self.high < 0:  # the raw interval excludes 0, the adjusted p does not
-            return f"within [{100 * self.low:+.1f}, {100 * self.high:+.1f}], not significant after Holm"
-        return f"no difference larger than {100 * self.bound:.1f} points excluded"
+        span = f"compatible with {100 * self.low:+.1f} to {100 * self.high:+.1f} points"
+        if self.low > 0 or self.high < 0:  # the t interval excludes 0; the sign-flip test or Holm does not
+            why = "after Holm" if self.p_test < ALPHA else f"by the sign-flip test (p {self.p_sign_flip:.2g})"
+            return f"not significant {why}: {span}"
+        return f"not significant: {span}; differences beyond that excluded at 95%"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -340,7 +366,7 @@ def holm(contrasts: list[Contrast]) -> list[Contrast]:
     for family in ("secondary", "exploratory"):
         idx = [i for i, c in enumerate(contrasts) if c.role == family and math.isfinite(c.p)]
         if idx:
-            adj = multipletests([contrasts[i].p for i in idx], alpha=ALPHA, method="holm")[1]
+            adj = multipletests([contrasts[i].p_test for i in idx], alpha=ALPHA, method="holm")[1]
             for i, p in zip(idx, adj, strict=True):
                 out[i] = replace(contrasts[i], p_holm=float(p))
     return out

@@ -94,17 +94,26 @@ def test_collapse_table_counts_the_seed_that_a_mean_hides():
     assert row[5] == "1/3" and row[6] == "1/3"  # one seed at 0
 
 
-def test_the_verdict_is_the_primary_contrast_and_a_tie_is_a_bound():
+def test_the_verdict_is_the_primary_contrast_and_a_tie_reads_as_its_interval():
     from iapo.report import verdict
 
     pair = ("iapo", "outcome")
-    win = contrast({0: [0.3, 0.32, 0.31], 1: [0.2, 0.22, 0.21], 2: [0.25, 0.26, 0.24]},
-                   {0: [0.0, 0.02, 0.01], 1: [0.01, 0.0, 0.02], 2: [0.0, 0.03, 0.01]}, pair)  # fmt: skip
+    a = {z: [0.2 + 0.02 * z, 0.22 + 0.02 * z, 0.21 + 0.02 * z] for z in range(6)}
+    b = {z: [0.0 + 0.01 * z, 0.02, 0.01] for z in range(6)}
+    win = contrast(a, b, pair)
     v = verdict(replace(win, primary=True), pair)
-    assert v.startswith("iapo beats outcome (primary contrast): +") and "3 zoos as the unit" in v
+    assert v.startswith("iapo beats outcome (primary contrast): +") and "6 zoos as the unit" in v
+    assert "(t), 0.031 (sign-flip)" in v
+    # 3 zoos: the t-test rejects, the exact sign-flip test cannot (p >= 0.25): not a win
+    three = contrast({z: a[z] for z in range(3)}, {z: b[z] for z in range(3)}, pair)
+    assert three.p < 0.05 and three.low > 0
+    v = verdict(replace(three, primary=True), pair)
+    assert v.startswith("iapo vs outcome (primary contrast): not significant by the sign-flip test (p 0.25)")
     tie = contrast({0: [0.3, 0.1, 0.2], 1: [0.2, 0.3, 0.1]}, {0: [0.25, 0.15, 0.2], 1: [0.2, 0.2, 0.25]}, pair)
     v = verdict(replace(tie, primary=True), pair)
-    assert v.startswith("iapo vs outcome (primary contrast): no difference larger than") and "ties" not in v
+    lo, hi = f"{100 * tie.low:+.1f}", f"{100 * tie.high:+.1f}"
+    assert v.startswith(f"iapo vs outcome (primary contrast): not significant: compatible with {lo} to {hi} points; "
+                        "differences beyond that excluded at 95%")  # fmt: skip
     below = replace(win, a="outcome", b="iapo", diff=-win.diff, low=-win.high, high=-win.low, primary=True)
     assert verdict(below, ("outcome", "iapo")).startswith("outcome is below iapo")
     assert "not both in this run" in verdict(None, pair)
@@ -181,7 +190,7 @@ def test_comparisons_are_computed_once_with_the_primary_outside_holm():
     assert find(cs, "iapo_b", "iapo").n_b == 9 and find(cs, "iapo_b", "iapo").n_a == 6
     named = comparisons(arm_runs(results), ["outcome"], "iapo", ("iapo", "outcome"), None, [("iapo", "bonus")])
     assert [c.role for c in named[:2]] == ["primary", "secondary"] and (named[1].a, named[1].b) == ("iapo", "bonus")
-    assert named[1].p_holm == named[1].p  # a family of one secondary contrast
+    assert named[1].p_holm == named[1].p_test  # a family of one secondary contrast: its decision p
     assert all(c.role == "exploratory" for c in named[2:])
 
 

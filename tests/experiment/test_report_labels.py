@@ -23,7 +23,7 @@ def test_variants_are_labelled_from_their_config():
     assert ablation_question("iapo", methods) == "the method"
     assert ablation_question("iapo_long", methods) == "Another teacher: teacher_long"
     assert ablation_question("iapo_dirichlet", methods).startswith("Is it the attribution term")
-    assert ablation_question("iapo_lam2", methods) == "lambda / divergence sweep"
+    assert ablation_question("iapo_lam2", methods) == "attribution.lam 2.0 (iapo: 0.5)"  # the actual difference
     targets = {"iapo": {"attribution": {"target": "teacher_own"}}, "ev": {"attribution": {"target": "evidence"}}}
     assert ablation_question("ev", targets).startswith("Can a fixed target help?")
     assert ablation_question("ev", targets, proposed="ev") == "the method"
@@ -50,7 +50,7 @@ def test_variants_are_labelled_from_their_config():
         "ig4": {"attribution": {"estimator": "ig", "rule": "gausslegendre", "n_steps": 4}},
         "ig4_old_key": {"attribution": {"estimator": "ig", "method": "gausslegendre", "n_steps": 4}},
     }
-    assert ablation_question("same", est) == "lambda / divergence sweep"
+    assert ablation_question("same", est) == "The same config as iapo"
     assert ablation_question("ig4", est) == "Another attribution estimator: ig gausslegendre m=4"
     with pytest.warns(DeprecationWarning, match="rule"):
         assert ablation_question("ig4_old_key", est) == ablation_question("ig4", est)
@@ -139,7 +139,7 @@ def test_a_run_made_under_other_defaults_is_labelled_from_its_record(tmp_path):
         d = tmp_path / "runs" / name / "seed0"
         d.mkdir(parents=True)
         (d / "run.json").write_text(json.dumps({"config": {"method": m.model_dump(mode="json")}}))
-    assert ablation_question("iapo_own", raw) == "lambda / divergence sweep"  # today's defaults: wrong
+    assert ablation_question("iapo_own", raw) == "The same config as iapo"  # today's defaults: wrong
     assert ablation_question("iapo_own", method_configs(tmp_path, meta)).startswith("The teacher's own attribution")
 
 

@@ -40,6 +40,7 @@ from iapo.report.tables import (
     cost_table,
     diagnostics_table,
     early_steps_table,
+    floor_splits,
     fmt_ci,
     fmt_diff,
     fmt_p,
@@ -59,6 +60,7 @@ from iapo.report.tables import (
 from iapo.stats import (
     Contrast,
     arm_ci,
+    contrast,
     plan_grid,
     variance_components,
 )
@@ -176,7 +178,9 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     zoos = sorted({r["zoo"] for r in results if r.get("zoo") is not None})
     seeds = sorted({r["seed"] for r in results if r["seed"] is not None})
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
-    head = (str(run_dir), f"; {where}; {len(results)} runs. {machines_line(results)}", said, design_caveat(len(zoos)))
+    n_sft = sum(r["method"] == "sft" for r in results)
+    counts = f"{len(results) - n_sft} trained runs and {n_sft} SFT evaluation{'s' * (n_sft != 1)}"
+    head = (str(run_dir), f"; {where}; {counts}. {machines_line(results)}", said, design_caveat(len(zoos)))
     gallery = sorted(out.glob("gallery_*.png"))
     write_text(out / "report.md", _markdown(head, sections, gallery, meta))
     html_path = out / "report.html"
@@ -200,13 +204,18 @@ def _sections(
     contrasts = comparisons(arms, references, proposed, primary, attribution_variants(configs), secondary)
     acc_h, acc_r, accuracy = accuracy_table(results)
     main = next((c for c in contrasts if c.primary), None)
+    low = floor_splits(results)
+    inside = [s for s in sorted(results[0]["splits"]) if s not in low] if low else []
+    apart = {f"in-distribution ({', '.join(inside)}) % [95% CI]": {m: arm_ci(a) for m, a in arm_runs(results, inside).items()},
+             **{f"{s} % (every method at the floor)": {m: arm_ci(a) for m, a in arm_runs(results, [s]).items()}
+                for s in low}} if low else None  # fmt: skip
     zoos = {r["zoo"] for r in results if r.get("zoo") is not None}
     over = "zoos" if len(zoos) > 1 else "runs of one zoo"
     bare = {m: arm_ci(a) for m, a in arm_runs(results, tools=False).items()}
     attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
     sections = [
         (f"Headline: accuracy and differences with the {over} as the unit",
-         *headline_table(accuracy, contrasts, runs, baseline, incentive, bare)),
+         *headline_table(accuracy, contrasts, runs, baseline, incentive, bare, apart)),
         ("Every comparison (diff = A - B on the same runs; p Holm: within the secondary family named before the "
          "grid, and within the exploratory rest)", *contrasts_table(contrasts)),
         (f"Accuracy on the test splits (%, mean [95% CI], the {over} as the unit)", acc_h, acc_r),
@@ -230,8 +239,13 @@ def _sections(
         ("What a run costs (means over finished runs; per-step times are training steps)", *cost_table(runs, results)),
     ]  # fmt: skip
     found = {m: (sum(found_step(v) is not None for v in by.values()), len(by)) for m, by in runs.items()}
-    note = split_arms_note(found, primary) if main is not None else ""
-    return verdict(main, primary) + (f" {note}" if note else ""), sections, contrasts
+    notes = [split_arms_note(found, primary) if main is not None else ""]
+    if low and main is not None:
+        alone = contrast(*(arm_runs(results, inside)[m] for m in primary), primary)
+        notes.append(f"On the in-distribution splits alone ({', '.join(low)} at the floor for every method; "
+                     f"exploratory): {fmt_diff(alone)} points, p = {fmt_p(alone.p)} (t), "
+                     f"{fmt_p(alone.p_sign_flip)} (sign-flip).")  # fmt: skip
+    return " ".join([verdict(main, primary), *(n for n in notes if n)]), sections, contrasts
 
 
 def _shown(sections: list[Section]) -> list[Section]:

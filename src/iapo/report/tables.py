@@ -83,14 +83,15 @@ def fmt_pts(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}"
 
 
-CONTRAST_HEAD = ["A", "B", "role", "unit (n)", "A %", "B %", "A - B [95% CI]", "p", "p Holm", "p sign-flip",
-                 "MDE (80%)", "reading"]  # fmt: skip
+CONTRAST_HEAD = ["A", "B", "role", "unit (n)", "A %", "B %", "A - B [95% CI]", "p (t)", "p sign-flip",
+                 "p Holm (of the larger)", "MDE (80%, t)", "reading"]  # fmt: skip
 
 
 def contrasts_table(contrasts: list[Contrast]) -> tuple[list[str], list[list[str]]]:
     """One row per comparison: the means it compares (on the units it uses), their difference
-    with its interval, the test over units, Holm's adjustment, the exact sign-flip p over zoos,
-    the design's minimum detectable effect, and what that supports in words."""
+    with its interval, the t-test over units, the exact sign-flip p, Holm's adjustment of the
+    larger of the two (`stats.decision_p`), the t-test's minimum detectable effect, and what that
+    supports in words."""
     rows = [
         [
             c.a,
@@ -101,8 +102,8 @@ def contrasts_table(contrasts: list[Contrast]) -> tuple[list[str], list[list[str
             fmt_pts(c.mean_b),
             fmt_diff(c),
             fmt_p(c.p),
-            "" if c.p_holm is None else fmt_p(c.p_holm),
             fmt_p(c.p_sign_flip),
+            "" if c.p_holm is None else fmt_p(c.p_holm),
             fmt_pts(c.mde),
             c.reading(),
         ]
@@ -429,7 +430,23 @@ def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
         return f"Does centring the term help? (center: {ma.center})"
     if m.teacher != ref.teacher:
         return f"Another teacher: {m.teacher}"
-    return "lambda / divergence sweep"
+    return config_difference(m.model_dump(), ref.model_dump(), proposed) or f"The same config as {proposed}"
+
+
+def config_difference(a: dict, b: dict, b_name: str, prefix: str = "") -> str:
+    """The fields where config `a` differs from `b`, dotted, with b's value in brackets.
+
+    >>> config_difference({"lam": 0.5, "attr": {"div": "js", "k": 1}}, {"lam": 0.1, "attr": {"div": "kl", "k": 1}}, "iapo")
+    'lam 0.5 (iapo: 0.1); attr.div js (iapo: kl)'
+    """
+    out = []
+    for k in dict.fromkeys([*a, *b]):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out.append(config_difference(x, y, b_name, f"{prefix}{k}."))
+        elif x != y:
+            out.append(f"{prefix}{k} {x} ({b_name}: {y})")
+    return "; ".join(o for o in out if o)
 
 
 def ablation_table(
@@ -469,13 +486,34 @@ def tools_table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["method", "with tools % [95% CI]", "no tools offered %", "tools add (points)"], rows
 
 
+FLOOR = 0.05  # a test split on which every method's mean accuracy is below this is at the floor
+
+
+def floor_splits(results: list[dict]) -> list[str]:
+    """The test splits at the floor for every method (mean over its runs < `FLOOR`), when another
+    split is not: averaged in, such a split (an OOD split no arm solves) halves every difference.
+
+    >>> r = lambda m, ood, t: {"method": m, "splits": {"ood": {"accuracy": {"mean": ood}}, "test": {"accuracy": {"mean": t}}}}
+    >>> floor_splits([r("a", 0.0, 0.3), r("b", 0.02, 0.5)]), floor_splits([r("a", 0.0, 0.3), r("b", 0.2, 0.5)])
+    (['ood'], [])
+    """
+    splits = sorted(results[0]["splits"]) if results else []
+    by_method: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        for s in splits:
+            by_method[r["method"]][s].append(r["splits"][s]["accuracy"]["mean"])
+    low = [s for s in splits if all(np.mean(v[s]) < FLOOR for v in by_method.values())]
+    return low if len(low) < len(splits) else []
+
+
 def headline_table(
     arms: dict[str, CI], contrasts: list[Contrast], runs: dict[str, dict[str, list[dict]]], baseline: str,
-    incentive: str | None, bare: dict[str, CI] | None = None,
+    incentive: str | None, bare: dict[str, CI] | None = None, apart: dict[str, dict[str, CI]] | None = None,
 ) -> tuple[list[str], list[list[str]]]:  # fmt: skip
     """One row per method: accuracy (and, where evaluated, with no tools offered: `bare`), its
     difference to the baseline and to the best incentive (points [95% CI], p: Holm-adjusted unless
-    the contrast is the primary one), and how many runs find the tools."""
+    the contrast is the primary one), and how many runs find the tools. `apart`: column -> method
+    -> accuracy, shown before the average (the in-distribution splits and a split at the floor)."""
 
     def cell(c: Contrast | None) -> str:
         if c is None or math.isnan(c.diff):
@@ -486,9 +524,11 @@ def headline_table(
     for m, ci in arms.items():
         found = [found_step(v) for v in runs.get(m, {}).values()]
         no_tools = [fmt_ci(bare[m]) if m in bare else ""] if bare else []
-        rows.append([m, fmt_ci(ci), *no_tools, cell(find(contrasts, m, baseline)),
+        shown = [fmt_ci(col[m]) if m in col else "" for col in (apart or {}).values()]
+        rows.append([m, *shown, fmt_ci(ci), *no_tools, cell(find(contrasts, m, baseline)),
                      cell(find(contrasts, m, incentive or "")),
                      f"{sum(f is not None for f in found)}/{len(found)}" if found else ""])  # fmt: skip
-    head = ["method", "average test accuracy % [95% CI]", *(["no tools offered %"] if bare else []), f"vs {baseline}",
+    average = "average of all test splits % (the registered measure)" if apart else "average test accuracy % [95% CI]"
+    head = ["method", *(apart or {}), average, *(["no tools offered %"] if bare else []), f"vs {baseline}",
             f"vs {incentive or 'best incentive'}", "runs that find the tools"]  # fmt: skip
     return head, rows

@@ -157,13 +157,13 @@ def test_progress_goes_to_a_log_file_as_timestamped_lines():
 
 def test_compare_and_plan_read_a_runs_csv(tmp_path):
     rows = ["method,zoo,seed,accuracy,train_minutes"]
-    for z in range(3):
+    for z in range(6):  # 6 zoos: the least where the exact sign-flip test can reject at 5%
         for s in range(3):
             rows += [f"a,{z},{s},{0.30 + 0.01 * (z + s)},2.0", f"b,{z},{s},{0.10 + 0.01 * s},1.0"]
     (tmp_path / "runs.csv").write_text("\n".join(rows) + "\n")
     out = iapo("compare", str(tmp_path / "runs.csv"), "--primary", "a", "b")
     assert out.returncode == 0, out.stderr
-    assert "a beats b (primary contrast)" in out.stdout and "3 zoos as the unit" in out.stdout
+    assert "a beats b (primary contrast)" in out.stdout and "6 zoos as the unit" in out.stdout
     out = iapo("plan", str(tmp_path), "--a", "a", "--b", "b", "--zoos", "2", "--zoos", "6", "--seeds", "3")
     assert out.returncode == 0, out.stderr
     assert "| 6 | 3 | 18 |" in out.stdout and "1.5 min per run" in out.stdout

@@ -7,13 +7,15 @@ from pathlib import Path
 
 from iapo.models.build import ModelSpec, build_model, make_processor, save
 from iapo.models.tokenizer import SPLIT_WORDS, train_tokenizer
+from iapo.store import ExperimentDir
 from iapo.supervised.corpus import world_texts
 from iapo.world import World, WorldConfig, write_world
 
 
 def tiny_setup(root: Path) -> tuple[Path, Path]:
     """(world dir, zoo dir with `student` and `teacher` (other tokenizer, 2x deeper))."""
-    world_dir, zoo = root / "world", root / "zoo"
+    exp = ExperimentDir(root)
+    world_dir, zoo = exp.world, exp.zoo(None).path
     if not world_dir.exists():
         write_world(WorldConfig(train=200, val=32, test_per_family=4, ood=4), world_dir, workers=1)
     train = World(world_dir).load("train")

@@ -37,6 +37,7 @@ from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings
 from iapo.rollout.episode import collate, encode
 from iapo.rollout.loop import RolloutConfig
+from iapo.store import RunDir, ZooDir
 from iapo.supervised.sft import sft_segments
 from iapo.world import World
 
@@ -61,7 +62,7 @@ def make_zoo(root: Path, name: str, proc_dir: Path) -> Path:
     """student = teacher = a model of size `name` (random weights) saved under root/name."""
     spec, vocab = SIZES[name]
     out = root / name
-    if not (out / "student" / "config.json").exists():
+    if not (ZooDir(out).role("student") / "config.json").exists():
         _, proc = load(proc_dir)
         model = build_model(spec, proc, seed=0)
         if vocab:
@@ -134,12 +135,12 @@ def steps_side_by_side(
 def trl_step(zoo: Path, world: World, cfg: GRPOSettings, out: Path, attr: AttributionRewardConfig) -> float:
     from iapo.rl import trl_engine
 
-    _, proc = load(zoo / "student")
+    _, proc = load(ZooDir(zoo).role("student"))
     train = world.load("train")[: cfg.questions_per_step]
     rewards = make_rewards(MethodConfig(attribution=attr), zoo, None, 0, rollout_cfg=cfg.rollout)
     one = cfg.model_copy(update={"steps": 1})
     args = trl_engine.grpo_args(one, out, 1, use_cpu=DEVICE == "cpu")
-    trainer = trl_engine.IAPOGRPOTrainer(zoo / "student", proc, train, rewards, one, args)
+    trainer = trl_engine.IAPOGRPOTrainer(ZooDir(zoo).role("student"), proc, train, rewards, one, args)
     t = time.perf_counter()
     trl_engine.train(trainer)
     return time.perf_counter() - t
@@ -183,8 +184,8 @@ def main() -> None:
             *(f"IAPO {e} / outcome" for e in a.also))  # fmt: skip
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head), flush=True)
     for name in a.sizes:
-        zoo = make_zoo(root, name, tiny / "student")
-        model, proc = load(zoo / "student")
+        zoo = make_zoo(root, name, ZooDir(tiny).role("student"))
+        model, proc = load(ZooDir(zoo).role("student"))
         model.to(DEVICE).eval()
         nan = float("nan")
         t_ig, t_floor, t_cap, agree = (nan,) * 4 if a.no_captum else ig_timings(model, proc, segs, m, rule, sync)
@@ -205,7 +206,7 @@ def main() -> None:
                 print(f"  {name}: IG peak memory, chunk {chunk} rows: {peak:.0f} MiB ({peak / n:.0f} MiB/episode)")
         del model
     if a.trl:
-        t = trl_step(make_zoo(root, a.sizes[-1], tiny / "student"), world, cfg, root / "trl", attr)
+        t = trl_step(make_zoo(root, a.sizes[-1], ZooDir(tiny).role("student")), world, cfg, RunDir(root).trl, attr)
         print(f"TRL GRPOTrainer, one IAPO step of {a.sizes[-1]} (incl. trainer start-up): {t:.1f} s")
 
 

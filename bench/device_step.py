@@ -22,6 +22,7 @@ from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.loop import RolloutConfig
+from iapo.store import ZooDir
 from iapo.world import World
 
 
@@ -31,7 +32,7 @@ def run(world: Path, zoo: Path, device: str, dtype: torch.dtype, method: MethodC
 
     AcceleratorState._reset_state(reset_partial_state=True)  # the state is a per-process singleton
     acc = Accelerator(cpu=device == "cpu")
-    model, proc = load(zoo / "student", dtype=dtype)
+    model, proc = load(ZooDir(zoo).role("student"), dtype=dtype)
     ref = copy.deepcopy(model).to(acc.device)
     rewards = make_rewards(method, zoo, None, 0, dtype)
     cfg = GRPOSettings(steps=steps, questions_per_step=4, group_size=8, lr=2e-4, micro_batch=32,

@@ -30,6 +30,7 @@ from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.contract import prepare
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings, grpo_step, policy_optimizer
+from iapo.store import ZooDir
 from iapo.world import World
 
 KEYS = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
@@ -52,7 +53,7 @@ def side_by_side(
 ) -> dict[str, list[dict]]:
     """n GRPO steps of each method from the same student on the same questions, interleaved
     step by step (so machine noise hits every method alike), after one untimed warm-up step."""
-    student, proc = load(zoo / "student")
+    student, proc = load(ZooDir(zoo).role("student"))
     student.to(device)
     train = world.load("train")
     q = cfg.questions_per_step

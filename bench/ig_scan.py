@@ -21,6 +21,7 @@ import torch
 from _demos import demo_batch, demo_segments
 from iapo.attribution import baseline_embeddings, component_scores, integrated_gradients, sequence_logprob, shares
 from iapo.rollout.episode import encode
+from iapo.store import ZooDir
 
 
 def allocate(df: torch.Tensor, m: int) -> torch.Tensor:
@@ -85,7 +86,7 @@ def main() -> None:
     torch.set_num_threads(1)
     zoo, world = a.zoo, a.world
     segs = demo_segments(world, 8)
-    model, proc, batch, eb = demo_batch(zoo / "student", segs)
+    model, proc, batch, eb = demo_batch(ZooDir(zoo).role("student"), segs)
     base = baseline_embeddings(model, proc, batch, eb, "pad")
     comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
     for j, s in enumerate(segs):

@@ -15,6 +15,7 @@ import torch
 from iapo.models.build import ModelSpec, build_model, load, make_processor
 from iapo.models.tokenizer import train_tokenizer
 from iapo.rollout.loop import RolloutConfig, rollout
+from iapo.store import ZooDir
 from iapo.supervised.corpus import world_texts
 from iapo.world import World, WorldConfig, write_world
 
@@ -32,7 +33,7 @@ def main() -> None:
         write_world(WorldConfig(train=200, val=0, test_per_family=0, ood=0), wdir, workers=1)
     exs = World(wdir).load("train")[: a.episodes]
     if a.zoo is not None:
-        model, proc = load(a.zoo / "student")
+        model, proc = load(ZooDir(a.zoo).role("student"))
     else:
         tok = train_tokenizer(world_texts(World(wdir).load("train")), 600)
         proc = make_processor(tok, ModelSpec())

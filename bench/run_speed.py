@@ -1,7 +1,7 @@
 """End-to-end run time of the sparse regime's workload: this code against an earlier commit, side
 by side on this machine.
 
-    python bench/run_speed.py --against d0e6cb5 [--work runs/bench_run_speed] [--steps 20]
+    python bench/run_speed.py --against d0e6cb5 [--work bench_runs/run_speed] [--steps 20]
 
 1. Builds (once, cached in --work) the sparse regime's world and the `teacher` of its zoo recipe
    (research/claim/sparse.yaml; ~10 min on 2 cores). The teacher is a trained sparse-regime
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from iapo.store import RESULT, read_json, read_metrics
+from iapo.store import RESULT, ExperimentDir, ZooDir, read_json, read_metrics
+from iapo.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "research" / "claim" / "sparse.yaml"
@@ -49,13 +50,14 @@ def iapo(args: list[str], src: Path, log: Path, threads: int | None = None) -> s
 def build(work: Path) -> tuple[Path, Path]:
     """The sparse world and the teacher of its zoo recipe, built once with this code."""
     grid = yaml.safe_load(GRID.read_text())
-    world, zoo = work / "world", work / "zoo"
-    if not (world / "world.json").exists():
+    exp = ExperimentDir(work)
+    world, zoo = exp.world, exp.zoo(None).path
+    if not World.exists(world):
         (work / "world.yaml").write_text(yaml.safe_dump(grid["world"]))
         _wait(
             iapo(["world", "--out", str(world), "--config", str(work / "world.yaml")], ROOT / "src", work / "world.log")
         )
-    if not (zoo / "teacher" / "config.json").exists():
+    if not (ZooDir(zoo).role("teacher") / "config.json").exists():
         z = grid["zoo"] | {"roles": {"teacher": grid["zoo"]["roles"]["teacher"]}}
         (work / "zoo.yaml").write_text(yaml.safe_dump(z))
         t = time.perf_counter()
@@ -101,7 +103,7 @@ def run_pair(method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Pa
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--against", required=True, help="the commit to compare with (e.g. d0e6cb5)")
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_run_speed")
+    ap.add_argument("--work", type=Path, default=ROOT / "bench_runs" / "run_speed")
     ap.add_argument("--steps", type=int, default=20)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _tiny import tiny_setup
 from iapo.models.build import load
+from iapo.store import ZooDir
 from iapo.supervised.sft import _StageBatches, completion_loss, plan_step
 from iapo.supervised.zoo import ZooSFTConfig
 from iapo.world import World
@@ -46,7 +47,7 @@ def main() -> None:
     a = ap.parse_args()
     world, zoo = tiny_setup(Path(tempfile.gettempdir()) / "iapo_bench_tiny")
     train = World(world).load("train")
-    model, proc = load(zoo / "student")
+    model, proc = load(ZooDir(zoo).role("student"))
     cfg = ZooSFTConfig(batch_size=a.batch)
     rng = random.Random(0)
     data = _StageBatches("multimodal", [plan_step("multimodal", train, rng, cfg) for _ in range(a.steps)], proc, False)

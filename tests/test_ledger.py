@@ -9,7 +9,11 @@ import pytest
 
 from iapo.errors import ConfigError, DataError
 from iapo.ledger import bind_experiment, bind_world, restore_zoo, save_run, take_zoo, zoo_hashes
-from iapo.store import run_dir
+from iapo.store import ExperimentDir
+
+
+def run_dir(out, method, zoo, seed):
+    return ExperimentDir(out).run(method, zoo, seed).path
 
 
 def _zoo(root, weights: bytes = b"w" * 64):

@@ -16,13 +16,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from iapo.store import METRICS, RESULT, RUN_RECORD, read_experiment, run_files
+from iapo.store import METRICS, RESULT, RUN_RECORD, ExperimentDir
 
 
 def complete_seeds(run_dir: Path) -> list[int]:
     """The grid's seeds with a finished run (result.json) for every arm on every zoo."""
-    cfg = read_experiment(run_dir)["config"]
-    done = {(m, z, p.parent.name) for m, z, p in run_files(run_dir, RESULT)}
+    cfg = ExperimentDir(run_dir).read_record()["config"]
+    done = {(m, z, p.parent.name) for m, z, p in ExperimentDir(run_dir).run_files(RESULT)}
     return [
         s
         for s in cfg["seeds"]
@@ -37,7 +37,7 @@ def copy_view(run_dir: Path, out: Path, seeds: list[int]) -> int:
     out.mkdir(parents=True)
     shutil.copy2(run_dir / "experiment.json", out / "experiment.json")
     n = 0
-    for _, _, p in run_files(run_dir, RESULT):
+    for _, _, p in ExperimentDir(run_dir).run_files(RESULT):
         run = p.parent
         if run.name.startswith("seed") and int(run.name[4:]) not in seeds:
             continue

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from iapo.errors import IapoError
-from iapo.store import RESULT
+from iapo.store import RunDir
 
 app = typer.Typer(
     add_completion=False,
@@ -315,15 +315,15 @@ def _experiment(config: Path, out: Path, overrides: dict | None = None, ledger: 
     return _report(out)
 
 
-def _report(run_dir: Path, gallery: bool = True, out: Path | None = None) -> Path:
+def _report(exp_dir: Path, gallery: bool = True, out: Path | None = None) -> Path:
     """The episode gallery (runs the models) when asked, then the report (reads files only), both
-    into `out` (default `run_dir`)."""
+    into `out` (default `exp_dir`)."""
     from iapo.report import load_results, write_report
     from iapo.viz import episode_gallery
 
     if gallery:
-        episode_gallery(run_dir, sorted({r["method"] for r in load_results(run_dir)} - {"sft"}), out=out)
-    return write_report(run_dir, out)
+        episode_gallery(exp_dir, sorted({r["method"] for r in load_results(exp_dir)} - {"sft"}), out=out)
+    return write_report(exp_dir, out)
 
 
 def _print_summary(out: Path) -> None:
@@ -388,7 +388,7 @@ def quickstart(
 @app.command()
 @friendly
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="Directory of `iapo experiment` / `iapo quickstart`.")],
+    exp_dir: Annotated[Path, typer.Argument(help="Directory of `iapo experiment` / `iapo quickstart`.")],
     gallery: Annotated[
         bool, typer.Option(help="Draw the episode gallery first (runs the SFT student and seed-0 policies).")
     ] = True,
@@ -398,10 +398,10 @@ def report(
 ) -> None:
     """Write report.html / report.md / runs.csv / fig_*.png from a run directory or a ledger."""
     try:
-        html = _report(run_dir, gallery, out)
+        html = _report(exp_dir, gallery, out)
     except FileNotFoundError as e:
         raise IapoError(str(e)) from None
-    _print_summary(run_dir)
+    _print_summary(exp_dir)
     console.print(f"report: {html}")
 
 
@@ -477,7 +477,7 @@ def train(
         return  # not the main process of a distributed run
     for split, summary in res["splits"].items():
         print_eval(summary, f"{name} seed {cfg.seed} on {split}")
-    console.print(f"wrote {out / RESULT}")
+    console.print(f"wrote {RunDir(out).result}")
 
 
 @app.command()

@@ -1,19 +1,12 @@
 """Methods x seeds from one SFT student, same budget, same data: the comparison runner.
 
-    out/world/                   the generated world (skipped if present)
-    out/zoo/                     tokenizers, vision tower, SFT'd teacher(s) and student
-    out/trm/                     the tool-call reward model (when a method uses it)
-    out/runs/sft/result.json     the SFT student itself, evaluated once
-    out/runs/<method>/seed<k>/   GRPO checkpoints, metrics.jsonl, tb/, result.json
+World (skipped if present) -> zoo (one per zoo seed with `zoo_seeds`: the zoo as a random factor,
+the world fixed) -> the tool-call reward model (when a method uses it) -> the SFT student
+evaluated once -> every method x seed, each a GRPO run with its final evaluation -> results.csv
+and experiment.json (the resolved config with every default written out, the YAML it came from,
+versions, machine, wall times). Where each lives: `iapo.store.ExperimentDir`.
 
-With `zoo_seeds` (the zoo as a random factor: one zoo per seed, the world fixed), each zoo lives
-in out/zoos/seed<z>/ and its runs in out/runs/<method>/zoo<z>/seed<k>/ (sft: runs/sft/zoo<z>/).
-    out/results.csv              one tidy row per (method, seed, split)
-    out/runs/<method>/seed<k>/run.json   each run's resolved config, inputs and environment
-    out/experiment.json          the resolved config (every default written out), the YAML it came
-                                 from, versions, machine, wall times
-
-A run with `result.json` is never recomputed; a killed grid continues from checkpoints.
+A finished run (one with its result) is never recomputed; a killed grid continues from checkpoints.
 Test splits are read only after a run's training is finished (`SplitGuard`); training-time
 evaluation and any selection use val.
 """
@@ -36,39 +29,17 @@ from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
 from iapo.ledger import bind_experiment, restore_zoo, save_run, take_zoo
 from iapo.models.build import load
 from iapo.provenance import atomic, record, write_json
+from iapo.report.roles import ReportRoles
 from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rewards.trm import TRM_STEPS, save_trm, train_trm
 from iapo.rl.grpo import GRPOSettings, planned_questions
 from iapo.run import TrainConfig, run_one
 from iapo.steps import OnProgress
-from iapo.store import EXPERIMENT, RESULT, read_result, run_dir, zoo_dir
+from iapo.store import ExperimentDir, ZooDir, read_result
 from iapo.supervised.zoo import ZooConfig, build_zoo
 from iapo.world import World, WorldConfig, write_world
 
 log = logging.getLogger(__name__)
-
-
-class ReportRoles(StrictModel):
-    """Which methods the report compares: every method against `baseline`, the ablation column
-    against `proposed`; the verdict is `primary` alone, named before the grid runs (it is written
-    to experiment.json with the rest of the config), every other comparison is exploratory."""
-
-    baseline: str = Field("outcome", description="the method every other is compared with")
-    proposed: str = Field("iapo", description="the method the ablation column compares its variants with")
-    primary: tuple[str, str] | None = Field(
-        None,
-        description="the pre-registered primary contrast [A, B]: the verdict tests A - B alone, with the zoo as "
-        "the unit; None: [proposed, baseline]",
-    )
-    secondary: list[tuple[str, str]] = Field(
-        default_factory=list,
-        description="pre-registered secondary contrasts [[A, B], ...]: Holm-adjusted as their own family; every "
-        "other comparison is exploratory (Holm-adjusted apart)",
-    )
-
-    @property
-    def primary_contrast(self) -> tuple[str, str]:
-        return self.primary or (self.proposed, self.baseline)
 
 
 class ZooAcceptance(StrictModel):
@@ -126,10 +97,7 @@ class ExperimentConfig(StrictModel):
             raise ValueError("methods: define at least one method")
         if "sft" in self.methods:
             raise ValueError("methods: 'sft' is reserved for the SFT student baseline")
-        roles = {"baseline": self.report.baseline, "proposed": self.report.proposed}
-        roles |= {f"primary[{i}]": n for i, n in enumerate(self.report.primary or ())}
-        roles |= {f"secondary[{i}][{j}]": n for i, pair in enumerate(self.report.secondary) for j, n in enumerate(pair)}
-        for role, name in roles.items():
+        for role, name in self.report.named().items():
             if name not in self.methods and not (role.startswith(("primary", "secondary")) and name == "sft"):
                 raise ValueError(f"report.{role}: {name!r} is not one of the methods ({', '.join(self.methods)})")
         if self.report.primary and self.report.primary[0] == self.report.primary[1]:
@@ -166,10 +134,11 @@ def zoo_configs(cfg: ExperimentConfig) -> list[tuple[int | None, ZooConfig]]:
 
 
 def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path, zoo: int | None = None) -> dict:
-    done = run_dir(out, "sft", zoo, None) / RESULT
+    exp = ExperimentDir(out)
+    done = exp.run("sft", zoo, None).result
     if (prior := read_result(done)) is not None:
         return prior
-    model, processor = load(zoo_dir(out, zoo) / cfg.student)
+    model, processor = load(exp.zoo(zoo).role(cfg.student))
     guard = SplitGuard(world)
     guard.training = False  # no training happens here
     result = {"method": "sft", "seed": None, "zoo": zoo, "train_seconds": 0.0}
@@ -215,11 +184,9 @@ class Job:
 
     name: str
     cfg: TrainConfig
-    run_dir: Path
-    zoo_dir: Path
+    exp: ExperimentDir
     zoo: int | None
     student: str
-    out: Path | None = None  # the experiment's directory: the ledger mirrors run_dir's place under it
     ledger: Path | None = None  # where a finished run's records go (`iapo.ledger`)
 
     @property
@@ -228,9 +195,10 @@ class Job:
         return f"{self.name}{zoo}/seed{self.cfg.seed}"
 
     def run(self, trm: Path | None, world: World, progress: OnProgress | None = None) -> dict:
-        r = run_one(self.name, self.cfg, self.zoo_dir / self.student, self.zoo_dir, trm, world, self.run_dir, progress)
+        run, zoo = self.exp.run(self.name, self.zoo, self.cfg.seed), self.exp.zoo(self.zoo)
+        r = run_one(self.name, self.cfg, zoo.role(self.student), zoo, trm, world, run.path, progress, self.exp)
         if r and self.ledger is not None:
-            save_run(self.ledger, self.out, self.run_dir)
+            save_run(self.ledger, self.exp.path, run.path)
         return {**r, "zoo": self.zoo} if r else r
 
 
@@ -266,17 +234,17 @@ class ZooTask:
     ledger: Path | None = None  # the zoo and its finished runs, kept and restored (`iapo.ledger`)
 
     def run(self, world: World, progress: OnProgress | None = None) -> dict:
-        zoo = zoo_dir(self.out, self.zoo)
+        zoo = ExperimentDir(self.out).zoo(self.zoo)
         if self.ledger is not None:
-            take_zoo(self.ledger, zoo, self.zoo)  # the zoo as first built, when the ledger holds it
+            take_zoo(self.ledger, zoo.path, self.zoo)  # the zoo as first built, when the ledger holds it
         summary = build_zoo(world, self.zoo_cfg, zoo, self.roles, progress)
         check_zoo(self.cfg, self.zoo, summary)
         prepare_targets(self.cfg, world, zoo, progress)
         if self.ledger is not None:
-            restore_zoo(self.ledger, self.out, zoo, self.zoo, self.roles)
+            restore_zoo(self.ledger, self.out, zoo.path, self.zoo, self.roles)
         sft = {**run_sft_baseline(self.cfg, world, self.out, self.zoo), "zoo": self.zoo}
         if self.ledger is not None:
-            save_run(self.ledger, self.out, run_dir(self.out, "sft", self.zoo, None))
+            save_run(self.ledger, self.out, ExperimentDir(self.out).run("sft", self.zoo, None).path)
         return sft
 
 
@@ -336,7 +304,7 @@ def _run_parallel(
     return sft, results  # type: ignore[return-value]
 
 
-def prepare_targets(cfg: ExperimentConfig, world: World, zoo: Path, progress: OnProgress | None = None) -> None:
+def prepare_targets(cfg: ExperimentConfig, world: World, zoo: ZooDir, progress: OnProgress | None = None) -> None:
     """Fill the teacher_own cache for every question any seed will draw, once, before the runs
     (so parallel runs neither race nor repeat the teacher's work)."""
     train = world.load("train")
@@ -362,17 +330,18 @@ def run_experiment(
     there, and restored once the rebuilt world and zoo are proven the same."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    exp = ExperimentDir(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / EXPERIMENT, experiment_record(cfg, raw_config))  # from the start; timings at the end
+    write_json(exp.record, experiment_record(cfg, raw_config))  # from the start; timings at the end
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    if not (out / "world" / "world.json").exists():
+    if not World.exists(exp.world):
         write_world(
             cfg.world,
-            out / "world",
+            exp.world,
             progress=(lambda sp, s, n: progress(f"world:{sp}", s, n, {})) if progress else None,
         )
-    world = World(out / "world")
+    world = World(exp.world)
     if ledger is not None:
         bind_experiment(ledger, experiment_record(cfg, raw_config), world.root)
     timings["world_s"] = time.perf_counter() - t_start
@@ -380,14 +349,13 @@ def run_experiment(
     roles = sorted(
         {cfg.student} | {m.teacher for m in cfg.methods.values() if m.needs_teacher and m.teacher in cfg.zoo.roles}
     )
-    if any(m.trm for m in cfg.methods.values()) and not (out / "trm" / "trm.pt").exists():
+    if any(m.trm for m in cfg.methods.values()) and not exp.trm_weights.exists():
         model, report = train_trm(world.load("train"), world.load("val"), cfg.trm_steps)
-        save_trm(model, report, out / "trm")
-    trm_dir = out / "trm" if (out / "trm" / "trm.pt").exists() else None
+        save_trm(model, report, exp.trm)
+    trm_dir = exp.trm if exp.trm_weights.exists() else None
     zoos = [ZooTask(cfg, out, z, zc, roles, ledger) for z, zc in zoo_configs(cfg)]
     jobs = [
-        Job(name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), run_dir(out, name, z, seed),
-            zoo_dir(out, z), z, cfg.student, out, ledger)
+        Job(name, TrainConfig(method=method, grpo=cfg.grpo, eval=cfg.eval, seed=seed), exp, z, cfg.student, ledger)
         for z, _ in zoo_configs(cfg)
         for name, method in cfg.methods.items()
         for seed in cfg.method_seeds.get(name, cfg.seeds)
@@ -403,9 +371,9 @@ def run_experiment(
     results = sft + runs
     timings["zoo_rl_and_eval_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
-    write_csv(tidy_rows(results), out / "results.csv")
+    write_csv(tidy_rows(results), exp.results_csv)
     final = {**experiment_record(cfg, raw_config), "timings": timings}
-    write_json(out / EXPERIMENT, final)
+    write_json(exp.record, final)
     if ledger is not None:
         bind_experiment(ledger, final, world.root)
     return results

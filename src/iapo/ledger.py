@@ -28,7 +28,7 @@ from pathlib import Path
 from iapo.config import changed_keys
 from iapo.errors import ConfigError, DataError
 from iapo.provenance import atomic, content_hash, write_json
-from iapo.store import EXPERIMENT, METRICS, RESULT, RUN_RECORD, read_json, run_files
+from iapo.store import METRICS, RESULT, RUN_RECORD, ZOO_BUILD, ZOO_HASHES, ExperimentDir, read_json
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _check(recorded: dict, found: dict, what: str, path: Path) -> None:
 def bind_experiment(ledger: Path, record: dict, world: Path) -> None:
     """Write the experiment's record (`iapo.provenance.record`) and world hash to the ledger, or,
     when it has them, refuse another config or another world: a ledger holds one grid."""
-    path = ledger / EXPERIMENT
+    path = ExperimentDir(ledger).record
     if path.exists():
         old = read_json(path, required=("config",))["config"]
         if old != record["config"]:
@@ -82,18 +82,18 @@ def bind_experiment(ledger: Path, record: dict, world: Path) -> None:
 
 def bind_world(ledger: Path, world: Path) -> None:
     """Record the world's hashes, or check them against those recorded (adding any missing)."""
-    path, found = ledger / "world.json", world_hashes(world)
+    path, found = ExperimentDir(ledger).world_hashes, world_hashes(world)
     recorded = read_json(path) if path.exists() else {}
     _check(recorded, found, "the world", path)
     if found.keys() - recorded.keys():
         write_json(path, {**recorded, **found})
 
 
-ZOO_SKIP = ("runs", "vision", "hashes.json")  # the build's intermediate stages; the ledger's own file
-
-
 def _zoo(ledger: Path, zoo: int | None) -> Path:
-    return ledger / "zoos" / ("zoo" if zoo is None else f"seed{zoo}")
+    return ExperimentDir(ledger).ledger_zoo(zoo).path
+
+
+ZOO_SKIP = (*ZOO_BUILD, ZOO_HASHES)  # the build's training directories; the ledger's own file
 
 
 def _copy_missing(src: Path, dest: Path) -> None:
@@ -119,14 +119,14 @@ def restore_zoo(ledger: Path, out: Path, zoo_path: Path, zoo: int | None, roles:
     """Check the built zoo against the ledger, keep what the ledger lacks of it (its weights
     and targets the first time), then copy the ledger's records of its runs into `out` where
     `out` has no result yet. Returns how many runs were restored."""
-    path, found = _zoo(ledger, zoo) / "hashes.json", zoo_hashes(zoo_path, roles)
+    path, found = _zoo(ledger, zoo) / ZOO_HASHES, zoo_hashes(zoo_path, roles)
     recorded = read_json(path) if path.exists() else {}
     _check(recorded, found, "the zoo" if zoo is None else f"zoo {zoo}", path)
     _copy_missing(zoo_path, _zoo(ledger, zoo))
     if found.keys() - recorded.keys():
         write_json(path, {**recorded, **found})
     n = 0
-    for _, z, result in run_files(ledger, RESULT):
+    for _, z, result in ExperimentDir(ledger).run_files(RESULT):
         dest = out / result.parent.relative_to(ledger)
         if z != zoo or (dest / RESULT).exists():
             continue

@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -28,8 +29,17 @@ from iapo.rewards.method import MethodConfig, make_rewards
 from iapo.rl.grpo import GRPOSettings, train_grpo
 from iapo.rollout.loop import rollout
 from iapo.rollout.summary import summarize
-from iapo.steps import CKPT, OnProgress
-from iapo.store import METRICS, POLICY, RESULT, RUN_RECORD, TRL_OUTPUT, read_result, read_run_record
+from iapo.steps import OnProgress
+from iapo.store import (
+    METRICS,
+    POLICY,
+    RUN_RECORD,
+    TRL_OUTPUT,
+    ExperimentDir,
+    RunDir,
+    ZooDir,
+    read_run_record,
+)
 from iapo.world import World
 
 log = logging.getLogger(__name__)
@@ -132,10 +142,11 @@ def resolve_run(
             set_dotted(data, k, v)
         cfg = build(TrainConfig, data, str(config / RUN_RECORD))
         name = rec["name"]
-        zoo = zoo or Path(rec["zoo"])
-        student = student or rec["student"]
-        trm = trm or (Path(rec["trm"]) if rec.get("trm") else None)
-        world = world or (Path(rec["world"]) if rec.get("world") else None)
+        run = RunDir(config)  # its record names its inputs relative to its experiment, or absolute
+        zoo = zoo or run.resolve(rec["zoo"])
+        student = student or str(run.resolve(rec["student"]))
+        trm = trm or run.resolve(rec.get("trm"))
+        world = world or run.resolve(rec.get("world"))
     else:
         cfg = load_yaml(config, TrainConfig, overrides or None)
     zoo = zoo or Path("zoo")
@@ -151,19 +162,20 @@ def resolve_run(
 
 
 def run_one(
-    name: str, cfg: TrainConfig, student: Path, zoo_dir: Path, trm_dir: Path | None, world: World, run_dir: Path,
-    progress: OnProgress | None = None,
+    name: str, cfg: TrainConfig, student: Path, zoo_dir: ZooDir | Path, trm_dir: Path | None, world: World,
+    run_dir: Path, progress: OnProgress | None = None, exp: ExperimentDir | None = None,
 ) -> dict:  # fmt: skip
     """GRPO from the SFT student with `cfg.method`'s rewards, then the final test evaluation.
     A run with result.json is returned as is; an interrupted one resumes from its checkpoint; a
-    finished one whose result.json is damaged (`iapo.store`) re-evaluates its saved policy."""
-    done = run_dir / RESULT
-    if (prior := read_result(done)) is not None:
+    finished one whose result.json is damaged (`iapo.store`) re-evaluates its saved policy.
+    `exp`: the experiment the run belongs to; its record then names its inputs relative to it."""
+    run = RunDir(run_dir)
+    if (prior := run.read_result()) is not None:
         return prior
-    if not (run_dir / CKPT).exists() and (run_dir / POLICY / META).exists():
+    if not run.checkpoint.exists() and (run.policy / META).exists():
         return _evaluate_saved(name, cfg, world, run_dir)
     acc = make_accelerator(cfg.model)
-    rec = record(cfg, name=name, student=student, zoo=zoo_dir, trm=trm_dir, world=getattr(world, "root", None))
+    rec = record(cfg, name=name, **inputs(exp, student, zoo_dir, trm_dir, getattr(world, "root", None), run_dir))
     if acc is None or acc.is_main_process:
         claim_run_dir(run_dir, rec)
     guard = SplitGuard(world)
@@ -190,7 +202,7 @@ def run_one(
         train_s = time.perf_counter() - t0
         if not main:
             return {}
-        model, processor = load(run_dir / POLICY, dtype=getattr(torch, cfg.model.dtype))
+        model, processor = load(run.policy, dtype=getattr(torch, cfg.model.dtype))
         model.to(acc.device if acc is not None else "cpu")
     else:
         train_grpo(
@@ -201,9 +213,20 @@ def run_one(
         train_s = time.perf_counter() - t0
         if acc is not None and not acc.is_main_process:
             return {}  # the main process evaluates and writes the result
-        save(model, processor, run_dir / POLICY, {**meta, "train_seconds": round(train_s, 1)})
+        save(model, processor, run.policy, {**meta, "train_seconds": round(train_s, 1)})
     guard.training = False
     return _finish(name, cfg, model, processor, guard, run_dir, train_s)
+
+
+def inputs(exp: ExperimentDir | None, student: Path, zoo: ZooDir | Path, trm: Path | None, world: Path | None,
+           run_dir: Path) -> dict:  # fmt: skip
+    """A run record's inputs: relative to the experiment directory (named relative to the run) when
+    the run has one, so a ledger or run directory moved elsewhere still reruns; else absolute."""
+    zoo = zoo.path if isinstance(zoo, ZooDir) else zoo
+    if exp is None:
+        return {"student": student, "zoo": zoo, "trm": trm, "world": world}
+    return {"experiment": os.path.relpath(exp.path, run_dir), "student": exp.relative(student),
+            "zoo": exp.relative(zoo), "trm": exp.relative(trm), "world": exp.relative(world)}  # fmt: skip
 
 
 def _finish(name: str, cfg: TrainConfig, model, processor, guard: SplitGuard, run_dir: Path, train_s: float) -> dict:
@@ -214,8 +237,8 @@ def _finish(name: str, cfg: TrainConfig, model, processor, guard: SplitGuard, ru
     t0 = time.perf_counter()
     result.update(evaluate_policy(model, processor, guard, cfg.eval, cfg.grpo.rollout, attr))
     result["test_eval_seconds"] = round(time.perf_counter() - t0, 1)
-    write_json(run_dir / RESULT, result)
-    (run_dir / CKPT).unlink(missing_ok=True)
+    write_json(RunDir(run_dir).result, result)
+    RunDir(run_dir).checkpoint.unlink(missing_ok=True)
     return result
 
 

@@ -1,6 +1,7 @@
-"""What every training loop shares: seeding, metric logs (JSONL + TensorBoard), checkpoints
-that make a killed run resume where it stopped, and the step loop itself (`resume`, `run_steps`),
-used by vision pretraining, SFT and GRPO alike."""
+"""What every training loop shares: seeding, metric logs (JSONL + TensorBoard), timed
+evaluations, checkpoints that make a killed run resume where it stopped (`resume`), and the
+supervised step loop (`run_steps`: vision pretraining and SFT); GRPO's loop uses the same pieces
+in one function that reads top to bottom (`iapo.rl.grpo.train_grpo`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from iapo.provenance import atomic
-from iapo.store import CKPT, METRICS, keep_metrics
+from iapo.store import RunDir, keep_metrics
 
 OnProgress = Callable[[str, int, int, dict], None]
 """progress(task, done, total, metrics row): how long jobs (zoo, grids) report to a progress bar."""
@@ -48,17 +49,19 @@ class MetricLog:
     step are dropped so the file holds one row per step."""
 
     def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True):
-        self.path = run_dir / METRICS
+        run = RunDir(run_dir)
+        self.path = run.metrics
         run_dir.mkdir(parents=True, exist_ok=True)
         keep_metrics(self.path, lambda r: r.get("step", 0) < resume_step)
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
+            self.tb = SummaryWriter(str(run.tensorboard), purge_step=resume_step or None)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        """One row; a non-finite value is written as NaN (JSON has no infinity)."""
+        row = {"step": step, **{k: (float(v) if math.isfinite(float(v)) else math.nan) for k, v in metrics.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self.tb is not None:
@@ -69,6 +72,13 @@ class MetricLog:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+
+
+def timed_eval(on_eval: Callable[[int], dict], step: int) -> dict[str, float]:
+    """`on_eval(step)`'s row with its wall time (`time/eval_s`)."""
+    t0 = time.perf_counter()
+    row = on_eval(step)
+    return {**row, "time/eval_s": time.perf_counter() - t0}
 
 
 def rng_state() -> dict[str, Any]:
@@ -83,12 +93,12 @@ def set_rng_state(s: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Atomic (`provenance.atomic`): a kill mid-write keeps the last good one."""
-    with atomic(run_dir / CKPT) as tmp:
+    with atomic(RunDir(run_dir).checkpoint) as tmp:
         torch.save({**state, "rng": rng_state(), "saved_at": time.time()}, tmp)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    p = run_dir / CKPT
+    p = RunDir(run_dir).checkpoint
     if not p.exists():
         return None
     state = torch.load(p, map_location="cpu", weights_only=False)
@@ -131,36 +141,27 @@ def run_steps(
     on_eval: Callable[[int], dict] | None = None,
     eval_every: int = 0,
     stop: Callable[[dict[str, float]], bool] | None = None,
-    log_offset: int = 0,
-    eval_at_start: bool = False,
-    main: bool = True,
     provenance: dict[str, Any] | None = None,
 ) -> None:
-    """The loop every trainer shares (pretraining, SFT, GRPO): `step(k)` does step k and returns
-    its metrics row; then evaluation every `eval_every` steps and at the end, one metrics.jsonl
-    row (at k + log_offset), progress, an early `stop(row)`, and an atomic checkpoint of
-    `snapshot(k + 1)` every `checkpoint_every` steps. Off the main process only `step` runs.
-    `eval_at_start`: a fresh run first logs `on_eval(0)` as row 0 (the policy before training).
-    `provenance` (`iapo.provenance.record`) goes into every checkpoint."""
-    mlog = MetricLog(run_dir, resume_step=start + log_offset if start else 0) if main else None
-    if mlog is not None and eval_at_start and on_eval is not None and eval_every and start == 0:
-        t0 = time.perf_counter()
-        row0 = on_eval(0)
-        mlog.log(0, {**row0, "time/eval_s": time.perf_counter() - t0})
+    """The supervised loop (vision pretraining, SFT stages): `step(k)` does step k and returns its
+    metrics row; then evaluation every `eval_every` steps and at the end, one metrics.jsonl row,
+    progress, an early `stop(row)` (the progress bar then completes: the stage is done, not
+    stalled), and an atomic checkpoint of `snapshot(k + 1)` every `checkpoint_every` steps.
+    `provenance` (`iapo.provenance.record`) goes into every checkpoint. GRPO writes its own loop
+    with the same pieces (`iapo.rl.grpo.train_grpo`)."""
+    mlog = MetricLog(run_dir, resume_step=start)
     for k in range(start, steps):
         row = step(k)
-        if not main:
-            continue
         if on_eval is not None and eval_every and ((k + 1) % eval_every == 0 or k + 1 == steps):
-            t0 = time.perf_counter()
-            row.update(on_eval(k + 1))
-            row["time/eval_s"] = time.perf_counter() - t0
-        mlog.log(k + log_offset, {n: (v if math.isfinite(v) else float("nan")) for n, v in row.items()})
+            row.update(timed_eval(on_eval, k + 1))
+        mlog.log(k, row)
+        if stop is not None and stop(row):
+            log.info("%s: stopped at step %d of %d (its target reached)", run_dir, k + 1, steps)
+            if progress:
+                progress(steps, steps, row)
+            break
         if progress:
             progress(k + 1, steps, row)
-        if stop is not None and stop(row):
-            break
         if (k + 1) % checkpoint_every == 0 and k + 1 < steps:
             save_checkpoint(run_dir, {"step": k + 1, **snapshot(k + 1), "provenance": provenance})
-    if mlog is not None:
-        mlog.close()
+    mlog.close()

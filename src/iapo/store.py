@@ -1,27 +1,43 @@
-"""The run store: where an experiment's files live and how they are read back.
+"""The run store: the one description of an experiment's layout, its names, and how its files
+are read back. Every writer and reader takes these objects (experiment, run, report, gallery,
+ledger, bench); tests/test_store.py fails if a name below is spelled anywhere else in src/ or bench/.
 
-    OUT/experiment.json                     the experiment's record (`iapo.provenance.record`)
-    OUT/world/                              the generated world
-    OUT/zoo/ or OUT/zoos/seed<z>/           the model zoo (one per zoo seed)
-    OUT/trm/                                the tool-call reward model (when a method uses it)
-    OUT/runs/<method>/[zoo<z>/][seed<k>/]   one run (`sft` has no seed level):
-        run.json       its resolved config, inputs and environment (written first)
-        metrics.jsonl  one row per training step (both engines)
-        checkpoint.pt  the checkpoint of an unfinished run (`iapo.steps`)
-        policy/        the trained policy
-        trl/           TRL's own output directory (engine: trl)
-        result.json    its evaluation: a run with one is finished
+    <experiment>/                          `ExperimentDir`
+        experiment.json                    .record: the resolved config, versions, machine, wall times
+        world/                             .world: the generated world (its own layout: `iapo.world`)
+        trm/trm.pt, trm/trm.json           .trm, .trm_weights: the tool-call reward model, when used
+        results.csv                        .results_csv: one tidy row per (method, zoo, seed, split)
+        zoo/  or  zoos/seed<z>/            .zoo(z) -> `ZooDir`
+            <role>/                        .role(name): a model directory (config.json, weights, processor)
+            targets/                       .targets: the cached teacher_own targets
+            zoo.json                       .record: sizes, budgets and val accuracy of every role
+            vision/<key>/vision.pt         .vision(key).vision_weights: the pretrained vision tower, per width
+            runs/<role>/<stage>/done.pt    .stage(role): the role's SFT stages, each a `RunDir` (.done)
+        runs/<method>/[zoo<z>/][seed<k>/]  .run(method, z, k) -> `RunDir` (sft: no seed level)
 
-Every writer and reader of that layout goes through here (experiment, run, report, gallery,
-bench). Writes are atomic (`iapo.provenance`), so a damaged file comes from outside: a result cut
-in half by a full disk or an interrupted copy is named in one line and set aside
-(`<name>.damaged`), never a traceback; the caller recomputes it (a run re-evaluates its saved
-policy) or skips it and says how many."""
+    a run, or any training directory       `RunDir`
+        run.json        .record: its resolved config, inputs (paths relative to the experiment) and environment
+        metrics.jsonl   .metrics: one row per training step (both engines)
+        checkpoint.pt   .checkpoint: the checkpoint of an unfinished run (`iapo.steps`)
+        tb/             .tensorboard
+        policy/         .policy: the trained policy
+        trl/            .trl: TRL's own output directory (engine: trl)
+        result.json     .result: its evaluation: a run with one is finished
+
+    a ledger (`iapo.ledger`): experiment.json and runs/ as above, world.json (the world's hashes),
+    zoos/zoo or zoos/seed<z>/ (the zoo as built) with hashes.json (its weights' hashes)
+
+Writes are atomic (`iapo.provenance`), so a damaged file comes from outside: a result cut in half
+by a full disk or an interrupted copy is named in one line and set aside (`<name>.damaged`),
+never a traceback; the caller recomputes it (a run re-evaluates its saved policy) or skips it
+and says how many."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,38 +51,145 @@ RUN_RECORD = "run.json"
 RESULT = "result.json"
 METRICS = "metrics.jsonl"
 CKPT = "checkpoint.pt"
+TENSORBOARD = "tb"
 POLICY = "policy"
 TRL_OUTPUT = "trl"
+WORLD = "world"
+TRM = "trm"
+TRM_WEIGHTS = "trm.pt"
+TRM_REPORT = "trm.json"
+RESULTS_CSV = "results.csv"
+ZOO, ZOOS, RUNS = "zoo", "zoos", "runs"
+ZOO_RECORD = "zoo.json"
+TARGETS = "targets"
+VISION = "vision"
+LEDGER_WORLD = "world.json"
+ZOO_HASHES = "hashes.json"
+ZOO_BUILD = (RUNS, VISION)  # a zoo's training directories (not part of the built zoo)
+DONE = "done.pt"  # a finished SFT stage's weights
+VISION_WEIGHTS = "vision.pt"  # a pretrained vision tower and merger
+
+LAYOUT = (EXPERIMENT, RUN_RECORD, RESULT, METRICS, CKPT, TENSORBOARD, POLICY, TRL_OUTPUT, WORLD, TRM, TRM_WEIGHTS,
+          TRM_REPORT, RESULTS_CSV, ZOO, ZOOS, RUNS, ZOO_RECORD, TARGETS, VISION, ZOO_HASHES, DONE,
+          VISION_WEIGHTS)  # fmt: skip
+"""Every name of the layout (what the test looks for elsewhere; LEDGER_WORLD is the world's own
+manifest name too, so it is not in the list)."""
 
 
-def zoo_dir(out: Path, zoo: int | None) -> Path:
-    """The zoo of zoo seed `zoo` (None: the experiment's one zoo)."""
-    return out / "zoo" if zoo is None else out / "zoos" / f"seed{zoo}"
+@dataclass(frozen=True)
+class RunDir:
+    """One run's directory, or any directory a trainer writes (vision pretraining, an SFT stage)."""
+
+    path: Path
+
+    record = property(lambda self: self.path / RUN_RECORD)
+    metrics = property(lambda self: self.path / METRICS)
+    checkpoint = property(lambda self: self.path / CKPT)
+    tensorboard = property(lambda self: self.path / TENSORBOARD)
+    policy = property(lambda self: self.path / POLICY)
+    trl = property(lambda self: self.path / TRL_OUTPUT)
+    result = property(lambda self: self.path / RESULT)
+    done = property(lambda self: self.path / DONE)  # an SFT stage's final weights
+    vision_weights = property(lambda self: self.path / VISION_WEIGHTS)  # vision pretraining's product
+
+    def read_record(self) -> dict | None:
+        return read_run_record(self.path)
+
+    def read_result(self) -> dict | None:
+        return read_result(self.result)
+
+    def experiment(self) -> ExperimentDir | None:
+        """The experiment this run's record places it in (None: a run of its own, or no record)."""
+        rec = self.read_record()
+        rel = (rec or {}).get("experiment")
+        return None if rel is None else ExperimentDir(Path(os.path.normpath(self.path / rel)))
+
+    def resolve(self, recorded: str | None) -> Path | None:
+        """A path as the record holds it: relative to the experiment directory, or absolute."""
+        if recorded is None:
+            return None
+        exp = self.experiment()
+        return Path(recorded) if exp is None else Path(os.path.normpath(exp.path / recorded))
 
 
-def run_dir(out: Path, method: str, zoo: int | None, seed: int | None) -> Path:
-    """The directory of one run (`seed` None: the SFT student's evaluation)."""
-    d = out / "runs" / method if zoo is None else out / "runs" / method / f"zoo{zoo}"
-    return d if seed is None else d / f"seed{seed}"
+@dataclass(frozen=True)
+class ZooDir:
+    """A model zoo: a model directory per role, the cached targets, the build's own stages."""
+
+    path: Path
+    seed: int | None = None
+
+    record = property(lambda self: self.path / ZOO_RECORD)
+    targets = property(lambda self: self.path / TARGETS)
+
+    def role(self, name: str) -> Path:
+        """The model directory of role `name`."""
+        return self.path / name
+
+    def vision(self, key: str) -> RunDir:
+        """Where the vision tower of width `key` is pretrained (a build stage)."""
+        return RunDir(self.path / VISION / key)
+
+    def stage(self, role: str) -> Path:
+        """Where role `role`'s SFT stages train (each stage a `RunDir` below it)."""
+        return self.path / RUNS / role
 
 
-def first_zoo(out: Path) -> tuple[Path, int | None]:
-    """The experiment's zoo, or with several zoo seeds the lowest one, and its seed."""
-    if not (out / "zoo").is_dir() and (seeds := sorted((out / "zoos").glob("seed*"))):
-        z = min(int(p.name.removeprefix("seed")) for p in seeds)
-        return zoo_dir(out, z), z
-    return zoo_dir(out, None), None
+@dataclass(frozen=True)
+class ExperimentDir:
+    """An experiment's (or a ledger's) directory: world, zoos, reward model and runs."""
 
+    path: Path
 
-def run_files(out: Path, name: str) -> list[tuple[str, int | None, Path]]:
-    """(method, zoo seed or None, path) of every file `name` directly in a run directory."""
-    found = []
-    for p in sorted((out / "runs").rglob(name)):
-        parts = p.relative_to(out / "runs").parts
-        zoo = next((int(x[3:]) for x in parts[1:-1] if x.startswith("zoo") and x[3:].isdigit()), None)
-        if len(parts) <= 4 and all(x.startswith(("zoo", "seed")) for x in parts[1:-1]):
-            found.append((parts[0], zoo, p))
-    return found
+    record = property(lambda self: self.path / EXPERIMENT)
+    world = property(lambda self: self.path / WORLD)
+    trm = property(lambda self: self.path / TRM)
+    trm_weights = property(lambda self: self.path / TRM / TRM_WEIGHTS)
+    results_csv = property(lambda self: self.path / RESULTS_CSV)
+    world_hashes = property(lambda self: self.path / LEDGER_WORLD)
+
+    def zoo(self, seed: int | None) -> ZooDir:
+        """The zoo of zoo seed `seed` (None: the experiment's one zoo)."""
+        return ZooDir(self.path / ZOO if seed is None else self.path / ZOOS / f"seed{seed}", seed)
+
+    def ledger_zoo(self, seed: int | None) -> ZooDir:
+        """A ledger's copy of a zoo (zoos/zoo for the one zoo of an experiment without zoo seeds)."""
+        return ZooDir(self.path / ZOOS / (ZOO if seed is None else f"seed{seed}"), seed)
+
+    def run(self, method: str, zoo: int | None, seed: int | None) -> RunDir:
+        """One run (`seed` None: the SFT student's evaluation)."""
+        d = self.path / RUNS / method if zoo is None else self.path / RUNS / method / f"zoo{zoo}"
+        return RunDir(d if seed is None else d / f"seed{seed}")
+
+    def first_zoo(self) -> ZooDir:
+        """The experiment's zoo, or with several zoo seeds the lowest one."""
+        if not (self.path / ZOO).is_dir() and (seeds := sorted((self.path / ZOOS).glob("seed*"))):
+            return self.zoo(min(int(p.name.removeprefix("seed")) for p in seeds))
+        return self.zoo(None)
+
+    def run_files(self, name: str) -> list[tuple[str, int | None, Path]]:
+        """(method, zoo seed or None, path) of every file `name` directly in a run directory."""
+        found, runs = [], self.path / RUNS
+        for p in sorted(runs.rglob(name)):
+            parts = p.relative_to(runs).parts
+            zoo = next((int(x[3:]) for x in parts[1:-1] if x.startswith("zoo") and x[3:].isdigit()), None)
+            if len(parts) <= 4 and all(x.startswith(("zoo", "seed")) for x in parts[1:-1]):
+                found.append((parts[0], zoo, p))
+        return found
+
+    def read_record(self) -> dict:
+        """experiment.json, or {} when the directory has none."""
+        return read_json(self.record) if self.record.exists() else {}
+
+    def relative(self, path: Path | None) -> str | None:
+        """`path` as a record names it: relative to this directory when it lies below it, so a
+        ledger or a run directory moved elsewhere still reruns; else absolute."""
+        if path is None:
+            return None
+        try:
+            return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(self.path)))
+        except ValueError:
+            return str(Path(os.path.abspath(path)))
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -80,12 +203,6 @@ def keep_metrics(path: Path, keep) -> None:
     past its checkpoint, so the file holds one row per step)."""
     if path.exists():
         write_text(path, "".join(json.dumps(r) + "\n" for r in read_metrics(path) if keep(r)))
-
-
-def read_experiment(out: Path) -> dict:
-    """An experiment's record (experiment.json), or {} when the directory has none."""
-    path = out / EXPERIMENT
-    return read_json(path) if path.exists() else {}
 
 
 def read_run_record(run: Path) -> dict | None:

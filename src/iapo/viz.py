@@ -22,10 +22,11 @@ from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.eval.evaluate import episode_record
 from iapo.models.build import load
+from iapo.report.load import method_configs
+from iapo.rewards.method import MethodConfig
 from iapo.rollout.episode import COMPONENTS, Segment, assistant_segment, prompt_segments, tool_output_segment
 from iapo.rollout.loop import RolloutConfig, rollout
-from iapo.store import POLICY, RESULT, first_zoo, read_json, read_run_record
-from iapo.store import run_dir as run_dir_of
+from iapo.store import ExperimentDir, read_json
 from iapo.tools.session import ToolSession
 from iapo.tools.syntax import parse_turn
 from iapo.world.dataset import World, example_image
@@ -223,48 +224,48 @@ def gallery_figure(
     plt.close(fig)
 
 
-def run_settings(run: Path) -> AttributionSettings:
-    """The attribution settings a run's reward used (its run.json), else the library's default."""
-    rec = read_run_record(run)
-    attr = rec["config"]["method"].get("attribution") if rec else None
-    if not attr:
-        return AttributionSettings()
-    return AttributionSettings(**{k: attr[k] for k in AttributionSettings.model_fields if k in attr})
+def gallery_roles(exp: ExperimentDir, methods: list[str]) -> tuple[str, list[str]]:
+    """(the student role RL started from, the teacher roles the methods name) of an experiment,
+    from its record and its runs' own (a run names its teacher; the zoo holds the roles)."""
+    meta = exp.read_record()
+    student = (meta.get("config") or {}).get("student", "student")
+    configs = method_configs(exp.path, meta)
+    teachers = [MethodConfig.model_validate(configs.get(m) or {}) for m in methods]
+    return student, list(dict.fromkeys(t.teacher for t in teachers if t.needs_teacher))
 
 
 def episode_gallery(
-    run_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS, out: Path | None = None
+    exp_dir: Path, methods: list[str], n_questions: int = 3, n_steps: int = HEATMAP_STEPS, out: Path | None = None
 ) -> list[Path]:
-    """`gallery_<k>.png` in `out` (default `run_dir`): the SFT student and seed 0 of each method on
-    the same test questions (where they disagree most). Heat maps are token IG (`token_ig`); the
-    component bars use the estimator each run's reward used (its run.json; the library default
-    otherwise). Needs the world, zoo and saved policies of the run; returns [] when they are
+    """`gallery_<k>.png` in `out` (default `exp_dir`): the SFT student and seed 0 of each method on
+    the same test questions (where they disagree most), and each teacher the methods name on its
+    own episode; the student and teachers are the experiment's own roles. Heat maps are token IG
+    (`token_ig`); the component bars use one estimator for every row (the library default, so
+    they compare). Needs the world, zoo and saved policies of the run; returns [] when they are
     missing."""
-    world = run_dir / "world"
-    zoo, z = first_zoo(run_dir)  # a grid over several zoos: its first zoo
-    runs = {"sft": run_dir_of(run_dir, "sft", z, None), **{m: run_dir_of(run_dir, m, z, 0) for m in methods}}
-    policies = {"sft": zoo / "student", **{m: runs[m] / POLICY for m in methods}}
-    results = {m: runs[m] / RESULT for m in policies}
-    if (
-        not world.is_dir()
-        or not all(p.is_dir() for p in policies.values())
-        or not all(p.exists() for p in results.values())
-    ):
+    exp = ExperimentDir(exp_dir)
+    zoo = exp.first_zoo()  # a grid over several zoos: its first zoo
+    student, teachers = gallery_roles(exp, methods)
+    runs = {"sft": exp.run("sft", zoo.seed, None), **{m: exp.run(m, zoo.seed, 0) for m in methods}}
+    policies = {"sft": zoo.role(student), **{m: runs[m].policy for m in methods}}
+    if not exp.world.is_dir() or not all(p.is_dir() for p in policies.values()) or \
+            not all(runs[m].result.exists() for m in policies):  # fmt: skip
         return []
     records = {}
-    for m, path in results.items():
-        eps = read_json(path).get("episodes", {})
+    for m in policies:
+        eps = read_json(runs[m].result).get("episodes", {})
         split = sorted(k for k in eps if k.startswith("test"))[:1]
         records[m] = {e["id"]: e for k in split for e in eps[k]}
     if not all(records.values()):
         return []
     qs = pick_questions(records, n_questions)
-    examples = {e.id: e for split in {records["sft"][q]["split"] for q in qs} for e in World(world).load(split)}
+    examples = {e.id: e for split in {records["sft"][q]["split"] for q in qs} for e in World(exp.world).load(split)}
     models = {m: load(p) for m, p in policies.items()}
-    if (zoo / "teacher" / "config.json").exists():  # the teacher answers itself: what teacher_own targets
-        models = {"teacher (own episode)": load(zoo / "teacher"), **models}
-    settings = {m: run_settings(runs[m]) if m in runs else AttributionSettings() for m in models}
-    (out or run_dir).mkdir(parents=True, exist_ok=True)
+    for t in reversed(teachers):  # each teacher answers itself: what its teacher_own targets are of
+        if (zoo.role(t) / "config.json").exists():
+            models = {f"{t} (own episode)": load(zoo.role(t)), **models}
+    bars_by = AttributionSettings()
+    (out or exp_dir).mkdir(parents=True, exist_ok=True)
     outs = []
     for k, q in enumerate(qs):
         ex = examples[q]
@@ -279,10 +280,10 @@ def episode_gallery(
                 segs = ep.segments
             (turns,) = attribute_episodes(model, proc, [segs], "final", token_ig(n_steps))
             rows.append((m, rec, segs, turns[-1] if turns else None))
-            (own,) = attribute_episodes(model, proc, [segs], "final", settings[m])  # the bars: the run's estimator
+            (own,) = attribute_episodes(model, proc, [segs], "final", bars_by)  # one estimator for every row
             if own:
-                bars[m] = (own[-1].p, describe(settings[m]))
-        path = (out or run_dir) / f"gallery_{k}.png"
+                bars[m] = (own[-1].p, describe(bars_by))
+        path = (out or exp_dir) / f"gallery_{k}.png"
         gallery_figure(ex.question, rows, lambda m: models[m][1], path, ex if ex.grid is not None else None, bars)
         outs.append(path)
     return outs

@@ -91,6 +91,10 @@ def test_grid_runs_and_writes_tidy_results(run):
     assert "reward/attribution" in iapo[1] and "attr/rel_error_student" in iapo[1]
     em = [json.loads(x) for x in (out / "runs" / "exact_match" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert "reward/exact_match" in em[1]
+    # a run's record names its inputs relative to the experiment: a moved ledger still reruns
+    rec = json.loads((out / "runs" / "iapo" / "seed0" / "run.json").read_text())
+    assert (rec["experiment"], rec["zoo"], rec["student"], rec["world"], rec["trm"]) == (
+        "../../..", "zoo", "zoo/student", "world", None)
 
 
 def test_finished_runs_are_not_recomputed(run):
@@ -118,10 +122,14 @@ def test_a_damaged_result_is_named_skipped_by_the_report_and_re_evaluated(run, t
     good = json.loads(res.read_text())
     res.write_text(res.read_text()[: len(res.read_text()) // 2])
     (copy / "runs" / "sft" / "result.json").write_text("{")
+    damaged: list[str] = []
+    rows = load_results(copy, damaged)
+    assert len(rows) == len(load_results(out)) - 2 and len(damaged) == 2 and any(str(res) in d for d in damaged)
     with caplog.at_level(logging.WARNING):
-        rows = load_results(copy)
-    assert len(rows) == len(load_results(out)) - 2
-    assert "skipped 2 damaged result file(s)" in caplog.text and str(res) in caplog.text
+        write_report(copy, tmp_path / "report")
+    assert caplog.text.count("skipped 2 damaged result file(s)") == 1 and str(res) in caplog.text  # said once
+    head = (tmp_path / "report" / "report.md").read_text().split("\n## ")[0]
+    assert "2 damaged result files left out, its arm shows fewer runs" in head and str(res) in head
     run_experiment(cfg, copy)
     again = json.loads(res.read_text())
     assert again["splits"] == good["splits"] and again["train_seconds"] == good["train_seconds"]
@@ -157,6 +165,29 @@ def test_report_renders_with_figures_and_tables(run, tmp_path):
     md = (there / "report.md").read_text()
     assert re.search(r"\| iapo \| 2 \|", md)
     assert "gallery_0.png" in p.imgs and "## Episode gallery" in md  # the policies' episodes, side by side
+
+
+ROLES = {**TINY, "zoo": {**TINY["zoo"], "roles": {"mentor": TINY["zoo"]["roles"]["teacher"],
+                                                  "pupil": TINY["zoo"]["roles"]["student"]}},
+         "student": "pupil", "seeds": [0],
+         "methods": {"outcome": {}, "iapo": {"teacher": "mentor", "attribution": {"n_steps": 2}}}}  # fmt: skip
+
+
+def test_the_gallery_loads_the_experiments_own_roles(tmp_path, monkeypatch):
+    """An experiment whose student role is `pupil` and whose method's teacher is `mentor` (no
+    role is called student or teacher): the gallery replays the SFT row with the pupil's weights
+    and the teacher's own episode with the mentor's, nothing else from the zoo."""
+    import iapo.viz
+
+    out = tmp_path / "exp"
+    run_experiment(ExperimentConfig.model_validate(ROLES), out)
+    loaded: list[Path] = []
+    real = iapo.viz.load
+    monkeypatch.setattr(iapo.viz, "load", lambda p, **kw: loaded.append(Path(p)) or real(p, **kw))
+    assert episode_gallery(out, ["iapo", "outcome"], n_questions=1, out=tmp_path / "g")
+    zoo_models = {p.name for p in loaded if p.parent == out / "zoo"}
+    assert zoo_models == {"pupil", "mentor"}
+    assert {p.parent.name for p in loaded if p.name == "policy"} == {"seed0"} and len(loaded) == 4
 
 
 def test_gallery_picks_questions_where_policies_disagree():
@@ -250,7 +281,7 @@ def test_every_run_and_the_experiment_record_their_resolved_config(run):
     rec = json.loads((out / "runs" / "iapo" / "seed1" / "run.json").read_text())
     tc = TrainConfig.model_validate(rec["config"])
     assert tc.seed == 1 and tc.method == cfg.methods["iapo"] and tc.grpo == cfg.grpo.model_copy(update={"seed": 1})
-    assert rec["name"] == "iapo" and rec["world"] == str(out / "world")
+    assert rec["name"] == "iapo" and rec["world"] == "world"  # relative to the experiment
     policy = json.loads((out / "runs" / "iapo" / "seed1" / "policy" / "iapo.json").read_text())
     assert policy["provenance"]["config"] == rec["config"]
     zoo = json.loads((out / "zoo" / "student" / "iapo.json").read_text())
@@ -258,13 +289,18 @@ def test_every_run_and_the_experiment_record_their_resolved_config(run):
 
 
 def test_a_run_reruns_from_its_directory_with_identical_metrics(run, tmp_path):
-    """`iapo train --config <run dir>` reads run.json: config, student, zoo and world."""
+    """`iapo train --config <run dir>` reads run.json: config, student, zoo and world, named
+    relative to the experiment, so a copy of the experiment elsewhere reruns too."""
+    import shutil
+
     from typer.testing import CliRunner
 
     from iapo.cli import app
 
     out, _, _ = run
-    src = out / "runs" / "iapo" / "seed0"
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved, ignore=shutil.ignore_patterns("policy", "tb"))
+    src = moved / "runs" / "iapo" / "seed0"
     res = CliRunner().invoke(app, ["train", "--config", str(src), "--out", str(tmp_path / "again")])
     assert res.exit_code == 0, res.output
     assert _rows(tmp_path / "again" / "metrics.jsonl") == _rows(src / "metrics.jsonl")

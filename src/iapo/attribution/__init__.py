@@ -12,14 +12,16 @@ from iapo.attribution.episodes import (
     ESTIMATORS,
     IG_REFERENCE,
     AttributionSettings,
-    Estimator,
+    EstimatorSpec,
     TurnAttribution,
     attribute_episodes,
     component_scores,
     describe,
     mean_shares,
+    register,
     shares,
     target_turns,
+    token_level,
 )
 from iapo.attribution.games import component_game, shapley_from_values
 from iapo.attribution.ig import (
@@ -45,7 +47,7 @@ __all__ = [
     "AttributionSettings",
     "Baseline",
     "EmbeddedBatch",
-    "Estimator",
+    "EstimatorSpec",
     "IGResult",
     "Rule",
     "TurnAttribution",
@@ -63,8 +65,10 @@ __all__ = [
     "quadrature",
     "region_shares",
     "regions_of",
+    "register",
     "sequence_logprob",
     "shapley_from_values",
     "shares",
     "target_turns",
+    "token_level",
 ]

@@ -9,6 +9,10 @@ Estimators (docs/method.md section 2 has the measured fidelity and cost of each)
   of the quadrature `rule`;
 - `shapley`, `occlusion`: exact component games from forward passes (`iapo.attribution.games`);
 - `grad_x_delta`: (x - x') * gradient at x, one backward.
+
+`ESTIMATORS` is the registry every place dispatches through (scoring, batching, labels, the
+grid's cost model, region shares, cached targets' keys): adding an estimator is one scoring
+function and one `register` call (docs/guide.md).
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from iapo.attribution.games import component_game
 from iapo.attribution.ig import (
     N_STEPS,
     RULES,
     Baseline,
+    EmbeddedBatch,
     baseline_embeddings,
     embed,
     gradient_times_delta,
@@ -34,34 +39,53 @@ from iapo.attribution.ig import (
 from iapo.config import StrictModel
 from iapo.rollout.episode import COMPONENTS, Encoded, Segment, collate, encode
 
+Scores = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+"""An estimator's answer for a batch: component scores (B, C) float64, the completeness relative
+error (B,) (NaN where not computed) and the per-token attribution (B, T) (None for a game)."""
+
 
 @dataclass(frozen=True)
 class EstimatorSpec:
-    """What the toolkit needs to know of an estimator; every place reads it from `ESTIMATORS`.
+    """An estimator, as the registry holds it.
 
-    game: a component game (`iapo.attribution.games`, forward passes over coalitions of whole
-    components), else token-level (per-token attributions: region shares can use it);
-    complete: f(x') and the completeness error computed by default (where they check the
-    estimator or come free); rows: forward rows per scored turn (batching); cost: measured cost
-    per episode in units of one IG node at the quickstart's sizes (the grid's scheduling)."""
+    score(model, eb, base, comp, s): the batch's `Scores`; eb: the embedded batch (its `target`
+    marks the scored turn's tokens), base: x' (B, T, D), comp: (B, T) component ids (-1: not an
+    input of the scored turn). game: a component game (forward passes over coalitions of whole
+    components; batched by prompt), else token-level (region shares can use it). complete: f(x')
+    and the completeness error computed by default. rows: forward rows per scored turn (batching);
+    cost: measured cost per episode in units of one IG node at the quickstart's sizes (the grid's
+    scheduling). reads: the settings it reads besides baseline and chunk (its label, cache keys)."""
 
+    score: Callable[..., Scores]
     game: bool
     complete: bool
     rows: Callable[[AttributionSettings], int]
     cost: Callable[[AttributionSettings], float]
+    reads: tuple[str, ...] = ()
 
 
-Estimator = Literal["ig", "shapley", "occlusion", "grad_x_delta"]
+ESTIMATORS: dict[str, EstimatorSpec] = {}
+
+
+def register(name: str, spec: EstimatorSpec) -> None:
+    """Make `name` an estimator every config, reward and report accepts."""
+    ESTIMATORS[name] = spec
+
+
+def token_level() -> list[str]:
+    """The registered estimators with per-token attributions (what region shares need)."""
+    return [n for n, e in ESTIMATORS.items() if not e.game]
 
 
 class AttributionSettings(StrictModel):
     """How a turn's component attribution is computed: the one home of every default."""
 
-    estimator: Estimator = Field(
+    estimator: str = Field(
         "occlusion",
-        description="ig: the method's definition, approximated by quadrature; shapley: exact Shapley values of "
-        "the components (2^n forwards, no backward); occlusion: leave one component out; grad_x_delta: one "
-        "backward. Default: the exact estimator best on val in the sparse regime (docs/method.md section 2)",
+        description="a registered estimator (`ESTIMATORS`): ig: the method's definition, approximated by "
+        "quadrature; shapley: exact Shapley values of the components (2^n forwards, no backward); occlusion: "
+        "leave one component out; grad_x_delta: one backward. Default: the exact estimator best on val in the "
+        "sparse regime (docs/method.md section 2)",
     )
     n_steps: int = Field(N_STEPS, ge=2, description="ig: quadrature nodes m")
     rule: Literal[RULES] = Field("gausslegendre", description="ig: quadrature rule")  # type: ignore[valid-type]
@@ -83,6 +107,11 @@ class AttributionSettings(StrictModel):
     def _old_keys(cls, data):
         return _rename_method(data)
 
+    @field_validator("estimator")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        return registered(v)
+
     @property
     def checks_completeness(self) -> bool:
         """`completeness`, resolved for the estimator."""
@@ -100,14 +129,42 @@ def _rename_method(data):
     return data
 
 
-ESTIMATORS: dict[str, EstimatorSpec] = {
-    "ig": EstimatorSpec(game=False, complete=True, rows=lambda s: s.n_steps, cost=lambda s: s.n_steps),
-    "shapley": EstimatorSpec(game=True, complete=True, rows=lambda s: 64, cost=lambda s: 4.5),
-    "occlusion": EstimatorSpec(game=True, complete=False, rows=lambda s: 8, cost=lambda s: 0.7),
-    "grad_x_delta": EstimatorSpec(game=False, complete=False, rows=lambda s: 1, cost=lambda s: 0.4),
-}
-assert set(ESTIMATORS) == set(get_args(Estimator)), "register every Estimator in ESTIMATORS"
-TOKEN_LEVEL = tuple(n for n, e in ESTIMATORS.items() if not e.game)
+def registered(name: str, token: bool = False) -> str:
+    """`name` if it is a registered (`token`: token-level) estimator, else a ValueError naming them."""
+    names = token_level() if token else list(ESTIMATORS)
+    if name not in names:
+        raise ValueError(f"{name!r} is not a registered {'token-level ' * token}estimator ({', '.join(names)})")
+    return name
+
+
+def _token_scores(res, comp: torch.Tensor) -> Scores:
+    tok = res.attributions.sum(-1).cpu()  # (B, T)
+    return component_scores(tok.double(), comp), res.relative_error.cpu(), tok
+
+
+def _ig(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, s: AttributionSettings) -> Scores:
+    return _token_scores(integrated_gradients(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness), comp)
+
+
+def _grad_x_delta(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, s: AttributionSettings) -> Scores:
+    return _token_scores(gradient_times_delta(model, eb, base, s.checks_completeness), comp)
+
+
+def _game(kind: str) -> Callable[..., Scores]:
+    def score(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, s: AttributionSettings) -> Scores:
+        res = component_game(model, eb, base, comp, kind, s.chunk, s.checks_completeness)
+        return res.scores, res.relative_error.cpu(), None
+
+    return score
+
+
+register("ig", EstimatorSpec(_ig, game=False, complete=True, rows=lambda s: s.n_steps, cost=lambda s: s.n_steps,
+                             reads=("rule", "n_steps")))  # fmt: skip
+register("shapley", EstimatorSpec(_game("shapley"), game=True, complete=True, rows=lambda s: 64, cost=lambda s: 4.5))
+register(
+    "occlusion", EstimatorSpec(_game("occlusion"), game=True, complete=False, rows=lambda s: 8, cost=lambda s: 0.7)
+)
+register("grad_x_delta", EstimatorSpec(_grad_x_delta, game=False, complete=False, rows=lambda s: 1, cost=lambda s: 0.4))
 
 
 IG_REFERENCE = AttributionSettings(estimator="ig", n_steps=512, rule="trapezoid")
@@ -156,15 +213,7 @@ def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: Att
     comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
     for j, (e, t) in enumerate(zip(encs, turns, strict=True)):
         comp[j, : len(e)] = e.component_ids(t)
-    if ESTIMATORS[s.estimator].game:
-        res = component_game(model, eb, base, comp, s.estimator, s.chunk, s.checks_completeness)
-        return res.scores, res.relative_error.cpu(), None
-    if s.estimator == "ig":
-        res = integrated_gradients(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness)
-    else:
-        res = gradient_times_delta(model, eb, base, s.checks_completeness)
-    tok = res.attributions.sum(-1).cpu()  # (B, T)
-    return component_scores(tok.double(), comp), res.relative_error.cpu(), tok
+    return ESTIMATORS[s.estimator].score(model, eb, base, comp, s)
 
 
 def rows_per_call(s: AttributionSettings) -> int:
@@ -239,5 +288,6 @@ def mean_shares(turns: list[TurnAttribution]) -> torch.Tensor | None:
 
 
 def describe(s: AttributionSettings) -> str:
-    """A short label: `shapley`, `ig gausslegendre m=4`, ..."""
-    return f"ig {s.rule} m={s.n_steps}" if s.estimator == "ig" else s.estimator
+    """A short label: `shapley`, `ig gausslegendre m=4`, ... (the estimator and the settings it reads)."""
+    shown = (f"m={s.n_steps}" if k == "n_steps" else str(getattr(s, k)) for k in ESTIMATORS[s.estimator].reads)
+    return " ".join([s.estimator, *shown])

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from iapo.attribution.episodes import TOKEN_LEVEL, AttributionSettings, TurnAttribution, attribute_episodes
+from iapo.attribution.episodes import AttributionSettings, TurnAttribution, attribute_episodes, token_level
 from iapo.rollout.episode import Encoded, Segment
 from iapo.tools.layout import Box, Layout
 
@@ -134,9 +134,9 @@ def attribute_regions(
     keep_ids: bool = True,
 ) -> list[dict[str, float] | None]:  # fmt: skip
     """Region shares of the final turn of each (segments, layout of the original image)."""
-    if settings.estimator not in TOKEN_LEVEL:
+    if settings.estimator not in token_level():
         raise ValueError(
-            f"region shares need a token-level estimator ({', '.join(TOKEN_LEVEL)}), not {settings.estimator!r}"
+            f"region shares need a token-level estimator ({', '.join(token_level())}), not {settings.estimator!r}"
         )
     turns = attribute_episodes(model, processor, [s for s, _ in episodes], "final", settings, keep_ids)
     merge = int(processor.merge)

@@ -18,7 +18,6 @@ shows when present.
 """
 
 from iapo.report.contrasts import (
-    BASELINE,
     arm_runs,
     attribution_variants,
     average_accuracy,
@@ -26,14 +25,16 @@ from iapo.report.contrasts import (
     comparisons,
     find,
     incentives,
-    primary_of,
 )
 from iapo.report.load import load_curves, load_results, load_run_curves, method_configs, read_runs_csv
 from iapo.report.render import compare_markdown, plan_markdown, verdict, write_report
+from iapo.report.roles import BASELINE, PROPOSED, ReportRoles
 from iapo.report.tables import ablation_question, ablation_table, accuracy_table, fmt_ci, headline_table, tool_collapse
 
 __all__ = [
     "BASELINE",
+    "PROPOSED",
+    "ReportRoles",
     "ablation_question",
     "ablation_table",
     "accuracy_table",
@@ -52,7 +53,6 @@ __all__ = [
     "load_run_curves",
     "method_configs",
     "plan_markdown",
-    "primary_of",
     "read_runs_csv",
     "tool_collapse",
     "verdict",

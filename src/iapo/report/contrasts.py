@@ -17,8 +17,6 @@ from iapo.stats import (
     holm,
 )
 
-BASELINE = "outcome"
-
 
 def average_accuracy(r: dict, splits: list[str] | None = None, tools: bool = True) -> float:
     """A run's accuracy: the mean over test splits (each split weighted equally) of its accuracy
@@ -109,13 +107,6 @@ def best_on_val(curves: dict[str, list[list[dict]]], names: list[str]) -> str | 
 
 def final_val(curves: list[list[dict]]) -> list[float]:
     return [next((r["val/accuracy"] for r in reversed(rows) if "val/accuracy" in r), math.nan) for rows in curves]
-
-
-def primary_of(roles: dict) -> tuple[str, str]:
-    """The pre-registered primary contrast of an experiment (`report.primary`, else proposed vs
-    baseline)."""
-    p = roles.get("primary")
-    return (p[0], p[1]) if p else (roles.get("proposed", "iapo"), roles.get("baseline", BASELINE))
 
 
 def require_arms(arms: dict[str, dict], names: list[str] | tuple[str, ...]) -> None:

@@ -16,25 +16,26 @@ import numpy as np
 from iapo.errors import DataError
 from iapo.provenance import write_text
 from iapo.report.contrasts import average_accuracy
-from iapo.store import METRICS, RESULT, RUN_RECORD, Damaged, read_json, read_metrics, read_run_record, run_files
+from iapo.store import METRICS, RESULT, RUN_RECORD, Damaged, ExperimentDir, read_json, read_metrics, read_run_record
 
 log = logging.getLogger(__name__)
 
 
-def load_results(run_dir: Path) -> list[dict]:
+def load_results(exp_dir: Path, damaged: list[str] | None = None) -> list[dict]:
     """Every run's result.json, with the zoo it ran on (`zoo`: None for a one-zoo grid) and the
-    machine it trained on (`machine`, from its run.json; "" without one)."""
-    found = run_files(run_dir, RESULT)
+    machine it trained on (`machine`, from its run.json; "" without one). A damaged one is left
+    out and named in `damaged` (a report only reads: the next `iapo experiment` sets it aside and
+    recomputes it)."""
+    found = ExperimentDir(exp_dir).run_files(RESULT)
     if not found:
-        raise FileNotFoundError(f"{run_dir}: no runs/*/result.json (run `iapo experiment` first)")
-    out, damaged = [], []
+        raise FileNotFoundError(f"{exp_dir}: no runs/*/result.json (run `iapo experiment` first)")
+    out = []
     for _, zoo, p in found:
         try:
             out.append({**read_json(p, required=("method", "seed")), "zoo": zoo, "machine": machine_of(p.parent)})
         except Damaged as err:
-            damaged.append(str(err))
-    if damaged:  # a report only reads: the next `iapo experiment` sets them aside and recomputes them
-        log.warning("skipped %d damaged result file(s): %s", len(damaged), "; ".join(damaged))
+            if damaged is not None:
+                damaged.append(str(err))
     return out
 
 
@@ -46,21 +47,21 @@ def machine_of(run: Path) -> str:
     return f"{m.get('cpu', '')} ({m['cpu_class']})" if m.get("cpu_class") else m.get("cpu", "")
 
 
-def method_configs(run_dir: Path, meta: dict) -> dict[str, dict]:
+def method_configs(exp_dir: Path, meta: dict) -> dict[str, dict]:
     """method -> its resolved method config, from the runs' own records (run.json) where they
     exist, else from experiment.json: what each run ran with, not this version's defaults."""
     out = dict(meta.get("config", {}).get("methods", {}))
-    for m, _, p in run_files(run_dir, RUN_RECORD):
+    for m, _, p in ExperimentDir(exp_dir).run_files(RUN_RECORD):
         out[m] = read_run_record(p.parent)["config"]["method"]
     return out
 
 
-def load_run_curves(run_dir: Path) -> dict[str, dict[str, list[dict]]]:
+def load_run_curves(exp_dir: Path) -> dict[str, dict[str, list[dict]]]:
     """method -> run label (`s<k>`, or `z<z>/s<k>` with several zoos) -> its metrics.jsonl rows.
     Finished runs only (a result.json beside the log), so a report taken while a grid runs counts
     the same runs in its curves as in its accuracy tables."""
     out: dict[str, dict[str, list[dict]]] = defaultdict(dict)
-    for m, zoo, p in run_files(run_dir, METRICS):
+    for m, zoo, p in ExperimentDir(exp_dir).run_files(METRICS):
         if not (p.parent / RESULT).exists():
             continue
         label = ("" if zoo is None else f"z{zoo}/") + "s" + p.parent.name.removeprefix("seed")
@@ -68,9 +69,9 @@ def load_run_curves(run_dir: Path) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
-def load_curves(run_dir: Path) -> dict[str, list[list[dict]]]:
+def load_curves(exp_dir: Path) -> dict[str, list[list[dict]]]:
     """method -> one metrics.jsonl (list of rows) per run."""
-    return {m: list(runs.values()) for m, runs in load_run_curves(run_dir).items()}
+    return {m: list(runs.values()) for m, runs in load_run_curves(exp_dir).items()}
 
 
 def write_runs_csv(results: list[dict], path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -14,13 +15,11 @@ import numpy as np
 
 from iapo.provenance import write_text
 from iapo.report.contrasts import (
-    BASELINE,
     arm_runs,
     attribution_variants,
     best_on_val,
     comparisons,
     incentives,
-    primary_of,
     require_arms,
 )
 from iapo.report.figures import (
@@ -32,6 +31,7 @@ from iapo.report.figures import (
     fig_val_curves,
 )
 from iapo.report.load import load_results, load_run_curves, method_configs, write_runs_csv
+from iapo.report.roles import ReportRoles
 from iapo.report.tables import (
     ablation_table,
     accuracy_table,
@@ -64,7 +64,9 @@ from iapo.stats import (
     plan_grid,
     variance_components,
 )
-from iapo.store import read_experiment
+from iapo.store import ExperimentDir
+
+log = logging.getLogger(__name__)
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -159,19 +161,20 @@ FIGURES = {  # file -> (title, what it draws from: "contrasts", "results", "curv
 }
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write report.html, report.md, runs.csv and fig_*.png into `out` (default `run_dir`, which is
+def write_report(exp_dir: Path, out: Path | None = None) -> Path:
+    """Write report.html, report.md, runs.csv and fig_*.png into `out` (default `exp_dir`, which is
     only read: a committed ledger stays as it is); returns the HTML path. The gallery drawn into
     `out` (gallery_*.png, `iapo.viz.episode_gallery`) is shown as is."""
-    out = out or run_dir
+    out = out or exp_dir
     out.mkdir(parents=True, exist_ok=True)
-    results = load_results(run_dir)
-    runs = load_run_curves(run_dir)
-    meta = read_experiment(run_dir)
+    damaged: list[str] = []
+    results = load_results(exp_dir, damaged)
+    runs = load_run_curves(exp_dir)
+    meta = ExperimentDir(exp_dir).read_record()
     write_runs_csv(results, out / "runs.csv")
     curves = {m: list(by.values()) for m, by in runs.items()}
     arms = arm_runs(results)
-    said, sections, contrasts = _sections(run_dir, results, arms, runs, curves, meta)
+    said, sections, contrasts = _sections(exp_dir, results, arms, runs, curves, meta)
     data = {"results": results, "runs": runs, "curves": curves, "contrasts": (arms, contrasts)}
     for name, (_, source, draw) in FIGURES.items():
         draw(data[source], out / name)
@@ -180,7 +183,11 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     where = f"zoos {zoos}, seeds {seeds}" if zoos else f"seeds {seeds}"
     n_sft = sum(r["method"] == "sft" for r in results)
     counts = f"{len(results) - n_sft} trained runs and {n_sft} SFT evaluation{'s' * (n_sft != 1)}"
-    head = (str(run_dir), f"; {where}; {counts}. {machines_line(results)}", said, design_caveat(len(zoos)))
+    if damaged:  # said in the report, not only in the log: a damaged grid must not read as a complete one
+        log.warning("skipped %d damaged result file(s): %s", len(damaged), "; ".join(damaged))
+        counts += (f" ({len(damaged)} damaged result file{'s' * (len(damaged) != 1)} left out, its arm shows fewer "
+                   f"runs: {'; '.join(damaged)})")  # fmt: skip
+    head = (str(exp_dir), f"; {where}; {counts}. {machines_line(results)}", said, design_caveat(len(zoos)))
     gallery = sorted(out.glob("gallery_*.png"))
     write_text(out / "report.md", _markdown(head, sections, gallery, meta))
     html_path = out / "report.html"
@@ -189,18 +196,17 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
 
 
 def _sections(
-    run_dir: Path, results: list[dict], arms: dict[str, dict], runs: dict, curves: dict[str, list], meta: dict
+    exp_dir: Path, results: list[dict], arms: dict[str, dict], runs: dict, curves: dict[str, list], meta: dict
 ) -> tuple[str, list[Section], list[Contrast]]:
     """The verdict on the primary contrast, the report's tables in order (`arms`: `arm_runs` of
     `results`; `curves`: each method's runs' metric rows; a table with no rows is left out when
     rendered) and its contrasts."""
-    roles = meta.get("config", {}).get("report") or {}
-    baseline, proposed = roles.get("baseline", BASELINE), roles.get("proposed", "iapo")
-    primary = primary_of(roles)
-    configs = method_configs(run_dir, meta)
+    roles = ReportRoles.of(meta)
+    baseline, proposed, primary = roles.baseline, roles.proposed, roles.primary_contrast
+    configs = method_configs(exp_dir, meta)
     incentive = best_on_val(curves, incentives(configs))
     references = [baseline, *([incentive] if incentive else [])]
-    secondary = [tuple(p) for p in roles.get("secondary") or []]
+    secondary = roles.secondary
     contrasts = comparisons(arms, references, proposed, primary, attribution_variants(configs), secondary)
     acc_h, acc_r, accuracy = accuracy_table(results)
     main = next((c for c in contrasts if c.primary), None)
@@ -261,8 +267,8 @@ GALLERY = (
 
 
 def _markdown(head: tuple[str, str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
-    run_dir, run, said, caveat = head
-    md = [f"# IAPO experiment report\n\nRun: `{run_dir}`{run}\n\n**{said}**\n\n{caveat}\n"]
+    exp_dir, run, said, caveat = head
+    md = [f"# IAPO experiment report\n\nRun: `{exp_dir}`{run}\n\n**{said}**\n\n{caveat}\n"]
     md += [f"## {title}\n\n{_md_table(h, r)}" for title, h, r in _shown(sections)]
     md += [f"## {title}\n\n![{title}]({name})\n" for name, (title, _, _) in FIGURES.items()]
     if gallery:
@@ -275,9 +281,9 @@ def _markdown(head: tuple[str, str, str, str], sections: list[Section], gallery:
 
 
 def _html(head: tuple[str, str, str, str], sections: list[Section], gallery: list[Path], meta: dict) -> str:
-    run_dir, run, said, caveat = (html.escape(x) for x in head)
+    exp_dir, run, said, caveat = (html.escape(x) for x in head)
     body = [
-        f"<h1>IAPO experiment report</h1><p>Run: <code>{run_dir}</code>{run}</p><p><b>{said}</b></p><p>{caveat}</p>"
+        f"<h1>IAPO experiment report</h1><p>Run: <code>{exp_dir}</code>{run}</p><p><b>{said}</b></p><p>{caveat}</p>"
     ]
     body += [f"<h2>{html.escape(title)}</h2>{_html_table(h, r)}" for title, h, r in _shown(sections)]
     body += [

@@ -9,7 +9,6 @@ from collections import defaultdict
 import numpy as np
 
 from iapo.report.contrasts import (
-    BASELINE,
     arm_runs,
     average_accuracy,
     final_val,
@@ -19,6 +18,7 @@ from iapo.report.contrasts import (
     per_question,
 )
 from iapo.report.load import metric_value
+from iapo.report.roles import BASELINE, PROPOSED
 from iapo.rollout.summary import useless_share
 from iapo.stats import (
     CI,
@@ -407,7 +407,7 @@ def _level(a) -> str:
 PERMUTED = "Is it the teacher's knowledge of the question? (permuted: each question takes another's target)"
 
 
-def ablation_question(name: str, methods: dict, proposed: str = "iapo") -> str:
+def ablation_question(name: str, methods: dict, proposed: str = PROPOSED) -> str:
     """What an attribution variant asks, from how its config differs from the proposed method's."""
     if name == proposed:
         return "the method"

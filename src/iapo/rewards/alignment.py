@@ -26,7 +26,16 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from scipy.stats import spearmanr
 
-from iapo.attribution import OTHER, AttributionSettings, attribute_episodes, attribute_regions, mean_shares, regions_of
+from iapo.attribution import (
+    ESTIMATORS,
+    OTHER,
+    AttributionSettings,
+    attribute_episodes,
+    attribute_regions,
+    mean_shares,
+    regions_of,
+)
+from iapo.attribution.episodes import registered
 from iapo.attribution.regions import PATCHES, move_regions
 from iapo.attribution.regions import l1 as region_l1
 from iapo.data.example import Example
@@ -83,8 +92,10 @@ class AttributionRewardConfig(AttributionSettings):
         "0 = components only. Default 1 (components + regions) since 0.3.1: the highest mean final val accuracy "
         "over six zoos of the three teacher_own settings of issue 40's grid (research/decisive/README.md)",
     )
-    region_estimator: Literal["grad_x_delta", "ig"] = Field(
-        "grad_x_delta", description="the token-level attribution region shares sum (ig: n_steps nodes of rule)"
+    region_estimator: str = Field(
+        "grad_x_delta",
+        description="the token-level estimator (`attribution.token_level()`) whose attribution region shares sum "
+        "(ig: n_steps nodes of rule)",
     )
     patches: int = Field(PATCHES, ge=1, description="regions of an image without unit boxes: a patches x patches grid")
     well_formed_only: bool = Field(
@@ -108,6 +119,11 @@ class AttributionRewardConfig(AttributionSettings):
             raise ValueError(f"permute: permutes teacher_own targets; set target: teacher_own (not {self.target})")
         return self
 
+    @field_validator("region_estimator")
+    @classmethod
+    def _token_level(cls, v: str) -> str:
+        return registered(v, token=True)
+
     @field_validator("target", mode="before")
     @classmethod
     def _old_name(cls, v: str) -> str:
@@ -128,8 +144,7 @@ class AttributionRewardConfig(AttributionSettings):
         key = self.settings().model_dump(exclude={"chunk", "completeness"})
         if self.regions:  # component-only caches keep their key
             key["regions"] = {"estimator": self.region_estimator, "patches": self.patches}
-            if self.region_estimator == "ig":
-                key["regions"].update(n_steps=self.n_steps, rule=self.rule)
+            key["regions"].update({k: getattr(self, k) for k in ESTIMATORS[self.region_estimator].reads})
         return key
 
 

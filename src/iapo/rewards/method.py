@@ -17,6 +17,7 @@ from iapo.rewards.contract import WeightedReward
 from iapo.rewards.distill import Distillation
 from iapo.rewards.trm import TRMReward, load_trm
 from iapo.rollout.loop import RolloutConfig
+from iapo.store import ZooDir
 
 
 class MethodConfig(StrictModel):
@@ -59,14 +60,15 @@ class MethodConfig(StrictModel):
 
 def make_rewards(
     method: MethodConfig,
-    zoo_dir: Path,
+    zoo_dir: ZooDir | Path,
     trm_dir: Path | None,
     seed: int,
     dtype: torch.dtype = torch.float32,
     rollout_cfg: RolloutConfig | None = None,
 ) -> list[WeightedReward]:
-    """The method's weighted rewards. teacher_own targets are cached under zoo_dir/targets/,
+    """The method's weighted rewards. teacher_own targets are cached in the zoo (`ZooDir.targets`),
     shared by every run and seed that uses the same teacher and settings."""
+    zoo = zoo_dir if isinstance(zoo_dir, ZooDir) else ZooDir(zoo_dir)
     rewards = [
         WeightedReward("outcome", outcome, method.outcome),
         WeightedReward("format", format_reward, method.format),
@@ -89,12 +91,12 @@ def make_rewards(
         rewards.append(WeightedReward("call_penalty", CallPenalty(method.call_penalty_max_calls), method.call_penalty))
     teacher, tdir = None, None
     if method.needs_teacher:
-        tdir = zoo_dir / method.teacher if (zoo_dir / method.teacher).exists() else Path(method.teacher)
+        tdir = zoo.role(method.teacher) if zoo.role(method.teacher).exists() else Path(method.teacher)
         tm, tp = load(tdir, dtype=dtype)
         teacher = (fast_patch_embed(tm).requires_grad_(False), tp)
     if method.distill:
         rewards.append(WeightedReward("distill", Distillation(teacher), method.distill))
     if method.attribution is not None:
-        term = AttributionReward(method.attribution, teacher, seed, zoo_dir / "targets", tdir, rollout_cfg)
+        term = AttributionReward(method.attribution, teacher, seed, zoo.targets, tdir, rollout_cfg)
         rewards.append(WeightedReward("attribution", term, method.attribution.lam))  # lambda: the term's weight
     return rewards

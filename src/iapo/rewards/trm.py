@@ -25,6 +25,7 @@ from torch import nn
 from iapo.data.example import Example
 from iapo.errors import DataError
 from iapo.rollout.loop import Episode
+from iapo.store import TRM_REPORT, TRM_WEIGHTS
 from iapo.tools.registry import TOOLS
 from iapo.tools.session import CallClass, ToolSession
 from iapo.tools.syntax import Turn, format_tool_call, parse_turn
@@ -168,12 +169,12 @@ def train_trm(
 
 def save_trm(model: TRM, report: TRMReport, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "trm.pt")
-    (out / "trm.json").write_text(json.dumps(report.__dict__, indent=1))
+    torch.save(model.state_dict(), out / TRM_WEIGHTS)
+    (out / TRM_REPORT).write_text(json.dumps(report.__dict__, indent=1))
 
 
 def load_trm(path: Path) -> TRM:
-    f = path / "trm.pt" if path.is_dir() else path
+    f = path / TRM_WEIGHTS if path.is_dir() else path
     if not f.exists():
         raise DataError(f"{f}: no tool-call reward model here (train one with `iapo trm train`)")
     model = TRM()

@@ -33,7 +33,7 @@ from iapo.rollout.episode import Batch, Encoded, collate, encode
 from iapo.rollout.logprobs import shared_prompt_length, token_logprobs
 from iapo.rollout.loop import Episode, RolloutConfig, distinct, rollout
 from iapo.rollout.summary import tool_stats
-from iapo.steps import resume, run_steps, seed_everything
+from iapo.steps import MetricLog, load_checkpoint, save_checkpoint, seed_everything, timed_eval
 
 log = logging.getLogger(__name__)
 
@@ -312,28 +312,27 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
     # an episode and its copies (same question, same text, same advantage) are one weighted row
     keys = [(e.key, float(a)) for e, a in zip(episodes, adv, strict=True)]
     mbs = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length, shared, keys)
-    advs = [adv[mb.rows].to(device) for mb in mbs]
+    mb_advs = [adv[mb.rows].to(device) for mb in mbs]  # (B,) each
     n_local = torch.tensor([float(sum((mb.batch.completion_mask[:, 1:].sum(1) * mb.weight).sum() for mb in mbs))],
                            device=device)  # fmt: skip
     n_tokens = float(acc.reduce(n_local, "sum")) if world > 1 else float(n_local)
     n_seqs = float(len(episodes) * world)
-    old, ref = [], []
+    old_logps, ref_logps = [], []  # (B, T) each; None: the policy's own (one epoch) / no KL
     with torch.no_grad():
         for mb in mbs:
-            old.append(token_logprobs(model, mb.batch, False, mb.encs, mb.prefix)[0] if cfg.epochs > 1 else None)
+            old_logps.append(token_logprobs(model, mb.batch, False, mb.encs, mb.prefix)[0] if cfg.epochs > 1 else None)
             use_ref = cfg.beta > 0 and ref_model is not None
-            ref.append(token_logprobs(ref_model, mb.batch, False, mb.encs, mb.prefix)[0] if use_ref else None)
+            ref_logps.append(token_logprobs(ref_model, mb.batch, False, mb.encs, mb.prefix)[0] if use_ref else None)
     params = [p for p in model.parameters() if p.requires_grad]
     stats = {"losses/policy": 0.0, "losses/kl": 0.0, "policy/clip_frac": 0.0, "policy/entropy": 0.0,
              "optim/grad_norm": 0.0}  # fmt: skip
     for _ in range(cfg.epochs):
         opt.zero_grad(set_to_none=True)
-        for mb, a, o, r in zip(mbs, advs, old, ref, strict=True):
-            b = mb.batch
-            lp, ent = token_logprobs(model, b, True, mb.encs, mb.prefix)
-            mask = b.completion_mask[:, 1:]
+        for mb, mb_adv, old_logp, ref_logp in zip(mbs, mb_advs, old_logps, ref_logps, strict=True):
+            logp, entropy = token_logprobs(model, mb.batch, True, mb.encs, mb.prefix)  # (B, T) each
+            mask = mb.batch.completion_mask[:, 1:]
             loss, st = grpo_loss(
-                lp, lp.detach() if o is None else o, a, mask, cfg.clip_eps, cfg.beta, r,
+                logp, logp.detach() if old_logp is None else old_logp, mb_adv, mask, cfg.clip_eps, cfg.beta, ref_logp,
                 cfg.loss_type, n_tokens, n_seqs, mb.weight,
             )  # fmt: skip
             if not _all_ranks(acc, bool(torch.isfinite(loss))):
@@ -346,7 +345,7 @@ def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, 
             stats["losses/policy"] += loss.item() * world / cfg.epochs
             stats["losses/kl"] += st["kl"] * w / cfg.epochs
             stats["policy/clip_frac"] += st["clip_frac"] * w / cfg.epochs
-            stats["policy/entropy"] += float((ent * wmask).sum()) / n_tokens * world / cfg.epochs
+            stats["policy/entropy"] += float((entropy * wmask).sum()) / n_tokens * world / cfg.epochs
         if acc is not None:
             gnorm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
         else:
@@ -391,17 +390,20 @@ def train_grpo(
     acc=None,
     provenance: dict | None = None,
 ) -> None:
-    """Train in place; checkpoints every `checkpoint_every` steps under `run_dir` and resumes
-    from there with the same subsequent rollouts and metrics (RNG states are saved too).
+    """Train in place: per step, rollout -> rewards -> advantages -> update (`grpo_step`), then
+    log, evaluate on val every `eval_every` steps and at the end, and checkpoint every
+    `checkpoint_every` steps under `run_dir`. A killed run resumes from its last checkpoint with the
+    same subsequent rollouts and metrics (RNG states are saved too). Metric rows are logged at
+    step + 1: row 0 is the SFT policy's evaluation.
 
     `acc`: an `accelerate.Accelerator` (`accelerate launch`, DDP or DeepSpeed); every process
     runs this function, the main one logs, evaluates and checkpoints. `provenance` (the run's
     record, `iapo.provenance`) goes into every checkpoint; by default the record of `cfg`."""
-    world = acc.num_processes if acc is not None else 1
-    if cfg.questions_per_step % world or cfg.rollout_shards % world:
+    n_procs = acc.num_processes if acc is not None else 1
+    if cfg.questions_per_step % n_procs or cfg.rollout_shards % n_procs:
         raise ValueError(
             f"questions_per_step ({cfg.questions_per_step}) and rollout_shards ({cfg.rollout_shards}) must be "
-            f"multiples of the process count ({world})"
+            f"multiples of the process count ({n_procs})"
         )
     if cfg.questions_per_step % cfg.rollout_shards:
         raise ValueError(f"questions_per_step ({cfg.questions_per_step}) must be a multiple of rollout_shards")
@@ -409,39 +411,47 @@ def train_grpo(
     seed_everything(cfg.seed)
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
-    opt = policy_optimizer(model, cfg)
-    batches = question_batches(train, cfg)
-    skipped = [0]
+    optimizer = policy_optimizer(model, cfg)
+    batches = question_batches(train, cfg)  # every step's questions, drawn up front
 
-    def restore_rewards(state: dict) -> None:
-        skipped[0] = state["skipped"]
+    # resume: weights, optimizer, reward state and the RNGs of the last checkpoint
+    start, skipped = 0, 0
+    if (state := load_checkpoint(run_dir)) is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["opt"])
+        skipped = state["skipped"]
         for r, s in zip(rewards, state.get("rewards", []), strict=False):
             r.reward.load_state_dict(s)
-
-    start = resume(run_dir, "GRPO", {"model": model, "opt": opt}, None, restore_rewards)
+        start = state["step"]
+        log.info("resumed GRPO at step %d", start)
     if acc is not None:
-        model, opt = acc.prepare(model, opt)
+        model, optimizer = acc.prepare(model, optimizer)
         if ref_model is not None:
             ref_model.to(acc.device)
     prepare(rewards, [ex for b in batches for ex in b])  # per-question work once, before RL (cached targets)
+    provenance = provenance or record(cfg)
 
-    def step(k: int) -> dict[str, float]:
-        row, applied = grpo_step(model, ref_model, processor, opt, batches[k], rewards, cfg, k, acc)
-        skipped[0] += not applied
-        return {**row, "guard/skipped_steps": float(skipped[0])}
-
-    def snapshot(_: int) -> dict:
-        return {
-            "skipped": skipped[0],
-            "model": (acc.unwrap_model(model) if acc is not None else model).state_dict(),
-            "opt": opt.state_dict(),
-            "rewards": [r.reward.state_dict() for r in rewards],
-        }
-
-    # rows are logged at k + 1: step 0 is the SFT policy's evaluation
-    run_steps(
-        run_dir, start, cfg.steps, step, snapshot, cfg.checkpoint_every, progress, on_eval, eval_every,
-        log_offset=1, eval_at_start=True, main=main, provenance=provenance or record(cfg),
-    )  # fmt: skip
+    metrics = MetricLog(run_dir, resume_step=start + 1 if start else 0) if main else None
+    if metrics is not None and start == 0 and on_eval is not None and eval_every:
+        metrics.log(0, timed_eval(on_eval, 0))  # the SFT policy, before any update
+    for step in range(start, cfg.steps):
+        row, applied = grpo_step(model, ref_model, processor, optimizer, batches[step], rewards, cfg, step, acc)
+        skipped += not applied
+        row["guard/skipped_steps"] = float(skipped)
+        if metrics is None:
+            continue
+        if on_eval is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == cfg.steps):
+            row.update(timed_eval(on_eval, step + 1))
+        metrics.log(step + 1, row)
+        if progress:
+            progress(step + 1, cfg.steps, row)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            policy = acc.unwrap_model(model) if acc is not None else model
+            save_checkpoint(run_dir, {
+                "step": step + 1, "skipped": skipped, "model": policy.state_dict(), "opt": optimizer.state_dict(),
+                "rewards": [r.reward.state_dict() for r in rewards], "provenance": provenance,
+            })  # fmt: skip
+    if metrics is not None:
+        metrics.close()
     if acc is not None:
         acc.wait_for_everyone()

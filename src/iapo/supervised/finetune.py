@@ -13,6 +13,7 @@ from pydantic import Field
 from iapo.config import StrictModel
 from iapo.data.benchmarks import BenchmarkSource, DataConfig
 from iapo.models.build import load, save
+from iapo.store import RunDir
 from iapo.supervised.sft import SFTConfig, train_sft
 
 
@@ -33,4 +34,4 @@ def finetune(cfg: FinetuneConfig, out: Path, progress=None) -> Path:
     if len(train) < cfg.sft.batch_size:
         raise ValueError(f"train split has {len(train)} examples, fewer than batch_size {cfg.sft.batch_size}")
     train_sft(model, processor, train, cfg.sft, out, progress)
-    return save(model, processor, out / "policy", {"sft": cfg.sft.model_dump(), "student": cfg.student})
+    return save(model, processor, RunDir(out).policy, {"sft": cfg.sft.model_dump(), "student": cfg.student})

@@ -30,13 +30,13 @@ from iapo.models.build import ModelSpec, build_model
 from iapo.models.processor import VLProcessor
 from iapo.provenance import record
 from iapo.steps import cosine_lr, resume, run_steps, seed_everything
+from iapo.store import RunDir
 from iapo.tools.registry import run_tool
 from iapo.world.dataset import example_image, grid_after
 from iapo.world.glyphs import EMPHASIS_CLASSES, LABELS
 from iapo.world.paths import candidate_calls
 
 log = logging.getLogger(__name__)
-VISION_WEIGHTS = "vision.pt"
 
 
 class PretrainConfig(StrictModel):
@@ -174,8 +174,8 @@ def pretrain_vision(
         provenance=record(cfg, stage="vision pretraining", spec=spec.model_dump(mode="json")),
     )  # fmt: skip
     visual = {k: v.cpu() for k, v in model.model.visual.state_dict().items()}
-    torch.save({"spec": spec.model_dump(), "visual": visual}, run_dir / VISION_WEIGHTS)
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    torch.save({"spec": spec.model_dump(), "visual": visual}, RunDir(run_dir).vision_weights)
+    RunDir(run_dir).checkpoint.unlink(missing_ok=True)
     return {k: v for k, v in last.items() if k.startswith("vision/")}
 
 

@@ -49,7 +49,8 @@ from iapo.rollout.episode import (
     prompt_segments,
     tool_output_segment,
 )
-from iapo.steps import CKPT, cosine_lr, resume, run_steps, seed_everything
+from iapo.steps import cosine_lr, resume, run_steps, seed_everything
+from iapo.store import RunDir
 from iapo.tools.registry import run_tool
 from iapo.tools.syntax import format_answer, format_tool_call
 
@@ -346,7 +347,7 @@ def train_sft(
     eval_every: int = 0,
 ) -> None:
     """Every stage with steps (language, reading, multimodal), in place. Each stage checkpoints
-    under `run_dir/<stage>` and resumes; a finished stage leaves `done.pt` and is skipped on a rerun."""
+    under `run_dir/<stage>` and resumes; a finished stage leaves its weights (`RunDir.done`) and is skipped on a rerun."""
     cfg = as_curriculum(cfg)
     seed_everything(cfg.seed)
     for p in model.model.visual.parameters():
@@ -360,7 +361,7 @@ def train_sft(
         if steps == 0:
             continue
         stage_dir = run_dir / stage
-        done = stage_dir / "done.pt"
+        done = RunDir(stage_dir).done
         if done.exists():
             model.load_state_dict(torch.load(done, map_location="cpu", weights_only=True))
             continue
@@ -370,7 +371,7 @@ def train_sft(
             on_eval if stage == "multimodal" else None, eval_every,
         )  # fmt: skip
         torch.save(model.state_dict(), done)
-        (stage_dir / CKPT).unlink(missing_ok=True)
+        RunDir(stage_dir).checkpoint.unlink(missing_ok=True)
 
 
 def _train_stage(

@@ -2,11 +2,10 @@
 teacher, student, weaker teacher and different-tokenizer teacher, each saved as an ordinary
 checkpoint directory.
 
-    out/tokenizers/{main,alt}/      BPE tokenizers trained on the world's text
-    out/vision/<key>/vision.pt      pretrained vision tower + merger (one per vision/text width)
-    out/runs/<role>/                SFT checkpoints and metrics (resumable)
-    out/<role>/                     the final model: `iapo.models.load(out/<role>)`
-    out/zoo.json                    sizes, budgets and validation accuracy of every role
+    tokenizers/{main,alt}/      BPE tokenizers trained on the world's text
+    and the rest of a zoo's layout (`iapo.store.ZooDir`): the pretrained vision tower per width, the
+    SFT stages per role (resumable), the final model per role, zoo.json (sizes, budgets and val
+    accuracy of every role).
 """
 
 from __future__ import annotations
@@ -29,8 +28,9 @@ from iapo.provenance import record
 from iapo.rollout.loop import RolloutConfig, rollout
 from iapo.rollout.summary import summarize
 from iapo.steps import OnProgress, seed_everything, set_threads
+from iapo.store import RunDir, ZooDir
 from iapo.supervised.corpus import world_texts
-from iapo.supervised.pretrain import VISION_WEIGHTS, PretrainConfig, load_vision, pretrain_vision
+from iapo.supervised.pretrain import PretrainConfig, load_vision, pretrain_vision
 from iapo.supervised.sft import CurriculumSFTConfig, train_sft
 from iapo.world.dataset import World
 
@@ -151,24 +151,25 @@ def train_tokenizers(train: list[Example], cfg: ZooConfig, out: Path) -> dict[st
 def build_zoo(
     world: World,
     cfg: ZooConfig,
-    out: Path,
+    out: ZooDir | Path,
     roles: list[str] | None = None,
     progress: OnProgress | None = None,
 ) -> dict:
     """Train (or resume) every requested role; returns the zoo summary written to zoo.json."""
+    zoo = out if isinstance(out, ZooDir) else ZooDir(out)
     seed_everything(cfg.seed)
     set_threads(cfg.threads)
-    out.mkdir(parents=True, exist_ok=True)
+    zoo.path.mkdir(parents=True, exist_ok=True)
     train, val = world.load("train"), world.load("val")
-    tok_paths = train_tokenizers(train, cfg, out)
-    summary_path = out / "zoo.json"
+    tok_paths = train_tokenizers(train, cfg, zoo.path)
+    summary_path = zoo.record
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"roles": {}}
     for role in training_order(cfg, roles or list(cfg.roles)):
-        if (out / role / "config.json").exists():
+        if (zoo.role(role) / "config.json").exists():
             log.info("%s: already trained, skipping", role)
             continue
         tokenizer = AutoTokenizer.from_pretrained(tok_paths[cfg.roles[role].tokenizer])
-        summary["roles"][role] = _train_role(role, cfg, tokenizer, train, val, out, progress)
+        summary["roles"][role] = _train_role(role, cfg, tokenizer, train, val, zoo, progress)
         summary_path.write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -188,28 +189,28 @@ def training_order(cfg: ZooConfig, roles: list[str]) -> list[str]:
 
 
 def _train_role(
-    role: str, cfg: ZooConfig, tokenizer, train: list, val: list, out: Path, progress: OnProgress | None
+    role: str, cfg: ZooConfig, tokenizer, train: list, val: list, zoo: ZooDir, progress: OnProgress | None
 ) -> dict:
     """Build one role (its vision tower pretrained once per spec, or its `init_from` weights), run
-    its SFT stages, evaluate it greedily on val and save it to out/role; returns its zoo.json entry."""
+    its SFT stages, evaluate it greedily on val and save it as the zoo's `role`; returns its zoo.json entry."""
     rc = cfg.roles[role]
     t0 = time.perf_counter()
     val_eval = val[: cfg.eval_examples]
     processor = make_processor(tokenizer, rc.spec)
     vision = None
     if rc.vision_pretraining:
-        vdir = out / "vision" / vision_key(rc.spec)
-        if not (vdir / VISION_WEIGHTS).exists():
+        vdir = zoo.vision(vision_key(rc.spec)).path
+        if not RunDir(vdir).vision_weights.exists():
             pretrain_vision(
                 train, val, rc.spec, processor, cfg.pretrain, vdir,
                 (lambda s, n, row: progress("vision", s, n, row)) if progress else None, cfg.torch_device(),
             )  # fmt: skip
-        vision = vdir / VISION_WEIGHTS
+        vision = RunDir(vdir).vision_weights
     model = build_model(rc.spec, processor, seed=cfg.seed + rc.sft.seed)  # a role with its own sft.seed: own init
     if vision is not None:
         load_vision(model, vision)
     if rc.init_from is not None:
-        model.load_state_dict(load(out / rc.init_from)[0].state_dict())
+        model.load_state_dict(load(zoo.role(rc.init_from))[0].state_dict())
     model.to(cfg.torch_device())
 
     def on_eval(step: int) -> dict:
@@ -217,7 +218,7 @@ def _train_role(
         return {"val/accuracy": summarize(eps)["accuracy"]["mean"]}
 
     train_sft(
-        model, processor, train, rc.sft, out / "runs" / role,
+        model, processor, train, rc.sft, zoo.stage(role),
         (lambda stage, s, n, row: progress(f"{role}:{stage}", s, n, row)) if progress else None,
         on_eval, cfg.eval_every,
     )  # fmt: skip
@@ -234,5 +235,5 @@ def _train_role(
         "seconds": round(time.perf_counter() - t0, 1),
         "provenance": record(cfg, role=role),
     }
-    save(model, processor, out / role, meta)
+    save(model, processor, zoo.role(role), meta)
     return meta

@@ -128,6 +128,11 @@ def _draw_split(cfg, split, n, root, seen, pool, workers, progress) -> list[dict
 class World:
     """A world directory on disk."""
 
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether `root` holds a finished world (its manifest is written last)."""
+        return (root / MANIFEST).exists()
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
         path = self.root / MANIFEST

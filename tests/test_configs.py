@@ -163,3 +163,12 @@ def test_a_secondary_contrast_names_methods_of_the_grid():
     assert ok.report.secondary == [("iapo", "outcome"), ("iapo", "sft")]
     with pytest.raises(ConfigError, match=r"report.secondary\[0\]\[1\]: 'bonus' is not one of the methods"):
         build(ExperimentConfig, {**base, "report": {"secondary": [["iapo", "bonus"]]}})
+
+
+def test_the_student_is_a_zoo_role():
+    from iapo.errors import ConfigError
+
+    base = {"methods": {"outcome": {}, "iapo": {}}}
+    assert build(ExperimentConfig, {**base, "student": "teacher"}).student == "teacher"
+    with pytest.raises(ConfigError, match=r"student: 'pupil' is not a zoo role \(teacher, student"):
+        build(ExperimentConfig, {**base, "student": "pupil"})

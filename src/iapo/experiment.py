@@ -104,6 +104,8 @@ class ExperimentConfig(StrictModel):
             raise ValueError("report.primary: compare two different methods, e.g. [iapo, outcome]")
         if self.grpo.seed != 0:
             raise ValueError("grpo.seed: runs take their seeds from `seeds` (and `method_seeds`); remove grpo.seed")
+        if self.student not in self.zoo.roles:
+            raise ValueError(f"student: {self.student!r} is not a zoo role ({', '.join(self.zoo.roles)})")
         if self.zoo_accept is not None and self.zoo_accept.role not in self.zoo.roles:
             raise ValueError(f"zoo_accept.role: {self.zoo_accept.role!r} is not a zoo role")
         for name in self.method_seeds:
@@ -345,7 +347,6 @@ def run_experiment(
     if ledger is not None:
         bind_experiment(ledger, experiment_record(cfg, raw_config), world.root)
     timings["world_s"] = time.perf_counter() - t_start
-    t = time.perf_counter()
     roles = sorted(
         {cfg.student} | {m.teacher for m in cfg.methods.values() if m.needs_teacher and m.teacher in cfg.zoo.roles}
     )

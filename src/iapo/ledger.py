@@ -1,15 +1,12 @@
 """The ledger: what a grid leaves behind so that a fresh machine resumes it instead of redoing it.
 
 A run directory holds its checkpoints and policy (megabytes); the report reads three small files
-of each run (run.json, metrics.jsonl, result.json). A grid longer than the life of one machine
-keeps those, and the zoos its runs start from, in a ledger directory committed beside its config:
-
-    LEDGER/experiment.json                 the experiment's record: a ledger holds one config
-    LEDGER/world.json                      the content hash of the world's splits and images
-    LEDGER/zoos/seed<z>/                   the zoo as built: its roles, tokenizers, zoo.json, teacher
-                                           targets (not its SFT checkpoints or vision stage)
-    LEDGER/zoos/seed<z>/hashes.json        the content hash of each role's weights
-    LEDGER/runs/<method>/zoo<z>/seed<k>/   the run's record files (sft: runs/sft/zoo<z>/)
+of each run (its record, metrics and result). A grid longer than the life of one machine keeps
+those, and the zoos its runs start from, in a ledger directory committed beside its config (its
+layout: `iapo.store`): the experiment's record (a ledger holds one config), the content hashes of
+the world's splits and images, each zoo as built (roles, tokenizers, its record, teacher targets;
+not its training stages) with the content hash of each role's weights, and each finished run's
+record files where the experiment keeps them.
 
 The zoo travels because rebuilding it is not enough: the same recipe on another CPU class gives
 other weights (zoo 0 of issue 40's grid: a teacher at 55% on val on one machine, 52% on the

@@ -94,7 +94,12 @@ def test_grid_runs_and_writes_tidy_results(run):
     # a run's record names its inputs relative to the experiment: a moved ledger still reruns
     rec = json.loads((out / "runs" / "iapo" / "seed0" / "run.json").read_text())
     assert (rec["experiment"], rec["zoo"], rec["student"], rec["world"], rec["trm"]) == (
-        "../../..", "zoo", "zoo/student", "world", None)
+        "../../..",
+        "zoo",
+        "zoo/student",
+        "world",
+        None,
+    )
 
 
 def test_finished_runs_are_not_recomputed(run):

@@ -5,6 +5,7 @@ runs under `accelerate launch` with the same per-step metrics on 2 processes as 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -195,6 +196,20 @@ def test_nonfinite_loss_is_skipped_and_counted(student_dir, small_world, tmp_pat
     assert all(torch.equal(v, after[k]) for k, v in before.items())
     rows = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["guard/skipped_steps"] == 1.0
+
+
+def test_a_nonfinite_reward_gives_no_gradient_as_docs_say(student_dir, small_world, tmp_path, monkeypatch):
+    """A reward that returns NaN (not dropped: a bug of the reward) makes its group's advantages NaN;
+    the loss is then non-finite and the update is skipped and counted, as docs/grpo.md says."""
+    exs = [ex for ex in small_world.load("train") if ex.valid_paths and ex.valid_paths[0]][:8]
+    monkeypatch.setattr(trl_engine.IAPOGRPOTrainer, "_rollout", lambda self, p, e: scripted(e, self.vl_processor))
+    trainer, _ = make_trainer(student_dir, exs, tmp_path, steps=1)
+    trainer.iapo_rewards.append(WeightedReward("broken", lambda episodes, **_: [math.nan] * len(episodes), 1.0))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trl_engine.train(trainer)
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
+    rows = [json.loads(x) for x in (tmp_path / "trl" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["guard/skipped_steps"] >= 1.0
 
 
 def test_both_engines_log_the_same_metrics(student_dir, small_world, tmp_path, monkeypatch):

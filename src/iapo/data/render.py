@@ -170,11 +170,6 @@ class RenderedTable:
     cells: list[list[Cell]]  # [0] is the header row
     missing: Counter = field(default_factory=Counter)  # character -> count of undrawable occurrences
 
-    def cells_with_text(self, answer: str) -> list[Cell]:
-        """Body cells whose whole text equals `answer` (whitespace and case normalised)."""
-        norm = " ".join(answer.split()).casefold()
-        return [c for row in self.cells[1:] for c in row if " ".join(c.text.split()).casefold() == norm and norm]
-
     def fully_visible(self, cell: Cell) -> bool:
         """Every character drawn (no missing glyph) and every line's ink inside the cell's box."""
         if missing_glyphs(cell.text, cell.header):

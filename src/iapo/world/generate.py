@@ -21,7 +21,6 @@ from iapo.world.families import (
     DEFAULT_TEMPLATES,
     FAMILIES,
     FAMILY_TEMPLATES,
-    TEMPLATES,
     Draw,
 )
 from iapo.world.glyphs import LOWER, UPPER
@@ -99,8 +98,9 @@ class WorldConfig(StrictModel):
     @field_validator("templates")
     @classmethod
     def _templates(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and (unknown := set(v) - set(TEMPLATES)):
-            raise ValueError(f"unknown templates {sorted(unknown)}; known: {list(TEMPLATES)}")
+        known = list(dict.fromkeys(d.name for draws in FAMILY_TEMPLATES.values() for d in draws))  # as registered now
+        if v is not None and (unknown := set(v) - set(known)):
+            raise ValueError(f"unknown templates {sorted(unknown)}; known: {known}")
         if v is not None and not v:
             raise ValueError("templates: name at least one (or leave it out for all)")
         return v

@@ -14,7 +14,7 @@ import yaml
 from transformers import AutoTokenizer
 
 from iapo.models.build import build_model, make_processor, save
-from iapo.steps import CKPT
+from iapo.store import RunDir, ZooDir
 from iapo.supervised.zoo import ZooConfig
 
 
@@ -25,9 +25,9 @@ def main() -> None:
     ap.add_argument("--role", required=True)
     a = ap.parse_args()
     zoo, cfg_path, role = a.zoo, a.config, a.role
-    if (zoo / role / "config.json").exists():
+    if (ZooDir(zoo).role(role) / "config.json").exists():
         return print(f"{role}: finished")
-    ckpt = zoo / "runs" / role / "multimodal" / CKPT
+    ckpt = RunDir(ZooDir(zoo).stage(role) / "multimodal").checkpoint
     if not ckpt.exists():
         return print(f"{role}: no multimodal checkpoint yet, nothing to save")
     rc = ZooConfig.model_validate(yaml.safe_load(cfg_path.read_text())).roles[role]

@@ -187,7 +187,7 @@ def write_report(exp_dir: Path, out: Path | None = None) -> Path:
         log.warning("skipped %d damaged result file(s): %s", len(damaged), "; ".join(damaged))
         counts += (f" ({len(damaged)} damaged result file{'s' * (len(damaged) != 1)} left out, its arm shows fewer "
                    f"runs: {'; '.join(damaged)})")  # fmt: skip
-    head = (str(exp_dir), f"; {where}; {counts}. {machines_line(results)}", said, design_caveat(len(zoos)))
+    head = (str(exp_dir), f"; {where}; {counts}. {machines_line(results)}", said, design_caveat(len(zoos), len(seeds)))
     gallery = sorted(out.glob("gallery_*.png"))
     write_text(out / "report.md", _markdown(head, sections, gallery, meta))
     html_path = out / "report.html"
@@ -320,11 +320,23 @@ NOTES = (
 )
 
 
-def design_caveat(n_zoos: int) -> str:
-    """What the number of zoos can support, said once above the tables."""
+def design_caveat(n_zoos: int, n_seeds: int = 0) -> str:
+    """What the number of zoos (one zoo: of seeds paired by seed) can support, said once above the
+    tables.
+
+    >>> design_caveat(1, 3).split("; ")[-1]
+    'with 3 seeds paired by seed the exact sign-flip test cannot go below p = 0.25, so no difference can be significant here (the decision asks both tests).'
+    """
     if n_zoos <= 1:
+        floor = 2 / 2**n_seeds if n_seeds else 0.0
+        seeds = (
+            f"; with {n_seeds} seeds paired by seed the exact sign-flip test cannot go below p = {floor:.3g}, so "
+            "no difference can be significant here (the decision asks both tests)."
+            if floor >= 0.05
+            else "."
+        )
         return ("One zoo: the run is the unit, so every result here holds for this zoo (this SFT student and "
-                "teacher) only; another machine trains another zoo.")  # fmt: skip
+                "teacher) only; another machine trains another zoo" + seeds)  # fmt: skip
     floor = 2 / 2**n_zoos
     return (f"{n_zoos} zoos: a zoo-level test has {n_zoos - 1} degree(s) of freedom, and an exact sign-flip test "
             f"cannot go below p = {floor:.3g}"

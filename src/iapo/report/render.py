@@ -306,7 +306,7 @@ NOTES = (
     "the mean over the zoos both ran on of (A's zoo mean - B's zoo mean), all runs of each, with a t-test "
     "over zoos (df = zoos - 1) and an exact sign-flip test; a difference is significant only when both "
     "reject (the t-test alone rejects 6-9% of simulated nulls where one arm's runs are bimodal; the decision "
-    "holds 5% in every design of tests/test_stats.py). With one zoo the run is the unit (a paired t and "
+    "holds 5% within Monte Carlo error in every design of tests/test_stats.py). With one zoo the run is the unit (a paired t and "
     "sign-flip over seeds when both methods ran the same seeds, else Welch) and a result holds for that zoo "
     "only. The SFT student "
     "is evaluated once per zoo (greedy); on one zoo its intervals are Wilson intervals over questions. The "

@@ -21,6 +21,7 @@ the new code's total minutes over the old code's.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from iapo.config import read_yaml
 from iapo.store import RESULT, ExperimentDir, ZooDir, read_json, read_metrics
 from iapo.world import World
 
@@ -47,9 +49,16 @@ def iapo(args: list[str], src: Path, log: Path, threads: int | None = None) -> s
                             stderr=subprocess.STDOUT)  # fmt: skip
 
 
+def read_grid(root: Path = ROOT) -> dict:
+    """The sparse grid's config as the code at `root` has it, through the project's loader (its
+    `extends:` chain resolved; a bare YAML load lost the world and zoo the file inherits since
+    0.3.0, and the bench failed with KeyError 'world'). An older commit's own file has no chain."""
+    return json.loads(json.dumps(read_yaml(root / GRID.relative_to(ROOT))))  # plain mappings, for yaml.safe_dump
+
+
 def build(work: Path) -> tuple[Path, Path]:
     """The sparse world and the teacher of its zoo recipe, built once with this code."""
-    grid = yaml.safe_load(GRID.read_text())
+    grid = read_grid()
     exp = ExperimentDir(work)
     world, zoo = exp.world, exp.zoo(None).path
     if not World.exists(world):
@@ -72,18 +81,20 @@ def _wait(p: subprocess.Popen) -> None:
         raise SystemExit(f"{p.args}: exit {p.returncode} (see the log in --work)")
 
 
-def train_config(method: str, steps: int) -> dict:
-    grid = yaml.safe_load(GRID.read_text())
+def train_config(method: str, steps: int, root: Path = ROOT) -> dict:
+    """What `iapo train` of the code at `root` runs for `method`: its own grid's settings."""
+    grid = read_grid(root)
     return {"method": grid["methods"][method], "grpo": grid["grpo"] | {"steps": steps, "checkpoint_every": steps},
             "eval": grid["eval"], "seed": 0}  # fmt: skip
 
 
 def run_pair(method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Path], work: Path) -> dict:
-    """The method's run with every code version at once (one thread each): minutes and split."""
-    cfg = work / f"{method}.yaml"
-    cfg.write_text(yaml.safe_dump(train_config(method, steps)))
+    """The method's run with every code version at once (one thread each), each with the grid's
+    settings as its own checkout has them: minutes and split."""
     procs, t0 = {}, time.time()
     for name, src in srcs.items():
+        cfg = work / f"{method}.{name}.yaml"
+        cfg.write_text(yaml.safe_dump(train_config(method, steps, src.parent)))
         out = Path(tempfile.mkdtemp(dir=work)) / method
         args = ["train", "--config", str(cfg), "--out", str(out), "--world", str(world), "--zoo", str(zoo),
                 "--student", "teacher"]  # fmt: skip

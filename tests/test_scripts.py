@@ -130,3 +130,23 @@ def test_where_splits_call_classes_by_template(tiny_models, small_world, tmp_pat
     templates = {ex.meta["template"] for ex in small_world.load("val")}
     assert sorted(ln[1] for ln in lines) == sorted(templates)
     assert sum(float(ln[3]) for ln in lines) == len(small_world.load("val"))
+
+
+def test_run_speed_reads_its_grid_through_the_loader_and_writes_configs_that_validate(monkeypatch, tmp_path):
+    """bench/run_speed.py read research/claim/sparse.yaml with a bare YAML load; since that file
+    `extends:` a recipe, its world and zoo were missing (KeyError 'world'). What it writes for
+    `iapo world`, `iapo sft` and `iapo train` must validate as those commands read it."""
+    import importlib.util
+
+    from iapo.run import TrainConfig
+    from iapo.supervised.zoo import ZooConfig
+    from iapo.world import WorldConfig
+
+    spec = importlib.util.spec_from_file_location("run_speed", ROOT / "bench" / "run_speed.py")
+    rs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rs)
+    grid = rs.read_grid()
+    WorldConfig.model_validate(grid["world"])
+    ZooConfig.model_validate(grid["zoo"] | {"roles": {"teacher": grid["zoo"]["roles"]["teacher"]}})
+    for method in rs.METHODS:
+        TrainConfig.model_validate(rs.train_config(method, 2))

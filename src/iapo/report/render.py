@@ -125,7 +125,8 @@ def plan_markdown(
     note = (f"Pilot {a} vs {b}: {comp.n_runs} runs on {comp.n_zoos} zoo(s); {sd} (method of moments"
             f"{'; one zoo: the zoo x method part cannot be estimated and is taken as 0' if comp.n_zoos < 2 else ''}); "
             + (f"{per_run:.1f} min per run. " if math.isfinite(per_run) else "no run time recorded (--minutes-per-run). ")
-            + "Zoo builds not included.")  # fmt: skip
+            + "Power is the decision's (the zoo t-test and the exact sign-flip test both reject: nothing with "
+            "4 zoos or fewer). Zoo builds not included.")  # fmt: skip
     return note + "\n\n" + _md_table(head, rows)
 
 

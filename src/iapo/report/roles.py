@@ -46,7 +46,9 @@ class ReportRoles(StrictModel):
         (('iapo', 'outcome'), 'b')
         """
         raw = (experiment.get("config") or {}).get("report") or {}
-        try:
-            return cls.model_validate(raw)
+        try:  # a key another version wrote and this one does not know is not a role: left out
+            return cls.model_validate({k: v for k, v in raw.items() if k in cls.model_fields})
         except ValidationError as e:
-            raise ConfigError(f"experiment.json: report: {e.errors()[0]['msg']} ({raw})") from None
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise ConfigError(f"experiment.json: report.{where}: {err['msg']} (got {raw})") from None

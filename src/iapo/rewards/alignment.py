@@ -19,6 +19,7 @@ with correctness, with making a call and with a useful call.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -334,17 +335,18 @@ class AttributionReward(Reward):
             self.computed_now = self.prepare([e.example for e in episodes])  # normally all cached already
         p_s, p_t, err_s, err_t = [None] * n, [None] * n, [math.nan] * n, [math.nan] * n
         d_c: list[float | None] = [0.0] * n  # component divergence per episode, None where dropped
+        clock = _Clock("time/reward/attribution/")  # where the term's time goes (the report's cost table)
         if c.components:
-            p_s, err_s = self._shares(*self.policy, episodes, keep_ids=True)
-            p_t, err_t = self._targets(episodes, p_s)
+            p_s, err_s = clock("components", lambda: self._shares(*self.policy, episodes, keep_ids=True))
+            p_t, err_t = clock("component_targets", lambda: self._targets(episodes, p_s))
             limit = c.max_relative_error if c.max_relative_error and c.estimator == "ig" else math.inf
             d_c = [divergence(ps, pt, c.divergence) if ps is not None and pt is not None
                    and not (es > limit or et > limit) else None  # NaN > x is False
                    for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True)]  # fmt: skip
         d_r: list[float | None] = [0.0] * n
         if c.regions:
-            r_s = self._region_shares(*self.policy, episodes, keep_ids=True)
-            r_t = self._region_targets(episodes)
+            r_s = clock("regions", lambda: self._region_shares(*self.policy, episodes, keep_ids=True))
+            r_t = clock("region_targets", lambda: self._region_targets(episodes))
             d_r = [region_l1(a, b) if a is not None and b is not None else None for a, b in zip(r_s, r_t, strict=True)]
         per_ep = [None if a is None or b is None else c.components * a + c.regions * b
                   for a, b in zip(d_c, d_r, strict=True)]  # fmt: skip
@@ -364,9 +366,24 @@ class AttributionReward(Reward):
             "attr/rel_error_target": _nanmean(err_t),
             "attr/unique_episodes": self.unique_share,
             "attr/targets_computed_in_step": float(self.computed_now),
+            **clock.seconds,
         }
         if c.regions:
             self.last.update(term_diagnostics(episodes, d_r, out, "attr/region_divergence"))
+        return out
+
+
+class _Clock:
+    """Times named parts of a step: `clock(name, fn)` returns fn() and keeps its seconds as
+    `<prefix><name>_s` in `seconds`."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.seconds = prefix, {}
+
+    def __call__(self, name: str, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        self.seconds[f"{self.prefix}{name}_s"] = time.perf_counter() - t0
         return out
 
 

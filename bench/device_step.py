@@ -54,6 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=4)
     a = ap.parse_args()
+    if a.steps < 2:
+        ap.error("--steps must be >= 2: the first step warms up and is not timed")
     methods = {"outcome": MethodConfig(), "iapo": MethodConfig(attribution=AttributionRewardConfig(n_steps=8))}
     settings = [("cpu", torch.float32)]
     if torch.cuda.is_available():

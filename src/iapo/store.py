@@ -76,21 +76,26 @@ LAYOUT = (EXPERIMENT, RUN_RECORD, RESULT, METRICS, CKPT, TENSORBOARD, POLICY, TR
 manifest name too, so it is not in the list)."""
 
 
+def _under(*parts: str) -> property:
+    """A layout object's file or folder at `parts`, below its `path` (one declaration per name)."""
+    return property(lambda self: self.path.joinpath(*parts))
+
+
 @dataclass(frozen=True)
 class RunDir:
     """One run's directory, or any directory a trainer writes (vision pretraining, an SFT stage)."""
 
     path: Path
 
-    record = property(lambda self: self.path / RUN_RECORD)
-    metrics = property(lambda self: self.path / METRICS)
-    checkpoint = property(lambda self: self.path / CKPT)
-    tensorboard = property(lambda self: self.path / TENSORBOARD)
-    policy = property(lambda self: self.path / POLICY)
-    trl = property(lambda self: self.path / TRL_OUTPUT)
-    result = property(lambda self: self.path / RESULT)
-    done = property(lambda self: self.path / DONE)  # an SFT stage's final weights
-    vision_weights = property(lambda self: self.path / VISION_WEIGHTS)  # vision pretraining's product
+    record = _under(RUN_RECORD)
+    metrics = _under(METRICS)
+    checkpoint = _under(CKPT)
+    tensorboard = _under(TENSORBOARD)
+    policy = _under(POLICY)
+    trl = _under(TRL_OUTPUT)
+    result = _under(RESULT)
+    done = _under(DONE)  # an SFT stage's final weights
+    vision_weights = _under(VISION_WEIGHTS)  # vision pretraining's product
 
     def read_record(self) -> dict | None:
         return read_run_record(self.path)
@@ -119,8 +124,8 @@ class ZooDir:
     path: Path
     seed: int | None = None
 
-    record = property(lambda self: self.path / ZOO_RECORD)
-    targets = property(lambda self: self.path / TARGETS)
+    record = _under(ZOO_RECORD)
+    targets = _under(TARGETS)
 
     def role(self, name: str) -> Path:
         """The model directory of role `name`."""
@@ -141,12 +146,12 @@ class ExperimentDir:
 
     path: Path
 
-    record = property(lambda self: self.path / EXPERIMENT)
-    world = property(lambda self: self.path / WORLD)
-    trm = property(lambda self: self.path / TRM)
-    trm_weights = property(lambda self: self.path / TRM / TRM_WEIGHTS)
-    results_csv = property(lambda self: self.path / RESULTS_CSV)
-    world_hashes = property(lambda self: self.path / LEDGER_WORLD)
+    record = _under(EXPERIMENT)
+    world = _under(WORLD)
+    trm = _under(TRM)
+    trm_weights = _under(TRM, TRM_WEIGHTS)
+    results_csv = _under(RESULTS_CSV)
+    world_hashes = _under(LEDGER_WORLD)
 
     def zoo(self, seed: int | None) -> ZooDir:
         """The zoo of zoo seed `seed` (None: the experiment's one zoo)."""

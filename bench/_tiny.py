@@ -27,3 +27,16 @@ def tiny_setup(root: Path) -> tuple[Path, Path]:
             proc = make_processor(tok, spec)
             save(build_model(spec, proc, seed=0), proc, zoo / name)
     return world_dir, zoo
+
+
+def zoo_and_world(zoo: Path | None, world: Path | None, root: Path | None = None) -> tuple[Path, Path]:
+    """(zoo, world): the given ones, else `tiny_setup`'s (in `root`, a new temporary directory by
+    default): every bench runs without a trained zoo, at its smallest size in seconds (tests/test_benches.py)."""
+    if zoo is not None and world is not None:
+        return zoo, world
+    if (zoo is None) != (world is None):
+        raise SystemExit("--zoo and --world go together (neither: untrained tiny models on a small world)")
+    import tempfile
+
+    w, z = tiny_setup(root or Path(tempfile.mkdtemp()))
+    return z, w

@@ -24,8 +24,10 @@ from pathlib import Path
 import torch
 
 from _demos import demo_segments
+from _tiny import zoo_and_world
 from iapo.attribution import IG_REFERENCE, AttributionSettings, attribute_episodes, describe
 from iapo.models.build import load
+from iapo.store import ZooDir
 
 CANDIDATES = [
     AttributionSettings(estimator="ig", n_steps=4, rule="gausslegendre"),
@@ -61,8 +63,8 @@ def cell(d: torch.Tensor) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--zoo", type=Path, required=True)
-    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--zoo", type=Path, help="a zoo (default: untrained tiny models)")
+    ap.add_argument("--world", type=Path, help="its world (default: a small one)")
     ap.add_argument("--roles", nargs="+", default=["student", "teacher"])
     ap.add_argument("--episodes", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
@@ -72,6 +74,7 @@ def main() -> None:
     )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    a.zoo, a.world = zoo_and_world(a.zoo, a.world)
     segs = demo_segments(a.world, a.episodes)
     default = AttributionSettings()
     print(f"{len(segs)} val demonstrations (final answer turn); reference IG: {describe(IG_REFERENCE)}")
@@ -79,7 +82,7 @@ def main() -> None:
           f"{'complete':>9s} {'ms/ep':>7s}")  # fmt: skip
     worst: tuple[float, float, float] | None = None
     for role in a.roles:
-        model, proc = load(a.zoo / role)
+        model, proc = load(ZooDir(a.zoo).role(role))
         model.eval()
         ig_ref = None
         if not a.no_ig_reference:

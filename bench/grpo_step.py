@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import tempfile
 from pathlib import Path
 
 import torch
 
+from _tiny import zoo_and_world
 from iapo.attribution import describe
 from iapo.models.build import load
 from iapo.rewards.alignment import AttributionRewardConfig
@@ -34,18 +34,6 @@ from iapo.store import ZooDir
 from iapo.world import World
 
 KEYS = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
-
-
-def setup(zoo: Path | None, world: Path | None) -> tuple[Path, Path]:
-    if zoo is not None and world is not None:
-        return zoo, world
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _tiny import tiny_setup
-
-    w, z = tiny_setup(Path(tempfile.mkdtemp()))
-    return z, w
 
 
 def side_by_side(
@@ -88,7 +76,7 @@ def main() -> None:
     )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    zoo, world = setup(a.zoo, a.world)
+    zoo, world = zoo_and_world(a.zoo, a.world)
     cfg, iapo = GRPOSettings(questions_per_step=4, group_size=8), MethodConfig(attribution=AttributionRewardConfig())
     if a.config:
         from iapo.config import load_yaml

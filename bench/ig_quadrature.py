@@ -16,13 +16,15 @@ from pathlib import Path
 import torch
 
 from _demos import demo_batch, demo_segments
+from _tiny import zoo_and_world
 from iapo.attribution import RULES, baseline_embeddings, integrated_gradients
+from iapo.store import ZooDir
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--zoo", type=Path, required=True)
-    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--zoo", type=Path, help="a zoo (default: untrained tiny models)")
+    ap.add_argument("--world", type=Path, help="its world (default: a small one)")
     ap.add_argument("--roles", nargs="+", default=["student", "teacher"])
     ap.add_argument("--episodes", type=int, default=32)
     ap.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16])
@@ -31,10 +33,11 @@ def main() -> None:
     a = ap.parse_args()
     assert set(a.rules) <= set(RULES), f"rules: {RULES}"
     torch.set_num_threads(2)
+    a.zoo, a.world = zoo_and_world(a.zoo, a.world)
     segs = demo_segments(a.world, a.episodes)
     print("role     baseline rule                  " + "  ".join(f"m={m:<2d} med / p90 / ms" for m in a.steps))
     for role in a.roles:
-        model, proc, batch, eb = demo_batch(a.zoo / role, segs)
+        model, proc, batch, eb = demo_batch(ZooDir(a.zoo).role(role), segs)
         for bname in a.baselines:
             base = baseline_embeddings(model, proc, batch, eb, bname)
             for rule in a.rules:

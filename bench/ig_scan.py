@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from _demos import demo_batch, demo_segments
+from _tiny import zoo_and_world
 from iapo.attribution import baseline_embeddings, component_scores, integrated_gradients, sequence_logprob, shares
 from iapo.rollout.episode import encode
 from iapo.store import ZooDir
@@ -80,12 +81,14 @@ def scan_ig(model, eb, base, K: int, m: int, rescale: bool) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="IG with its nodes where f changes vs plain Gauss-Legendre")
-    ap.add_argument("--zoo", type=Path, required=True)
-    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--zoo", type=Path, help="a zoo (default: untrained tiny models)")
+    ap.add_argument("--world", type=Path, help="its world (default: a small one)")
+    ap.add_argument("--episodes", type=int, default=8)
+    ap.add_argument("--reference", type=int, default=512, help="m of the trapezoid reference")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    zoo, world = a.zoo, a.world
-    segs = demo_segments(world, 8)
+    zoo, world = zoo_and_world(a.zoo, a.world)
+    segs = demo_segments(world, a.episodes)
     model, proc, batch, eb = demo_batch(ZooDir(zoo).role("student"), segs)
     base = baseline_embeddings(model, proc, batch, eb, "pad")
     comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
@@ -97,9 +100,9 @@ def main() -> None:
         d = (shares(component_scores(attr.sum(-1).double(), comp)) - ref_p).abs().sum(-1)
         return f"share L1 median {d.median():.3f} p90 {d.quantile(0.9):.3f}"
 
-    ref = integrated_gradients(model, eb, base, 512, "trapezoid")
+    ref = integrated_gradients(model, eb, base, a.reference, "trapezoid")
     ref_p = shares(component_scores(ref.attributions.sum(-1).double(), comp))
-    print(f"reference: trapezoid m=512, completeness median {ref.relative_error.median():.4f}")
+    print(f"reference: trapezoid m={a.reference}, completeness median {ref.relative_error.median():.4f}")
     for K, m in [(8, 4), (16, 4), (16, 8), (32, 8), (32, 16)]:
         for rescale in (False, True):
             t = time.perf_counter()

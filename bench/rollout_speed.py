@@ -6,18 +6,16 @@ python bench/rollout_speed.py [--zoo DIR --world DIR] [--episodes 32]
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from iapo.models.build import ModelSpec, build_model, load, make_processor
-from iapo.models.tokenizer import train_tokenizer
+from _tiny import zoo_and_world
+from iapo.models.build import load
 from iapo.rollout.loop import RolloutConfig, rollout
 from iapo.store import ZooDir
-from iapo.supervised.corpus import world_texts
-from iapo.world import World, WorldConfig, write_world
+from iapo.world import World
 
 
 def main() -> None:
@@ -27,17 +25,9 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=32)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    wdir = a.world
-    if wdir is None:
-        wdir = Path(tempfile.mkdtemp()) / "w"
-        write_world(WorldConfig(train=200, val=0, test_per_family=0, ood=0), wdir, workers=1)
+    zoo, wdir = zoo_and_world(a.zoo, a.world)
     exs = World(wdir).load("train")[: a.episodes]
-    if a.zoo is not None:
-        model, proc = load(ZooDir(a.zoo).role("student"))
-    else:
-        tok = train_tokenizer(world_texts(World(wdir).load("train")), 600)
-        proc = make_processor(tok, ModelSpec())
-        model = build_model(ModelSpec(), proc)
+    model, proc = load(ZooDir(zoo).role("student"))
     cfg = RolloutConfig(max_calls=2, max_new_tokens=40, temperature=1.0, batch_size=a.episodes)
     rates = {}
     for cache in (True, False):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from _tiny import zoo_and_world
 from iapo.store import read_metrics
 
 # both engines log these names (iapo.rl.trl_engine.our_row maps TRL's own)
@@ -56,11 +57,7 @@ def main() -> None:
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if a.zoo is None or a.world is None:
-            sys.path.insert(0, str(Path(__file__).parent))
-            from _tiny import tiny_setup
-
-            a.world, a.zoo = tiny_setup(tmp)
+        a.zoo, a.world = zoo_and_world(a.zoo, a.world, tmp)
         (tmp / "c.yaml").write_text(yaml.safe_dump(cfg))
         args = [
             "-m",

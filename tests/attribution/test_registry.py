@@ -44,7 +44,7 @@ def test_a_registered_estimator_trains_a_grpo_step(toy, tiny_models, small_world
     row = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][-1]
     assert toy and math.isfinite(row["reward/attribution"]) and row["guard/skipped_steps"] == 0.0
     assert "toy_norm" in token_level() and describe(attr.settings()) == "toy_norm"
-    parts = [f"time/reward/attribution/{p}_s" for p in ("components", "component_targets", "regions", "region_targets")]
+    parts = [f"time/reward/attribution/{p}_s" for p in ("student", "component_targets", "region_targets")]
     assert all(row[k] >= 0 for k in parts)  # where the term's time goes, in the report's cost table
 
 

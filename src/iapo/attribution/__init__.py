@@ -15,6 +15,7 @@ from iapo.attribution.episodes import (
     EstimatorSpec,
     TurnAttribution,
     attribute_episodes,
+    attribute_passes,
     component_scores,
     describe,
     mean_shares,
@@ -37,7 +38,14 @@ from iapo.attribution.ig import (
     quadrature,
     sequence_logprob,
 )
-from iapo.attribution.regions import OTHER, attribute_regions, mean_region_shares, region_shares, regions_of
+from iapo.attribution.regions import (
+    OTHER,
+    attribute_regions,
+    components_and_regions,
+    mean_region_shares,
+    region_shares,
+    regions_of,
+)
 
 __all__ = [
     "ESTIMATORS",
@@ -52,10 +60,12 @@ __all__ = [
     "Rule",
     "TurnAttribution",
     "attribute_episodes",
+    "attribute_passes",
     "attribute_regions",
     "baseline_embeddings",
     "component_game",
     "component_scores",
+    "components_and_regions",
     "describe",
     "embed",
     "gradient_times_delta",

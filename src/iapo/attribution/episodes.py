@@ -95,6 +95,12 @@ class AttributionSettings(StrictModel):
         "or zero (fails completeness on trained models: RMSNorm's gradient at 0 is ~1/sqrt(eps))",
     )
     chunk: int = Field(64, ge=1, description="rows per forward pass (memory)")
+    tokens: Literal["all", "images"] = Field(
+        "all",
+        description="token-level estimators: whose attribution is computed. all; or images (what region shares "
+        "read): the image and tool-output tokens and what follows them, the tokens before run once per prompt "
+        "without gradient and get 0 (grad_x_delta)",
+    )
     completeness: bool | None = Field(
         None,
         description="also compute f(x') and the completeness error |sum A_c - (f(x) - f(x'))|. Default (None): "
@@ -137,17 +143,31 @@ def registered(name: str, token: bool = False) -> str:
     return name
 
 
-def _token_scores(res, comp: torch.Tensor) -> Scores:
+def _token_scores(res, comp: torch.Tensor, eb: EmbeddedBatch) -> Scores:
+    if torch.isfinite(res.f_x).all():
+        eb.f_x = res.f_x.detach()  # f(x) of every row, for the games that follow on this batch
     tok = res.attributions.sum(-1).cpu()  # (B, T)
     return component_scores(tok.double(), comp), res.relative_error.cpu(), tok
 
 
 def _ig(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, s: AttributionSettings) -> Scores:
-    return _token_scores(integrated_gradients(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness), comp)
+    res = integrated_gradients(model, eb, base, s.n_steps, s.rule, s.chunk, s.checks_completeness)
+    return _token_scores(res, comp, eb)
 
 
 def _grad_x_delta(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, s: AttributionSettings) -> Scores:
-    return _token_scores(gradient_times_delta(model, eb, base, s.checks_completeness), comp)
+    return _token_scores(gradient_times_delta(model, eb, base, s.checks_completeness, _first(eb, comp, s)), comp, eb)
+
+
+def _first(eb: EmbeddedBatch, comp: torch.Tensor, s: AttributionSettings) -> int:
+    """The first position whose attribution `s.tokens` asks for (0: all; images: the first token
+    of the image or a tool output in any row, never after the first scored token's prediction)."""
+    if s.tokens == "all":
+        return 0
+    img = torch.isin(comp, torch.tensor([COMPONENTS.index("image"), COMPONENTS.index("tool_output")])).any(0)
+    scored = eb.target.bool().any(0).nonzero()
+    first_target = int(scored[0]) if len(scored) else comp.shape[1]
+    return max(0, min(int(img.nonzero()[0]) if img.any() else comp.shape[1], first_target - 1))
 
 
 def _game(kind: str) -> Callable[..., Scores]:
@@ -204,16 +224,23 @@ def target_turns(n_turns: int, which: Literal["final", "all"]) -> list[int]:
     return [n_turns - 1] if which == "final" else list(range(n_turns))
 
 
-def _score_batch(model, processor, encs: list[Encoded], turns: list[int], s: AttributionSettings):
-    """(scores (B, C) float64, relative error (B,), token attribution (B, T) or None)."""
+def _score_batch(model, processor, encs: list[Encoded], turns: list[int], passes: list[AttributionSettings]):
+    """Per pass: (scores (B, C) float64, relative error (B,), token attribution (B, T) or None).
+    The batch is collated and lifted to embeddings once for every pass; the token-level passes
+    run first and leave f(x) on the batch (`EmbeddedBatch.f_x`) for the games."""
     masks = [e.assistant_mask(only=t) for e, t in zip(encs, turns, strict=True)]
     batch = collate(encs, processor.pad_token_id, masks).to(model.device)
     eb = embed(model, batch, batch.completion_mask)
-    base = baseline_embeddings(model, processor, batch, eb, s.baseline)
+    bases = {b: baseline_embeddings(model, processor, batch, eb, b) for b in dict.fromkeys(s.baseline for s in passes)}
     comp = torch.full(batch.input_ids.shape, -1, dtype=torch.long)
     for j, (e, t) in enumerate(zip(encs, turns, strict=True)):
         comp[j, : len(e)] = e.component_ids(t)
-    return ESTIMATORS[s.estimator].score(model, eb, base, comp, s)
+    out: dict[int, Scores] = {}
+    # token-level first, the cheapest first: each leaves f(x) for what follows
+    specs = [ESTIMATORS[s.estimator] for s in passes]
+    for i in sorted(range(len(passes)), key=lambda i: (specs[i].game, specs[i].rows(passes[i]))):
+        out[i] = specs[i].score(model, eb, bases[passes[i].baseline], comp, passes[i])
+    return [out[i] for i in range(len(passes))]
 
 
 def rows_per_call(s: AttributionSettings) -> int:
@@ -234,26 +261,45 @@ def attribute_episodes(
 
     `keep_ids=False` re-tokenizes the generated text with this model's own tokenizer: a teacher
     scores a student's rollout that way, and components line up whatever the vocabularies."""
-    s = settings or AttributionSettings()
+    return attribute_passes(model, processor, episodes, which, [settings or AttributionSettings()], keep_ids)[0]
+
+
+def attribute_passes(
+    model,
+    processor,
+    episodes: list[list[Segment]],
+    which: Literal["final", "all"],
+    passes: list[AttributionSettings],
+    keep_ids: bool = True,
+) -> list[list[list[TurnAttribution]]]:
+    """`attribute_episodes` under several settings at once, one result per pass (IAPO's term:
+    occlusion's component shares and the region shares' token attribution). Each episode is
+    encoded, batched and lifted to embeddings once for all passes, and a token-level pass's
+    f(x) spares a component game its full coalition: the same values as separate calls, up to
+    float rounding (tests/attribution/test_passes.py), for about half the passes' tokens."""
+    if not passes:
+        return []
     rows: list[tuple[int, int, Encoded]] = []
     prompts = [prompt_key(segs) for segs in episodes]
     for i, segs in enumerate(episodes):
         enc = encode(segs, processor, keep_ids=keep_ids)
         n_turns = sum(k == "assistant" for k in enc.kinds)
         rows.extend((i, t, enc) for t in target_turns(n_turns, which))
-    out: list[list[TurnAttribution]] = [[] for _ in episodes]
+    out: list[list[list[TurnAttribution]]] = [[[] for _ in episodes] for _ in passes]
     # episodes of one prompt (a GRPO group) share a batch, so the component games run their common
     # prompt once per coalition (`games.shared_prefix`); within a prompt, similar lengths: less padding
     rows.sort(key=lambda r: (prompts[r[0]], len(r[2])))
+    by_prompt = any(ESTIMATORS[s.estimator].game for s in passes)
     was_training = model.training
     model.eval()
-    for part in _batches(rows, prompts, rows_per_call(s), by_prompt=ESTIMATORS[s.estimator].game):
-        sc, rel, tok = _score_batch(model, processor, [e for _, _, e in part], [t for _, t, _ in part], s)
-        p = shares(sc)
-        for j, (i, t, e) in enumerate(part):
-            finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not s.checks_completeness))
-            token = None if tok is None else tok[j, : len(e)]
-            out[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), token, e, t, finite))
+    for part in _batches(rows, prompts, min(rows_per_call(s) for s in passes), by_prompt):
+        scored = _score_batch(model, processor, [e for _, _, e in part], [t for _, t, _ in part], passes)
+        for s, (sc, rel, tok), res in zip(passes, scored, out, strict=True):
+            p = shares(sc)
+            for j, (i, t, e) in enumerate(part):
+                finite = bool(torch.isfinite(sc[j]).all() and (torch.isfinite(rel[j]) or not s.checks_completeness))
+                token = None if tok is None else tok[j, : len(e)]
+                res[i].append(TurnAttribution(p[j].float(), sc[j].float(), float(rel[j]), token, e, t, finite))
     model.train(was_training)
     return out
 

@@ -113,6 +113,27 @@ def segment_cache(
     return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
 
 
+def prefix_caches(
+    model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, P: int, variants: list[int], full: int
+) -> list:  # fmt: skip
+    """`segment_cache` of the shared prefix (row 0, positions 0..P-1) under each coalition in
+    `variants`, per layer (V, H, P, d). A coalition keeps every position before the first token of
+    a component it leaves out, so it runs only from there, on top of the full coalition's cache
+    (`full`: the prefix's players): leaving out the question (its last component) reruns the
+    question alone, not the system prompt, tool spec and image before it."""
+    first = {c: int((comp[0, :P] == c).nonzero()[0]) for c in range(len(COMPONENTS)) if full >> c & 1}
+    start = {v: min((first[c] for c in first if not v >> c & 1), default=P) for v in variants}
+    head = segment_cache(model, eb, base, comp, 0, 0, P, [full])  # (1, H, P, d) per layer
+    parts = {full: head}
+    for s in sorted({start[v] for v in variants if v != full}):
+        vs = [v for v in variants if v != full and start[v] == s]
+        past = [(k[:, :, :s].expand(len(vs), -1, -1, -1), v[:, :, :s].expand(len(vs), -1, -1, -1)) for k, v in head]
+        kv = segment_cache(model, eb, base, comp, 0, s, P, vs, past if s else None)
+        parts.update({v: [(k[i : i + 1], val[i : i + 1]) for k, val in kv] for i, v in enumerate(vs)})
+    return [(torch.cat([parts[v][n][0] for v in variants]), torch.cat([parts[v][n][1] for v in variants]))
+            for n in range(len(head))]  # fmt: skip
+
+
 def _cache(kv: list | None):
     from transformers import DynamicCache
 
@@ -136,7 +157,7 @@ def coalition_values(
     P = shared_prefix(eb, base, comp)
     in_prefix = sum(1 << int(c) for c in comp[0, :P].unique() if c >= 0)
     variants = sorted({m & in_prefix for ms in masks for m in ms})
-    kv = segment_cache(model, eb, base, comp, 0, 0, P, variants) if P else []
+    kv = prefix_caches(model, eb, base, comp, P, variants, in_prefix) if P else []
     slot = {v: i for i, v in enumerate(variants)}
     nodes = [(P, kv)]  # (where the rows' own part starts, the cache of what precedes it)
     own = {b: (0, {m: slot[m & in_prefix] for m in ms}) for b, ms in enumerate(masks)}  # node, coalition -> cache row
@@ -209,7 +230,12 @@ def component_game(
     comp = comp.to(x.device)
     ps = [players(c) for c in comp]
     masks = [coalitions(p, game, completeness) for p in ps]
+    if eb.f_x is not None:  # v(all players) = f(x): a pass on this batch has it already
+        masks = [[m for m in ms if m != sum(1 << c for c in p)] for ms, p in zip(masks, ps, strict=True)]
     vals = coalition_values(model, eb, base, comp, masks, chunk)
+    if eb.f_x is not None:
+        for v, p, f in zip(vals, ps, eb.f_x.tolist(), strict=True):
+            v[sum(1 << c for c in p)] = f
     B = x.shape[0]
     scores = torch.zeros(B, len(COMPONENTS), dtype=torch.float64)
     f_x, f_b = torch.zeros(B, dtype=torch.float64), torch.full((B,), math.nan, dtype=torch.float64)

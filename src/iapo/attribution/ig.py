@@ -95,13 +95,16 @@ def quadrature(n_steps: int, rule: Rule = "gausslegendre") -> tuple[torch.Tensor
 class EmbeddedBatch:
     """A teacher-forced batch lifted to input embeddings. inputs_embeds (B, T, D);
     position_ids (3, B, T) (Qwen2.5-VL's 3-D rope); attention_mask (B, T);
-    target (B, T) 1 where a token's log-prob counts in f (predicted from position t-1)."""
+    target (B, T) 1 where a token's log-prob counts in f (predicted from position t-1);
+    f_x (B,): f at x where a pass on this batch computed it (a token-level estimator's forward),
+    so that the component games need not run their full coalition again."""
 
     inputs_embeds: torch.Tensor
     position_ids: torch.Tensor
     attention_mask: torch.Tensor
     input_ids: torch.Tensor
     target: torch.Tensor
+    f_x: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -150,6 +153,22 @@ def sequence_logprob(
     ids = eb.input_ids[rows, P + 1 : T][r, cols]
     lp = torch.log_softmax(logits.float(), -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return torch.zeros(inputs_embeds.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, r, lp)
+
+
+@torch.no_grad()
+def _head_cache(model, eb: EmbeddedBatch, P: int):
+    """The KV cache of positions 0..P-1 of every row: computed once and shared where all rows
+    have the same embeddings, positions and mask there, else per row."""
+    from transformers import DynamicCache
+
+    x, B = eb.inputs_embeds[:, :P], eb.inputs_embeds.shape[0]
+    same = bool((x == x[:1]).all() and (eb.position_ids[:, :, :P] == eb.position_ids[:, :1, :P]).all()
+                and eb.attention_mask[:, :P].all())  # fmt: skip
+    rows = slice(0, 1) if same else slice(None)
+    out = model.model(inputs_embeds=x[rows], attention_mask=eb.attention_mask[rows, :P],
+                      position_ids=eb.position_ids[:, rows, :P], use_cache=True)  # fmt: skip
+    return DynamicCache([(lay.keys.expand(B, -1, -1, -1), lay.values.expand(B, -1, -1, -1))
+                         for lay in out.past_key_values.layers])  # fmt: skip
 
 
 # --- Integrated Gradients -------------------------------------------------------------------------
@@ -240,6 +259,8 @@ def integrated_gradients(
         grad_sum += (g.view(len(ks), *x.shape) * wk).sum(0)
     attributions = (x - base) * grad_sum
     nan = torch.full((B,), math.nan, dtype=attributions.dtype, device=x.device)
+    if completeness and 1.0 not in f_at and inputs.f_x is not None:
+        f_at[1.0] = inputs.f_x.to(x.dtype)  # a pass on this batch has f(x) already
     if completeness and len(f_at) < 2:
         with torch.no_grad():  # one forward of the missing end points
             ends = [e for e in (0.0, 1.0) if e not in f_at]
@@ -251,20 +272,27 @@ def integrated_gradients(
 
 
 def gradient_times_delta(
-    model, inputs: EmbeddedBatch, baselines: torch.Tensor | None = None, completeness: bool = True
+    model, inputs: EmbeddedBatch, baselines: torch.Tensor | None = None, completeness: bool = True, start: int = 0
 ) -> IGResult:
     """(x - x') * df/dx at x: one forward + backward (the one-backward signal of gradient-based
     attribution rewards). Not IG: it equals IG only where f is linear along the path; its
-    `delta` is its completeness gap, reported, never enforced (f(x') costs one more forward)."""
-    x = inputs.inputs_embeds.detach().clone().requires_grad_(True)  # (B, T, D)
-    base = torch.zeros_like(x) if baselines is None else baselines.to(x.dtype).expand_as(x)
+    `delta` is its completeness gap, reported, never enforced (f(x') costs one more forward).
+
+    `start` > 0: only positions start.. are attributed (the others get 0): the positions before
+    run without gradient, once for all rows where every row has the same ones (a GRPO group's
+    system prompt and tool spec, when region shares read only the image tokens after them)."""
+    x0 = inputs.inputs_embeds.detach()
+    base = torch.zeros_like(x0) if baselines is None else baselines.to(x0.dtype).expand_as(x0)
+    head = _head_cache(model, inputs, start) if start > 0 else None
+    x = x0[:, start:].clone().requires_grad_(True)  # (B, T - start, D)
     with torch.enable_grad():
-        f_x = sequence_logprob(model, inputs, x)
+        f_x = sequence_logprob(model, inputs, x, past=head)
         (g,) = torch.autograd.grad(f_x.sum(), x)
     f_b = torch.full_like(f_x.detach(), math.nan)
     if completeness:
         with torch.no_grad():
             f_b = sequence_logprob(model, inputs, base)
-    attributions = (x.detach() - base) * g
+    attributions = torch.zeros_like(x0)
+    attributions[:, start:] = (x.detach() - base[:, start:]) * g
     delta = attributions.sum((1, 2)) - (f_x.detach() - f_b)
     return IGResult(attributions=attributions.detach(), f_x=f_x.detach(), f_base=f_b, delta=delta)

@@ -19,10 +19,17 @@ also works); the component games (occlusion, Shapley) have no per-token values.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
-from iapo.attribution.episodes import AttributionSettings, TurnAttribution, attribute_episodes, token_level
+from iapo.attribution.episodes import (
+    AttributionSettings,
+    TurnAttribution,
+    attribute_episodes,
+    attribute_passes,
+    token_level,
+)
 from iapo.rollout.episode import Encoded, Segment
 from iapo.tools.layout import Box, Layout
 
@@ -134,11 +141,32 @@ def attribute_regions(
     keep_ids: bool = True,
 ) -> list[dict[str, float] | None]:  # fmt: skip
     """Region shares of the final turn of each (segments, layout of the original image)."""
-    if settings.estimator not in token_level():
+    return components_and_regions(model, processor, episodes, "final", None, settings, patches, keep_ids)[1]
+
+
+def components_and_regions(
+    model, processor, episodes: list[tuple[list[Segment], Layout]], which: Literal["final", "all"],
+    components: AttributionSettings | None, regions: AttributionSettings | None, patches: int = PATCHES,
+    keep_ids: bool = True,
+) -> tuple[list[list[TurnAttribution]] | None, list[dict[str, float] | None] | None]:  # fmt: skip
+    """(the component attribution of the `which` turns, the region shares of the final turn) of
+    each episode, None for a part whose settings are None: what IAPO's term reads of a model. When
+    both score the final turn they run as passes of one call (`attribute_passes`: each batch
+    encoded and embedded once, the region pass's f(x) the games' full coalition)."""
+    if regions is not None and regions.estimator not in token_level():
         raise ValueError(
-            f"region shares need a token-level estimator ({', '.join(token_level())}), not {settings.estimator!r}"
+            f"region shares need a token-level estimator ({', '.join(token_level())}), not {regions.estimator!r}"
         )
-    turns = attribute_episodes(model, processor, [s for s, _ in episodes], "final", settings, keep_ids)
+    segs = [s for s, _ in episodes]
+    if components is not None and regions is not None and which != "final":
+        res = [attribute_episodes(model, processor, segs, which, components, keep_ids),
+               attribute_episodes(model, processor, segs, "final", regions, keep_ids)]  # fmt: skip
+    else:
+        passes = [s for s in (components, regions) if s is not None]
+        res = attribute_passes(model, processor, segs, which if components is not None else "final", passes, keep_ids)
+    turns = res[0] if components is not None else None
+    if regions is None:
+        return turns, None
     merge = int(processor.merge)
-    return [turn_regions(t[0], s, lay, merge, patches) if t else None
-            for t, (s, lay) in zip(turns, episodes, strict=True)]  # fmt: skip
+    return turns, [turn_regions(t[0], s, lay, merge, patches) if t else None
+                   for t, (s, lay) in zip(res[-1], episodes, strict=True)]  # fmt: skip

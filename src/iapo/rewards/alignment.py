@@ -31,8 +31,7 @@ from iapo.attribution import (
     ESTIMATORS,
     OTHER,
     AttributionSettings,
-    attribute_episodes,
-    attribute_regions,
+    components_and_regions,
     mean_shares,
     regions_of,
 )
@@ -138,11 +137,12 @@ class AttributionRewardConfig(AttributionSettings):
         """The token-level attribution behind region shares (None when regions are off)."""
         if not self.regions:
             return None
-        return self.settings().model_copy(update={"estimator": self.region_estimator, "completeness": False})
+        update = {"estimator": self.region_estimator, "completeness": False, "tokens": "images"}
+        return self.settings().model_copy(update=update)
 
     def cache_key(self) -> dict:
         """What a teacher_own target depends on (besides the teacher and the rollout)."""
-        key = self.settings().model_dump(exclude={"chunk", "completeness"})
+        key = self.settings().model_dump(exclude={"chunk", "completeness", "tokens"})
         if self.regions:  # component-only caches keep their key
             key["regions"] = {"estimator": self.region_estimator, "patches": self.patches}
             key["regions"].update({k: getattr(self, k) for k in ESTIMATORS[self.region_estimator].reads})
@@ -253,31 +253,28 @@ class AttributionReward(Reward):
         self.unique_share = len(uniq) / max(1, len(episodes))
         return [vals[k] for k in keys]
 
-    def _shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
-        """Component shares and the worst completeness error per episode."""
-        c = self.cfg
-        turns = self._unique(
-            episodes,
-            lambda eps: attribute_episodes(
-                model, processor, [e.segments for e in eps], c.turns, c.settings(), keep_ids
-            ),
-        )
-        rel = [max((t.relative_error for t in ts), default=math.nan) for ts in turns]
-        return [mean_shares(ts) for ts in turns], rel
+    def _attribute(self, model, processor, episodes: list[Episode], keep_ids: bool) -> tuple[list, list, list]:
+        """Per episode: component shares, their worst completeness error and region shares (None
+        where the part's weight is 0), from one call on the distinct episodes (both parts share
+        its batches: `attribution.components_and_regions`)."""
+        c, n = self.cfg, len(episodes)
 
-    def _region_shares(self, model, processor, episodes: list[Episode], keep_ids: bool):
-        s, patches = self.cfg.region_settings(), self.cfg.patches
-        return self._unique(
-            episodes,
-            lambda eps: attribute_regions(
-                model, processor, [(e.segments, e.example.layout) for e in eps], s, patches, keep_ids
-            ),
-        )
+        def both(eps: list[Episode]) -> list[tuple]:
+            turns, regions = components_and_regions(
+                model, processor, [(e.segments, e.example.layout) for e in eps], c.turns,
+                c.settings() if c.components else None, c.region_settings(), c.patches, keep_ids,
+            )  # fmt: skip
+            return list(zip(turns or [None] * len(eps), regions or [None] * len(eps), strict=True))
 
-    def _region_targets(self, episodes: list[Episode]) -> list[dict[str, float] | None]:
+        turns, regions = zip(*self._unique(episodes, both), strict=True) if n else ((), ())
+        p = [None if ts is None else mean_shares(ts) for ts in turns]
+        rel = [math.nan if ts is None else max((t.relative_error for t in ts), default=math.nan) for ts in turns]
+        return p, rel, list(regions)
+
+    def _region_targets(self, episodes: list[Episode], teacher: tuple | None) -> list[dict[str, float] | None]:
         t = self.cfg.target
         if t == "teacher_forced":
-            return self._region_shares(*self.teacher, episodes, keep_ids=False)
+            return teacher[2]
         if t == "random":
             return [self._random_regions(e.example) for e in episodes]
         if t == "evidence":
@@ -296,10 +293,10 @@ class AttributionReward(Reward):
         q[present] = draw / draw.sum()
         return q
 
-    def _targets(self, episodes: list[Episode], p_s: list) -> tuple[list, list[float]]:
+    def _targets(self, episodes: list[Episode], p_s: list, teacher: tuple | None) -> tuple[list, list[float]]:
         t = self.cfg.target
         if t == "teacher_forced":
-            return self._shares(*self.teacher, episodes, keep_ids=False)
+            return teacher[0], teacher[1]
         zeros = [0.0] * len(episodes)
         if t == "random":
             return [self._random_target(p) if p is not None else None for p in p_s], zeros
@@ -336,17 +333,19 @@ class AttributionReward(Reward):
         p_s, p_t, err_s, err_t = [None] * n, [None] * n, [math.nan] * n, [math.nan] * n
         d_c: list[float | None] = [0.0] * n  # component divergence per episode, None where dropped
         clock = _Clock("time/reward/attribution/")  # where the term's time goes (the report's cost table)
+        p_s, err_s, r_s = clock("student", lambda: self._attribute(*self.policy, episodes, keep_ids=True))
+        teacher = None  # teacher_forced: the frozen teacher's attribution of the same episodes
+        if c.target == "teacher_forced":
+            teacher = clock("teacher", lambda: self._attribute(*self.teacher, episodes, keep_ids=False))
         if c.components:
-            p_s, err_s = clock("components", lambda: self._shares(*self.policy, episodes, keep_ids=True))
-            p_t, err_t = clock("component_targets", lambda: self._targets(episodes, p_s))
+            p_t, err_t = clock("component_targets", lambda: self._targets(episodes, p_s, teacher))
             limit = c.max_relative_error if c.max_relative_error and c.estimator == "ig" else math.inf
             d_c = [divergence(ps, pt, c.divergence) if ps is not None and pt is not None
                    and not (es > limit or et > limit) else None  # NaN > x is False
                    for ps, pt, es, et in zip(p_s, p_t, err_s, err_t, strict=True)]  # fmt: skip
         d_r: list[float | None] = [0.0] * n
         if c.regions:
-            r_s = clock("regions", lambda: self._region_shares(*self.policy, episodes, keep_ids=True))
-            r_t = clock("region_targets", lambda: self._region_targets(episodes))
+            r_t = clock("region_targets", lambda: self._region_targets(episodes, teacher))
             d_r = [region_l1(a, b) if a is not None and b is not None else None for a, b in zip(r_s, r_t, strict=True)]
         per_ep = [None if a is None or b is None else c.components * a + c.regions * b
                   for a, b in zip(d_c, d_r, strict=True)]  # fmt: skip

@@ -40,8 +40,7 @@ import torch
 
 from iapo.attribution import (
     AttributionSettings,
-    attribute_episodes,
-    attribute_regions,
+    components_and_regions,
     mean_region_shares,
     mean_shares,
     regions_of,
@@ -178,10 +177,10 @@ def teacher_own_records(
     greedy = samples == 1
     group = [ex for ex in examples for _ in range(samples)]
     eps = rollout(teacher, processor, group, rcfg.model_copy(update={"greedy": greedy}))
-    turns = attribute_episodes(teacher, processor, [e.segments for e in eps], "final", attr)
-    reg = [None] * len(eps)
-    if regions is not None:
-        reg = attribute_regions(teacher, processor, [(e.segments, e.example.layout) for e in eps], regions, patches)
+    turns, reg = components_and_regions(
+        teacher, processor, [(e.segments, e.example.layout) for e in eps], "final", attr, regions, patches
+    )
+    reg = reg or [None] * len(eps)
     out: dict[str, dict] = {}
     for i, ex in enumerate(examples):
         mine = list(range(i * samples, (i + 1) * samples))

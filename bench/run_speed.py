@@ -8,14 +8,17 @@ by side on this machine.
    model that calls tools in most episodes and reads: the workload of a grid's runs once they
    have found the tools (a fresh student calls in 3% of episodes and costs far less).
 2. Checks out --against into a git worktree (its code, read-only) beside this checkout.
-3. For outcome GRPO, the tool bonus and IAPO (the component term, `teacher_own`): one GRPO run of
-   --steps steps with the sparse grid's GRPO and evaluation settings (`iapo train`, val every 10
-   steps, the test evaluation at the end), with the old and the new code at the same time, one
-   thread each: a grid's two workers on two cores.
+3. For each method (--methods: outcome GRPO, the tool bonus, IAPO as the grid ran it (components,
+   `teacher_own`), the library default (occlusion components + grad_x_delta regions) and IG m = 4
+   (Gauss-Legendre, components + regions)): one GRPO run of --steps steps with the sparse grid's
+   GRPO and evaluation settings (`iapo train`, val every 10 steps, the test evaluation at the end),
+   with the old and the new code at the same time, one thread each: a grid's two workers on two
+   cores. The grid's methods are each checkout's own; the two added ones are spelled out in full,
+   so both versions run the same settings.
 
-Prints each run's minutes and step split, the attribution term's overhead on the IAPO run
-((rollout + update + reward) / (rollout + update), per step), and ends with `run time vs COMMIT: R`,
-the new code's total minutes over the old code's.
+Prints, per method and code version, the run's minutes, the median s/step split (rollout / reward /
+update / step), the reward's overhead ((rollout + update + reward) / (rollout + update)) and the
+calls per episode; it ends with `run time vs COMMIT: R`, the new code's total minutes over the old code's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +41,13 @@ from iapo.world import World
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "research" / "claim" / "sparse.yaml"
-METHODS = ("outcome", "tool_bonus_any", "iapo")
+GRID_METHODS = ("outcome", "tool_bonus_any", "iapo")
+TERM = {"lam": 0.5, "target": "teacher_own", "components": 1.0, "regions": 1.0, "region_estimator": "grad_x_delta"}
+SPELLED = {  # the library default and IG m = 4, in full: every code version runs these settings
+    "default": {"teacher": "teacher", "attribution": TERM | {"estimator": "occlusion"}},
+    "ig_m4": {"teacher": "teacher", "attribution": TERM | {"estimator": "ig", "n_steps": 4, "rule": "gausslegendre"}},
+}
+METHODS = (*GRID_METHODS, *SPELLED)
 SPLIT = ("time/rollout_s", "time/reward_s", "time/update_s", "time/step_s")
 
 
@@ -84,7 +94,7 @@ def _wait(p: subprocess.Popen) -> None:
 def train_config(method: str, steps: int, root: Path = ROOT) -> dict:
     """What `iapo train` of the code at `root` runs for `method`: its own grid's settings."""
     grid = read_grid(root)
-    return {"method": grid["methods"][method], "grpo": grid["grpo"] | {"steps": steps, "checkpoint_every": steps},
+    return {"method": SPELLED.get(method) or grid["methods"][method], "grpo": grid["grpo"] | {"steps": steps, "checkpoint_every": steps},
             "eval": grid["eval"], "seed": 0}  # fmt: skip
 
 
@@ -104,7 +114,7 @@ def run_pair(method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Pa
         _wait(p)
         rows = read_metrics(out)
         result = read_json(out / RESULT)
-        split = {k: sum(r[k] for r in rows if k in r) / max(1, sum(k in r for r in rows)) for k in SPLIT}
+        split = {k: statistics.median(r[k] for r in rows if k in r) for k in SPLIT}
         wall = (out / RESULT).stat().st_mtime - t0
         res[name] = {"minutes": wall / 60, "train_minutes": result["train_seconds"] / 60, **split,
                      "calls": sum(r.get("tools/calls_per_episode", 0) for r in rows[1:]) / max(1, len(rows) - 1)}  # fmt: skip
@@ -116,6 +126,7 @@ def main() -> None:
     ap.add_argument("--against", required=True, help="the commit to compare with (e.g. d0e6cb5)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench_runs" / "run_speed")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     world, zoo = build(a.work)
@@ -125,16 +136,16 @@ def main() -> None:
                        capture_output=True)  # fmt: skip
     srcs = {a.against: old / "src", "current": ROOT / "src"}
     total = dict.fromkeys(srcs, 0.0)
-    for method in METHODS:
+    print(f"{'method':15s} {'code':9s} {'minutes':>7s} {'train':>6s}  median s/step: "
+          f"{'rollout':>7s} {'reward':>7s} {'update':>7s} {'step':>6s}  {'overhead':>8s}  calls/ep")  # fmt: skip
+    for method in a.methods:
         res = run_pair(method, a.steps, world, zoo, srcs, a.work)
         for name, r in res.items():
             total[name] += r["minutes"]
-            split = "  ".join(f"{k.split('/')[1][:-2]} {r[k]:.2f}s" for k in SPLIT)
-            print(f"{method:15s} {name:9s} {r['minutes']:5.1f} min (train {r['train_minutes']:4.1f})  per step: {split}"
-                  f"  calls/episode {r['calls']:.2f}", flush=True)  # fmt: skip
-        if method == "iapo":  # the term's cost on the same workload: (rollout + update + reward) / (rollout + update)
-            over = {n: 1 + r["time/reward_s"] / (r["time/rollout_s"] + r["time/update_s"]) for n, r in res.items()}
-            print("attribution overhead: " + "  ".join(f"{n} {x:.2f}x" for n, x in over.items()), flush=True)
+            over = 1 + r["time/reward_s"] / (r["time/rollout_s"] + r["time/update_s"])  # the reward's price
+            split = " ".join(f"{r[k]:7.2f}" for k in SPLIT[:3]) + f" {r[SPLIT[3]]:6.2f}"
+            print(f"{method:15s} {name:9s} {r['minutes']:7.1f} {r['train_minutes']:6.1f}  {'':14s} {split}  "
+                  f"{over:7.2f}x  {r['calls']:.2f}", flush=True)  # fmt: skip
     print(f"run time vs {a.against}: {total['current'] / total[a.against]:.2f}")
 
 

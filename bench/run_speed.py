@@ -35,6 +35,8 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _tiny import zoo_and_world
 from iapo.config import read_yaml
 from iapo.store import RESULT, ExperimentDir, ZooDir, read_json, read_metrics
 from iapo.world import World
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "research" / "claim" / "sparse.yaml"
 GRID_METHODS = ("outcome", "tool_bonus_any", "iapo")
 TERM = {"lam": 0.5, "target": "teacher_own", "components": 1.0, "regions": 1.0, "region_estimator": "grad_x_delta"}
+TINY_EVAL = {"val_examples": 4, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0}
 SPELLED = {  # the library default and IG m = 4, in full: every code version runs these settings
     "default": {"teacher": "teacher", "attribution": TERM | {"estimator": "occlusion"}},
     "ig_m4": {"teacher": "teacher", "attribution": TERM | {"estimator": "ig", "n_steps": 4, "rule": "gausslegendre"}},
@@ -91,20 +94,22 @@ def _wait(p: subprocess.Popen) -> None:
         raise SystemExit(f"{p.args}: exit {p.returncode} (see the log in --work)")
 
 
-def train_config(method: str, steps: int, root: Path = ROOT) -> dict:
+def train_config(method: str, steps: int, root: Path = ROOT, evaluation: dict | None = None) -> dict:
     """What `iapo train` of the code at `root` runs for `method`: its own grid's settings."""
     grid = read_grid(root)
     return {"method": SPELLED.get(method) or grid["methods"][method], "grpo": grid["grpo"] | {"steps": steps, "checkpoint_every": steps},
-            "eval": grid["eval"], "seed": 0}  # fmt: skip
+            "eval": evaluation or grid["eval"], "seed": 0}  # fmt: skip
 
 
-def run_pair(method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Path], work: Path) -> dict:
+def run_pair(
+    method: str, steps: int, world: Path, zoo: Path, srcs: dict[str, Path], work: Path, evaluation: dict | None = None
+) -> dict:
     """The method's run with every code version at once (one thread each), each with the grid's
     settings as its own checkout has them: minutes and split."""
     procs, t0 = {}, time.time()
     for name, src in srcs.items():
         cfg = work / f"{method}.{name}.yaml"
-        cfg.write_text(yaml.safe_dump(train_config(method, steps, src.parent)))
+        cfg.write_text(yaml.safe_dump(train_config(method, steps, src.parent, evaluation)))
         out = Path(tempfile.mkdtemp(dir=work)) / method
         args = ["train", "--config", str(cfg), "--out", str(out), "--world", str(world), "--zoo", str(zoo),
                 "--student", "teacher"]  # fmt: skip
@@ -127,11 +132,13 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "bench_runs" / "run_speed")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--tiny", action="store_true", help="untrained tiny models on a small world, a tiny evaluation")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    world, zoo = build(a.work)
+    zoo, world = zoo_and_world(None, None, a.work) if a.tiny else build(a.work)[::-1]
     old = a.work / f"code_{a.against}"
-    if not old.exists():
+    made = not old.exists()
+    if made:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), a.against], check=True,
                        capture_output=True)  # fmt: skip
     srcs = {a.against: old / "src", "current": ROOT / "src"}
@@ -139,13 +146,15 @@ def main() -> None:
     print(f"{'method':15s} {'code':9s} {'minutes':>7s} {'train':>6s}  median s/step: "
           f"{'rollout':>7s} {'reward':>7s} {'update':>7s} {'step':>6s}  {'overhead':>8s}  calls/ep")  # fmt: skip
     for method in a.methods:
-        res = run_pair(method, a.steps, world, zoo, srcs, a.work)
+        res = run_pair(method, a.steps, world, zoo, srcs, a.work, TINY_EVAL if a.tiny else None)
         for name, r in res.items():
             total[name] += r["minutes"]
             over = 1 + r["time/reward_s"] / (r["time/rollout_s"] + r["time/update_s"])  # the reward's price
             split = " ".join(f"{r[k]:7.2f}" for k in SPLIT[:3]) + f" {r[SPLIT[3]]:6.2f}"
             print(f"{method:15s} {name:9s} {r['minutes']:7.1f} {r['train_minutes']:6.1f}  {'':14s} {split}  "
                   f"{over:7.2f}x  {r['calls']:.2f}", flush=True)  # fmt: skip
+    if a.tiny and made:  # a test's throw-away checkout: leave no worktree behind in the repository
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], check=True)
     print(f"run time vs {a.against}: {total['current'] / total[a.against]:.2f}")
 
 

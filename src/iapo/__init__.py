@@ -5,4 +5,4 @@ Data flows one way: config -> world/data -> rollout -> rewards (incl. attributio
 -> eval -> report.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"

@@ -230,17 +230,17 @@ def component_game(
     comp = comp.to(x.device)
     ps = [players(c) for c in comp]
     masks = [coalitions(p, game, completeness) for p in ps]
+    fulls = [sum(1 << c for c in p) for p in ps]  # each row's coalition of all its players
     if eb.f_x is not None:  # v(all players) = f(x): a pass on this batch has it already
-        masks = [[m for m in ms if m != sum(1 << c for c in p)] for ms, p in zip(masks, ps, strict=True)]
+        masks = [[m for m in ms if m != full] for ms, full in zip(masks, fulls, strict=True)]
     vals = coalition_values(model, eb, base, comp, masks, chunk)
     if eb.f_x is not None:
-        for v, p, f in zip(vals, ps, eb.f_x.tolist(), strict=True):
-            v[sum(1 << c for c in p)] = f
+        for v, full, f in zip(vals, fulls, eb.f_x.tolist(), strict=True):
+            v[full] = f
     B = x.shape[0]
     scores = torch.zeros(B, len(COMPONENTS), dtype=torch.float64)
     f_x, f_b = torch.zeros(B, dtype=torch.float64), torch.full((B,), math.nan, dtype=torch.float64)
-    for b, (p, v) in enumerate(zip(ps, vals, strict=True)):
-        full = sum(1 << c for c in p)
+    for b, (p, v, full) in enumerate(zip(ps, vals, fulls, strict=True)):
         f_x[b] = v[full]
         f_b[b] = v.get(0, math.nan)
         phi = shapley_from_values(v, p) if game == "shapley" else {c: v[full] - v[full ^ (1 << c)] for c in p}

@@ -364,6 +364,30 @@ def experiment(
 
 @app.command()
 @friendly
+def zoos(
+    config: Annotated[Path, typer.Option(help="Experiment YAML whose zoo recipe, zoo_seeds and zoo_accept to use.")],
+    out: Annotated[Path, typer.Option(help="The experiment directory the grid will run in (resumable).")],
+) -> None:
+    """Build every zoo of an experiment and judge each by its zoo_accept rules, without any run.
+    Writes out/zoos.csv: every seed tried, accepted or why not."""
+    from iapo.config import load_yaml
+    from iapo.experiment import ExperimentConfig, build_zoos
+
+    cfg = load_yaml(config, ExperimentConfig)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    with progress_bar() as bar:
+        rows = build_zoos(cfg, out, _Bars(bar))
+    for r in rows:
+        verdict = "accepted" if r["accepted"] else f"rejected: {r['why']}"
+        console.print(f"zoo {r['zoo']}: {verdict}", soft_wrap=True)
+    console.print(f"zoo table: {out / 'zoos.csv'}")
+
+
+@app.command()
+@friendly
 def quickstart(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/quickstart"),
     full: Annotated[bool, typer.Option("--full", help="Run the whole grid (configs/experiment.yaml), hours.")] = False,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,28 @@ log = logging.getLogger(__name__)
 
 class ZooAcceptance(StrictModel):
     """A rule a zoo must pass before any RL run uses it (decided before any result): `role`'s
-    val accuracy after SFT at least `min_val` (the sparse regime needs a teacher that reads)."""
+    val accuracy after SFT at least `min_val` (the sparse regime needs a teacher that reads), and
+    its decoy rate on val (`iapo.rollout.summary.decoy_stats`) within `decoy_rate` (the distractor
+    world needs a teacher that looks where it should and a student that does not)."""
 
     role: str = Field("teacher", description="the zoo role the rule checks")
-    min_val: float = Field(ge=0, le=1, description="its least val accuracy (greedy, the zoo's eval_examples)")
+    min_val: float = Field(0.0, ge=0, le=1, description="its least val accuracy (greedy, the zoo's eval_examples)")
+    decoy_rate: tuple[float, float] | None = Field(
+        None, description="[low, high]: its share of valid calls on distractor questions that name the decoy, on val"
+    )
+
+    def failure(self, summary: dict) -> str | None:
+        """Why a zoo's summary (zoo.json) fails this rule; None if it passes."""
+        meta = summary["roles"].get(self.role, {})
+        acc = meta.get("val_accuracy", {}).get("mean")
+        if acc is None or acc < self.min_val:
+            return f"{self.role} reached {acc} on val, below min_val {self.min_val}"
+        if self.decoy_rate is not None:
+            rate = meta.get("val_tools", {}).get("tools/decoy_rate")
+            lo, hi = self.decoy_rate
+            if rate is None or not lo <= rate <= hi:  # nan (no valid call on a distractor) fails too
+                return f"{self.role}'s decoy rate on val is {rate}, outside decoy_rate [{lo}, {hi}]"
+        return None
 
 
 class ExperimentConfig(StrictModel):
@@ -62,8 +81,8 @@ class ExperimentConfig(StrictModel):
     seeds: list[int] = Field(
         default_factory=lambda: [0, 1, 2], description="RL seeds of every method (method_seeds overrides per method)"
     )
-    zoo_accept: ZooAcceptance | None = Field(
-        None, description="refuse to run on a zoo whose `role` is below `min_val` on val (list another zoo seed)"
+    zoo_accept: ZooAcceptance | list[ZooAcceptance] | None = Field(
+        None, description="refuse to run on a zoo that fails any of these rules on val (list another zoo seed)"
     )
     method_seeds: dict[str, list[int]] = Field(
         default_factory=dict,
@@ -106,8 +125,9 @@ class ExperimentConfig(StrictModel):
             raise ValueError("grpo.seed: runs take their seeds from `seeds` (and `method_seeds`); remove grpo.seed")
         if self.student not in self.zoo.roles:
             raise ValueError(f"student: {self.student!r} is not a zoo role ({', '.join(self.zoo.roles)})")
-        if self.zoo_accept is not None and self.zoo_accept.role not in self.zoo.roles:
-            raise ValueError(f"zoo_accept.role: {self.zoo_accept.role!r} is not a zoo role")
+        for rule in self.accept_rules:
+            if rule.role not in self.zoo.roles:
+                raise ValueError(f"zoo_accept.role: {rule.role!r} is not a zoo role")
         for name in self.method_seeds:
             if name not in self.methods:
                 raise ValueError(f"method_seeds.{name}: not one of the methods ({', '.join(self.methods)})")
@@ -116,18 +136,48 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"methods.{name}.teacher: {m.teacher!r} is neither a zoo role nor a directory")
         return self
 
+    @property
+    def accept_rules(self) -> list[ZooAcceptance]:
+        z = self.zoo_accept
+        return [] if z is None else [z] if isinstance(z, ZooAcceptance) else list(z)
+
 
 def check_zoo(cfg: ExperimentConfig, zoo: int | None, summary: dict) -> None:
     """Enforce `zoo_accept` on a built zoo (its zoo.json summary)."""
-    rule = cfg.zoo_accept
-    if rule is None:
-        return
-    acc = summary["roles"].get(rule.role, {}).get("val_accuracy", {}).get("mean")
-    if acc is None or acc < rule.min_val:
-        raise ConfigError(
-            f"zoo seed {zoo}: {rule.role} reached {acc} on val, below zoo_accept.min_val {rule.min_val}; "
-            "record it as rejected and list another seed in zoo_seeds"
+    for rule in cfg.accept_rules:
+        if (why := rule.failure(summary)) is not None:
+            raise ConfigError(f"zoo seed {zoo}: {why}; record it as rejected and list another seed in zoo_seeds")
+
+
+def build_zoos(cfg: ExperimentConfig, out: Path, progress: OnProgress | None = None) -> list[dict]:
+    """Build (or resume) the world and every zoo of `zoo_seeds`, one after the other, and judge each
+    by `zoo_accept`, without any run: the zoo table of a grid whose zoos are chosen by a rule
+    stated before they were built. Every seed tried is a row of out/zoos.csv (accepted or why
+    not); the grid then lists the accepted seeds. Returns the rows."""
+    exp = ExperimentDir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not World.exists(exp.world):
+        write_world(
+            cfg.world, exp.world, progress=(lambda sp, s, n: progress(f"world:{sp}", s, n, {})) if progress else None
         )
+    world = World(exp.world)
+    rows = []
+    for z, zc in zoo_configs(cfg):
+        t0 = time.perf_counter()
+        summary = build_zoo(world, zc, exp.zoo(z), None, progress)
+        why = [w for rule in cfg.accept_rules if (w := rule.failure(summary)) is not None]
+        row: dict = {"zoo": z, "accepted": not why, "why": "; ".join(why)}
+        for role, meta in sorted(summary["roles"].items()):
+            row[f"{role}_val"] = meta["val_accuracy"]["mean"]
+            row[f"{role}_decoy_rate"] = meta.get("val_tools", {}).get("tools/decoy_rate", math.nan)
+            row[f"{role}_minutes"] = meta["seconds"] / 60
+        row["minutes_this_call"] = (time.perf_counter() - t0) / 60
+        rows.append(row)
+        with atomic(out / "zoos.csv") as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+            w.writeheader()
+            w.writerows(rows)
+    return rows
 
 
 def zoo_configs(cfg: ExperimentConfig) -> list[tuple[int | None, ZooConfig]]:

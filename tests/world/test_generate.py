@@ -277,3 +277,24 @@ def test_value_pair_later_makes_one_of_two_named_rows_the_useful_call():
         assert decoy["evidence"] == [f"{min(named)}/{a}", f"{min(named)}/{b}"] and decoy["paths"]
         assert decoy["rationale"] == f"{min(named)}: {_cells(ex)[(min(named), a)]}, {_cells(ex)[(min(named), b)]}"
     assert first_is_later == {True, False}  # the position of a name does not give the answer's row away
+
+
+def test_a_call_on_the_named_distractor_is_a_decoy_call():
+    """`ToolSession.decoy`: a valid call that singles out the distractor row is a decoy call (the
+    distractor grid's measure); the useful call and a call on a third row are not."""
+    cfg = WorldConfig(templates=["value_pair_later"], in_dist={"table_rows": [5, 6], "table_cols": [5, 6]})
+    for i in range(20):
+        ex = generate_example(cfg, "train", i).example
+        named = ex.question.split('"')[1:4:2]
+        other = next(row[0] for row in ex.grid[1:] if row[0] not in named)
+
+        def first_call(rows, ex=ex):
+            s = ToolSession(None, ex.layout, frozenset(ex.evidence), frozenset(ex.context), 2,
+                            decoy=frozenset(ex.meta["decoy"]["evidence"]))  # fmt: skip
+            call = {"name": "focus_on_rows_with_highlight", "arguments": {"rows": rows}}
+            return s.step(parse_turn("<tool_call>" + json.dumps(call) + "</tool_call>"))
+
+        decoy, useful, third = first_call([min(named)]), first_call([max(named)]), first_call([other])
+        assert (decoy.cls, decoy.decoy) == (CallClass.VALID_USELESS, True)
+        assert (useful.cls, useful.decoy) == (CallClass.VALID_USEFUL, False)
+        assert (third.cls, third.decoy) == (CallClass.VALID_USELESS, False)

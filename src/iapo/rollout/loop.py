@@ -62,6 +62,7 @@ class TurnRecord:
     turn: Turn
     call_class: CallClass | None = None
     truncated: bool = False
+    decoy: bool = False  # a valid call on the distractor the question names (`ToolSession.decoy`)
 
 
 @dataclass
@@ -132,7 +133,8 @@ def new_episode(ex: Example, cfg: RolloutConfig, image: Image.Image | None = Non
     tools = cfg.tools and tools_apply(ex)
     segs = prompt_segments(ex, tools=tools, spec_style=cfg.spec_style, image=image)
     ev = frozenset(ex.evidence) if ex.evidence is not None else None
-    session = ToolSession(segs[2].images[0], ex.layout, ev, frozenset(ex.context), cfg.max_calls)
+    decoy = frozenset(ex.meta["decoy"]["evidence"]) if "decoy" in ex.meta else None
+    session = ToolSession(segs[2].images[0], ex.layout, ev, frozenset(ex.context), cfg.max_calls, decoy=decoy)
     return Episode(ex, segs, tools=tools), session
 
 
@@ -254,6 +256,7 @@ def step_episode(
     else:
         r = sess.step(turn)
         result_cls, image, message, view = r.cls, r.image, r.message, r.view
+        rec.decoy = r.decoy
     rec.call_class = result_cls
     if len(ep.turns) > cfg.max_calls:  # the turn budget is spent: no answer
         ep.done = True

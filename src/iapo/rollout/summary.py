@@ -31,7 +31,27 @@ def tool_stats(episodes: list[Episode]) -> dict[str, float]:
     }
     for c in CallClass:
         out[f"tools/class/{c.value}"] = counts[c] / n_calls if calls else 0.0
-    return out
+    return out | decoy_stats(episodes)
+
+
+def decoy_stats(episodes: list[Episode]) -> dict[str, float]:
+    """Where the valid calls on questions that name a distractor go (only where some do): the
+    share naming the distractor (`tools/decoy_rate`, the distractor grid's primary measure; lower
+    is better), the evidence (`tools/distractor_useful_rate`) or neither (`tools/distractor_other_rate`).
+    Invalid and unparseable calls stay out: they say nothing about where the policy looks."""
+    valid = [t for e in episodes if "decoy" in e.example.meta for t in e.calls
+             if t.call_class in (CallClass.VALID_USEFUL, CallClass.VALID_USELESS)]  # fmt: skip
+    if not any("decoy" in e.example.meta for e in episodes):
+        return {}
+    n = len(valid)
+    useful = sum(t.call_class == CallClass.VALID_USEFUL for t in valid)
+    decoy = sum(t.decoy for t in valid)
+    return {
+        "tools/distractor_valid_calls": float(n),
+        "tools/decoy_rate": decoy / n if n else math.nan,
+        "tools/distractor_useful_rate": useful / n if n else math.nan,
+        "tools/distractor_other_rate": (n - useful - decoy) / n if n else math.nan,
+    }
 
 
 def useless_share(stats: dict) -> float:

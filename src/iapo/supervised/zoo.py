@@ -232,6 +232,7 @@ def _train_role(
         "init_from": rc.init_from,
         "params": n_params(model),
         "val_accuracy": final_eval["accuracy"],
+        "val_tools": {k: v for k, v in final_eval.items() if k.startswith("tools/")},  # incl. the decoy rate
         "seconds": round(time.perf_counter() - t0, 1),
         "provenance": record(cfg, role=role),
     }

@@ -122,6 +122,7 @@ class CallResult:
     name: str | None = None
     arguments: dict | None = None
     view: View | None = None  # which part of the original image the output shows
+    decoy: bool = False  # a valid-useless call that would be useful for the distractor the question names
 
 
 @dataclass
@@ -138,6 +139,7 @@ class ToolSession:
     evidence: frozenset[str] | None = None
     context: frozenset[str] = frozenset()
     max_calls: int = 3
+    decoy: frozenset[str] | None = None  # the distractor's evidence (a row the question names in vain)
     style: ToolStyle = field(default_factory=ToolStyle)
     units: UnitState = field(init=False)
     history: list[tuple[str, str]] = field(default_factory=list, init=False)
@@ -167,13 +169,17 @@ class ToolSession:
         after = self.units.apply(ops)
         key = (turn.name, repr(sorted((k, sorted(v)) for k, v in args.items())))
         cls = CallClass.REDUNDANT if key in self.history else judge(self.units, after, self.evidence, self.context)
+        # a useless call is a decoy call when it does for the distractor what a useful call does for the evidence
+        decoy = cls == CallClass.VALID_USELESS and self.decoy is not None and (
+            judge(self.units, after, self.decoy) == CallClass.VALID_USEFUL
+        )
         self.history.append(key)
         if self.image is not None:
             self.image = apply_ops(self.image, ops, self.style)
         self.layout = layout_after(ops, self.layout)
         self.units = after
         self.view = view_after(ops, self.view)
-        return CallResult(cls, self.image, "ok", turn.name, args, self.view)
+        return CallResult(cls, self.image, "ok", turn.name, args, self.view, decoy)
 
 
 def simulate(layout: Layout, calls: list[tuple[str, dict]]) -> tuple[UnitState, list[UnitState]]:

@@ -38,9 +38,9 @@ from _tiny import zoo_and_world
 from iapo.models.build import load
 from iapo.rewards.alignment import AttributionRewardConfig
 from iapo.rewards.contract import bind_policy, prepare, score
-from iapo.rewards.contract import weights as reward_weights
 from iapo.rewards.method import MethodConfig, make_rewards
-from iapo.rl.grpo import GRPOSettings, _update, fill_dropped, group_advantages, policy_optimizer, rollout_groups
+from iapo.rl.credit import token_advantages
+from iapo.rl.grpo import GRPOSettings, _update, policy_optimizer, rollout_groups
 from iapo.store import ZooDir
 from iapo.world import World
 from run_speed import build, read_grid
@@ -84,7 +84,7 @@ def gflop(fn) -> float:
     return sum(e.flops or 0 for e in p.events()) / 1e9
 
 
-def step_flops(policy, opt_state, ref, proc, batch, eps, adv, rewards, cfg: GRPOSettings, k: int) -> dict:
+def step_flops(policy, opt_state, ref, proc, batch, eps, advs, rewards, cfg: GRPOSettings, k: int) -> dict:
     """GFLOP of one step's rollout, term and update, on repetitions (the same questions, episodes
     and advantages; `policy` and `opt_state`: copies from before the step's update)."""
     torch.manual_seed(k)
@@ -92,7 +92,7 @@ def step_flops(policy, opt_state, ref, proc, batch, eps, adv, rewards, cfg: GRPO
     out["term"] = gflop(lambda: score(rewards, eps))
     opt = policy_optimizer(policy, cfg)
     opt.load_state_dict(opt_state)
-    out["update"] = gflop(lambda: _update(policy, ref, proc, opt, eps, adv, cfg, {}))
+    out["update"] = gflop(lambda: _update(policy, ref, proc, opt, eps, advs, cfg, {}))
     return out
 
 
@@ -124,13 +124,11 @@ def main() -> None:
         eps = rollout_groups(policy, proc, batch, cfg, k, None)
         t1 = time.perf_counter()
         bind_policy(rewards, policy, proc)
-        per_func, dropped, row = score(rewards, eps)
-        adv = group_advantages(
-            fill_dropped(per_func, dropped, cfg.group_size) @ reward_weights(rewards), cfg.group_size
-        )
+        values, dropped, row, dense = score(rewards, eps)
+        advs, _ = token_advantages(eps, rewards, values, dropped, dense, cfg.group_size)
         t2 = time.perf_counter()
         frozen = (copy.deepcopy(policy), copy.deepcopy(opt.state_dict()))
-        _update(policy, ref, proc, opt, eps, adv.float(), cfg, {})
+        _update(policy, ref, proc, opt, eps, [a.float() for a in advs], cfg, {})
         t3 = time.perf_counter()
         if not k:
             continue  # warm-up
@@ -140,7 +138,7 @@ def main() -> None:
         term["term: rest"] = (t2 - t1) - sum(term.values())
         rows.append({"rollout": t1 - t0, "update": t3 - t2, **term})
         if k == 1:
-            flops = step_flops(*frozen, ref, proc, batch, eps, adv.float(), rewards, cfg, k)
+            flops = step_flops(*frozen, ref, proc, batch, eps, [a.float() for a in advs], rewards, cfg, k)
     peak = peak_gflops()
     med = {p: statistics.median(r[p] for r in rows) for p in PARTS}
     print(f"Q={q} x G={cfg.group_size}, median of {len(rows)} steps after a warm-up, {a.threads} thread(s), "

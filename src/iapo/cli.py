@@ -367,6 +367,9 @@ def experiment(
 def zoos(
     config: Annotated[Path, typer.Option(help="Experiment YAML whose zoo recipe, zoo_seeds and zoo_accept to use.")],
     out: Annotated[Path, typer.Option(help="The experiment directory the grid will run in (resumable).")],
+    ledger: Annotated[
+        Path | None, typer.Option(help="Keep each zoo (weights, no training state) and the table here, to commit.")
+    ] = None,
 ) -> None:
     """Build every zoo of an experiment and judge each by its zoo_accept rules, without any run.
     Writes out/zoos.csv: every seed tried, accepted or why not."""
@@ -379,7 +382,7 @@ def zoos(
 
         torch.set_num_threads(cfg.threads)
     with progress_bar() as bar:
-        rows = build_zoos(cfg, out, _Bars(bar))
+        rows = build_zoos(cfg, out, _Bars(bar), ledger)
     for r in rows:
         verdict = "accepted" if r["accepted"] else f"rejected: {r['why']}"
         console.print(f"zoo {r['zoo']}: {verdict}", soft_wrap=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from iapo.attribution import ESTIMATORS
 from iapo.config import StrictModel
 from iapo.errors import ConfigError
 from iapo.eval.policy import EvalConfig, SplitGuard, evaluate_policy
-from iapo.ledger import bind_experiment, restore_zoo, save_run, take_zoo
+from iapo.ledger import bind_experiment, bind_world, restore_zoo, save_run, take_zoo
 from iapo.models.build import load
 from iapo.provenance import atomic, record, write_json
 from iapo.report.roles import ReportRoles
@@ -149,11 +150,15 @@ def check_zoo(cfg: ExperimentConfig, zoo: int | None, summary: dict) -> None:
             raise ConfigError(f"zoo seed {zoo}: {why}; record it as rejected and list another seed in zoo_seeds")
 
 
-def build_zoos(cfg: ExperimentConfig, out: Path, progress: OnProgress | None = None) -> list[dict]:
+def build_zoos(
+    cfg: ExperimentConfig, out: Path, progress: OnProgress | None = None, ledger: Path | None = None
+) -> list[dict]:
     """Build (or resume) the world and every zoo of `zoo_seeds`, one after the other, and judge each
     by `zoo_accept`, without any run: the zoo table of a grid whose zoos are chosen by a rule
     stated before they were built. Every seed tried is a row of out/zoos.csv (accepted or why
-    not); the grid then lists the accepted seeds. Returns the rows."""
+    not); the grid then lists the accepted seeds. With a `ledger` (`iapo.ledger`) each zoo is
+    kept there as built (and taken from there when it has it), with the table: the grid run with
+    the same ledger starts from these zoos on any machine. Returns the rows."""
     exp = ExperimentDir(out)
     out.mkdir(parents=True, exist_ok=True)
     if not World.exists(exp.world):
@@ -161,10 +166,16 @@ def build_zoos(cfg: ExperimentConfig, out: Path, progress: OnProgress | None = N
             cfg.world, exp.world, progress=(lambda sp, s, n: progress(f"world:{sp}", s, n, {})) if progress else None
         )
     world = World(exp.world)
+    if ledger is not None:
+        bind_world(ledger, world.root)
     rows = []
     for z, zc in zoo_configs(cfg):
         t0 = time.perf_counter()
+        if ledger is not None:
+            take_zoo(ledger, exp.zoo(z).path, z)
         summary = build_zoo(world, zc, exp.zoo(z), None, progress)
+        if ledger is not None:
+            restore_zoo(ledger, out, exp.zoo(z).path, z, sorted(summary["roles"]))
         why = [w for rule in cfg.accept_rules if (w := rule.failure(summary)) is not None]
         row: dict = {"zoo": z, "accepted": not why, "why": "; ".join(why)}
         for role, meta in sorted(summary["roles"].items()):
@@ -177,6 +188,8 @@ def build_zoos(cfg: ExperimentConfig, out: Path, progress: OnProgress | None = N
             w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
             w.writeheader()
             w.writerows(rows)
+        if ledger is not None:
+            shutil.copyfile(out / "zoos.csv", ledger / "zoos.csv")
     return rows
 
 

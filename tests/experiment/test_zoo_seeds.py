@@ -103,3 +103,43 @@ def test_the_next_zoo_builds_while_runs_train():
     assert next_task(zoos, ready, ["run"], lambda i: i) == ("zoo", 2)  # none is: the next zoo
     assert next_task(zoos, ready, ["run", "zoo"], lambda i: -i) == ("run", 5)
     assert zoos == [] and ready == [4]
+
+
+def test_decoy_rules_judge_teacher_and_student():
+    from iapo.errors import ConfigError
+    from iapo.experiment import check_zoo
+
+    rules = [
+        {"role": "teacher", "min_val": 0.4, "decoy_rate": [0.0, 0.1]},
+        {"role": "student", "decoy_rate": [0.35, 0.65]},
+    ]
+    cfg = ExperimentConfig.model_validate({**GRID, "zoo_accept": rules})
+
+    def zoo(t_acc, t_decoy, s_decoy):
+        return {"roles": {"teacher": {"val_accuracy": {"mean": t_acc}, "val_tools": {"tools/decoy_rate": t_decoy}},
+                          "student": {"val_accuracy": {"mean": 0.2}, "val_tools": {"tools/decoy_rate": s_decoy}}}}  # fmt: skip
+
+    check_zoo(cfg, 0, zoo(0.5, 0.04, 0.48))
+    for bad, why in [((0.3, 0.04, 0.48), "below min_val"), ((0.5, 0.2, 0.48), "teacher's decoy rate on val is 0.2"),
+                     ((0.5, 0.04, 0.9), "student's decoy rate"), ((0.5, float("nan"), 0.5), "teacher's decoy rate")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=why):
+            check_zoo(cfg, 1, zoo(*bad))
+
+
+def test_zoos_are_built_judged_and_kept_without_runs(tmp_path):
+    """`iapo zoos`: every seed tried is a row of zoos.csv, accepted or why not; with a ledger the
+    zoos (weights, no training state) and the table are kept there, and taken back on rebuild."""
+    import csv
+
+    from iapo.experiment import build_zoos
+
+    cfg = ExperimentConfig.model_validate({**GRID, "zoo_seeds": [0], "zoo_accept": {"role": "teacher", "min_val": 1.0}})
+    out, ledger = tmp_path / "exp", tmp_path / "ledger"
+    (row,) = build_zoos(cfg, out, ledger=ledger)
+    assert not row["accepted"] and "below min_val 1.0" in row["why"] and row["teacher_val"] < 1.0
+    assert next(csv.DictReader((ledger / "zoos.csv").open()))["accepted"] == "False"
+    kept = ledger / "zoos" / "seed0"
+    assert (kept / "teacher" / "model.safetensors").exists() and (kept / "hashes.json").exists()
+    assert not any(p.name.endswith(".pt") for p in kept.rglob("*"))  # no optimizer or training state
+    (again,) = build_zoos(cfg, tmp_path / "elsewhere", ledger=ledger)  # a fresh machine: taken, not rebuilt
+    assert again["teacher_val"] == row["teacher_val"] and again["minutes_this_call"] < row["minutes_this_call"]

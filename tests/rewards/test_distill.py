@@ -70,3 +70,42 @@ def test_a_method_with_distill_loads_its_teacher_from_the_zoo(tokenizers, tmp_pa
     assert m.needs_teacher
     (term,) = [w for w in make_rewards(m, tmp_path, None, 0) if w.name == "distill"]
     assert term.weight == 0.3 and isinstance(term.reward, Distillation)
+
+
+def _token_logps(model, proc, ep: Episode) -> torch.Tensor:
+    batch = collate([encode(ep.segments, proc)], proc.pad_token_id)
+    with torch.no_grad():
+        lp, _ = token_logprobs(model, batch)
+    return lp[0][batch.completion_mask[0, 1:].bool()].double()
+
+
+def test_per_token_distillation_gives_each_generated_token_its_own_log_ratio(tiny_models, tokenizers, small_world):
+    """The published form: token t's value is log p_teacher(y_t) - log p_student(y_t), on the
+    student's generated tokens only (tool outputs are context); its mean is the episode form."""
+    teacher, student = _teacher(tokenizers), tiny_models["student"]
+    eps = _episodes(small_world)
+    per, mean = Distillation(teacher, 2, per_token=True), Distillation(teacher, 2)
+    for r in (per, mean):
+        r.bind_policy(*student)
+    assert per.level == "token" and mean.level == "episode"
+    tokens, means = per([""] * len(eps), [""] * len(eps), eps), mean([""] * len(eps), [""] * len(eps), eps)
+    for ep, v, m in zip(eps, tokens, means, strict=True):
+        want = _token_logps(*teacher, ep) - _token_logps(*student, ep)
+        n_generated = sum(len(s.ids) if s.ids else 0 for s in ep.segments if s.kind == "assistant")
+        assert len(v) == len(want) == encode(ep.segments, student[1]).assistant_mask().sum() > 0
+        assert n_generated in (0, len(v))  # demonstrations carry text, not ids
+        assert torch.allclose(v, want, atol=1e-4) and float(v.mean()) == pytest.approx(m, abs=1e-6)
+
+
+def test_a_method_routes_per_token_distillation_raw_and_names_its_credit(tokenizers, tmp_path):
+    from iapo.errors import ConfigError
+
+    save(*_teacher(tokenizers), tmp_path / "teacher", {})
+    (term,) = [w for w in make_rewards(MethodConfig(distill=0.3, distill_per_token=True), tmp_path, None, 0)
+               if w.name == "distill"]  # fmt: skip
+    assert term.reward.level == "token" and term.credit.advantage == "raw" and term.credit.tokens == "all"
+    routed = MethodConfig(distill=0.3, credit={"outcome": {"advantage": "own", "tokens": "answer"}})
+    by = {w.name: w.credit for w in make_rewards(routed, tmp_path, None, 0)}
+    assert by["outcome"].tokens == "answer" and by["distill"].advantage == "pooled"
+    with pytest.raises(ConfigError, match="attribution is not a reward"):
+        make_rewards(MethodConfig(credit={"attribution": {"advantage": "own"}}), tmp_path, None, 0)

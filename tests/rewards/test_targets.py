@@ -197,13 +197,13 @@ def test_dropped_attribution_term_is_none_and_counted(tiny_models, small_world):
     strict = AttributionRewardConfig(target="random", estimator="ig", n_steps=2, max_relative_error=1e-12)
     r = AttributionReward(strict)
     r.bind_policy(*tiny_models["student"])
-    vals, dropped, row = score([WeightedReward("attribution", r)], eps)
+    vals, dropped, row, _ = score([WeightedReward("attribution", r)], eps)
     assert dropped.all() and torch.isnan(vals).all() and row["reward/attribution_dropped"] == 2
     assert r.metrics()["attr/dropped"] == 2
     # the exact estimators have no completeness limit to fail: nothing is dropped
     ok = AttributionReward(strict.model_copy(update={"estimator": "occlusion"}))
     ok.bind_policy(*tiny_models["student"])
-    vals, dropped, row = score([WeightedReward("attribution", ok)], eps)
+    vals, dropped, row, _ = score([WeightedReward("attribution", ok)], eps)
     assert (
         not dropped.any()
         and torch.isfinite(vals).all()

@@ -10,7 +10,8 @@ import torch
 
 from iapo.rewards import format_reward, outcome
 from iapo.rewards.contract import WeightedReward
-from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, grpo_loss, kl_k3, policy_batches, train_grpo
+from iapo.rl.credit import fill_dropped, group_advantages
+from iapo.rl.grpo import GRPOSettings, grpo_loss, kl_k3, policy_batches, train_grpo
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import RolloutConfig, rollout
 

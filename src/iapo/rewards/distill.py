@@ -8,11 +8,14 @@ answer); the frozen teacher reads that same episode teacher-forced. The reward o
 over the T tokens the student generated (tool outputs and the prompt are context only): minus a
 one-sample estimate of the per-token reverse KL(student || teacher) on the student's own
 rollout, the quantity on-policy distillation minimises (GKD, Agarwal et al. 2024, with student
-samples only; TRL's GKDTrainer at lmbda = 1 and beta = 1). It goes through the reward contract
-as one number per episode beside the outcome reward, so the GRPO update, its KL to the
-reference and the group baseline are those of every other method: the dense teacher signal is
-averaged over an episode's tokens rather than given per token (a per-token advantage would
-change the update itself).
+samples only; TRL's GKDTrainer at lmbda = 1 and beta = 1).
+
+Two forms. `per_token=False` (the default, and all versions <= 0.4): one number per episode
+beside the outcome reward, through the group baseline like every other reward: the signal is
+averaged over an episode's tokens. `per_token=True`, the published recipe: each generated token
+t gets its own value log p_teacher(y_t) - log p_student(y_t) (a token-level reward; the method
+gives it `Credit(advantage="raw")`, so it is that token's advantage beside the outcome's): the
+teacher's disagreement lands on the token it disagrees with, e.g. the row a call names.
 
 Teacher and student must share a tokenizer (the zoo's roles do); their vision towers may differ:
 each reads the episode with its own processor, and the generated tokens are the same ids in
@@ -32,13 +35,15 @@ from iapo.rollout.loop import Episode, distinct
 
 
 class Distillation(Reward):
-    """r = mean over the student's generated tokens of log p_teacher - log p_student."""
+    """r = mean over the student's generated tokens of log p_teacher - log p_student, or
+    (`per_token`) each token's own log p_teacher - log p_student."""
 
     __name__ = "distill"
 
-    def __init__(self, teacher, batch_size: int = 8):
+    def __init__(self, teacher, batch_size: int = 8, per_token: bool = False):
         self.teacher = teacher  # (model, processor), frozen
         self.batch_size = batch_size
+        self.level = "token" if per_token else "episode"
         self.policy = None
         self.checked = None  # the student processor whose vocabulary was compared with the teacher's
         self.last: dict[str, float] = {}
@@ -52,39 +57,44 @@ class Distillation(Reward):
         self.policy = (model, processor)
         self.teacher[0].to(model.device)
 
-    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list[float | None]:
+    def __call__(self, prompts: list[str], completions: list[str], episodes: list[Episode], **_) -> list:
         if self.policy is None:
             raise RuntimeError("Distillation.bind_policy(model, processor) was not called")
         keys = [e.key for e in episodes]
         uniq, _ = distinct(keys)  # a group's copies are scored once
-        sums: dict = {}
+        per: dict = {}  # key -> (teacher, student) log-probs of its generated tokens, (L,) each
         for j in range(0, len(uniq), self.batch_size):
             part = [episodes[i] for i in uniq[j : j + self.batch_size]]
-            s = self._logp_sums(*self.policy, part)
-            t = self._logp_sums(*self.teacher, part)
-            for ep, (ls, n), (lt, nt) in zip(part, s, t, strict=True):
-                if n != nt:
-                    raise ValueError(f"{ep.example.id}: {n} generated tokens for the student, {nt} for the teacher")
-                sums[ep.key] = (lt, ls, n)
-        out = [(sums[k][0] - sums[k][1]) / sums[k][2] if sums[k][2] else None for k in keys]
-        n_tok = sum(v[2] for v in sums.values())
+            s = self._token_logps(*self.policy, part)
+            t = self._token_logps(*self.teacher, part)
+            for ep, ls, lt in zip(part, s, t, strict=True):
+                if len(ls) != len(lt):
+                    raise ValueError(
+                        f"{ep.example.id}: {len(ls)} generated tokens for the student, {len(lt)} for the teacher"
+                    )
+                per[ep.key] = (lt, ls)
+        diff = {k: lt - ls for k, (lt, ls) in per.items()}
+        means = [float(diff[k].mean()) if len(diff[k]) else None for k in keys]
+        n_tok = max(1, sum(len(lt) for lt, _ in per.values()))
         self.last = {
-            "distill/log_ratio": _mean([x for x in out if x is not None]),
-            "distill/teacher_logp": sum(v[0] for v in sums.values()) / max(1, n_tok),
-            "distill/student_logp": sum(v[1] for v in sums.values()) / max(1, n_tok),
+            "distill/log_ratio": _mean([x for x in means if x is not None]),
+            "distill/teacher_logp": sum(float(lt.sum()) for lt, _ in per.values()) / n_tok,
+            "distill/student_logp": sum(float(ls.sum()) for _, ls in per.values()) / n_tok,
         }
-        return out
+        if self.level == "token":
+            return [diff[k] if len(diff[k]) else None for k in keys]
+        return means
 
     def metrics(self) -> dict[str, float]:
         return dict(self.last)
 
     @torch.no_grad()
-    def _logp_sums(self, model, processor, episodes: list[Episode]) -> list[tuple[float, int]]:
-        """(sum of log p of the generated tokens, their number) per episode, under `model`."""
+    def _token_logps(self, model, processor, episodes: list[Episode]) -> list[torch.Tensor]:
+        """Per episode (L,) float64 log p of its generated tokens, in order, under `model`."""
         batch = collate([encode(e.segments, processor) for e in episodes], processor.pad_token_id).to(model.device)
         lp, _ = token_logprobs(model, batch)  # (B, T-1), 0 off the generated tokens
-        n = batch.completion_mask[:, 1:].sum(1)  # (B,)
-        return [(float(a), int(b)) for a, b in zip(lp.sum(1), n, strict=True)]
+        mask = batch.completion_mask[:, 1:].bool()
+        return [lp[i][mask[i]].double().cpu() for i in range(len(episodes))]
 
 
 def _mean(xs: list[float]) -> float:

@@ -13,7 +13,7 @@ from iapo.errors import ConfigError
 from iapo.models.build import fast_patch_embed, load
 from iapo.rewards import CallPenalty, Curiosity, ToolBonus, exact_match, format_reward, outcome
 from iapo.rewards.alignment import TEACHER_TARGETS, AttributionReward, AttributionRewardConfig
-from iapo.rewards.contract import WeightedReward
+from iapo.rewards.contract import Credit, WeightedReward
 from iapo.rewards.distill import Distillation
 from iapo.rewards.trm import TRMReward, load_trm
 from iapo.rollout.loop import RolloutConfig
@@ -36,6 +36,16 @@ class MethodConfig(StrictModel):
         ge=0,
         description="weight of on-policy distillation from `teacher`: the mean over the student's generated "
         "tokens of log p_teacher - log p_student (iapo.rewards.distill)",
+    )
+    distill_per_token: bool = Field(
+        False,
+        description="distillation in its anchor's form: each generated token's own log p_teacher - log p_student "
+        "is that token's advantage (credit raw); False: its episode mean, one reward among the others",
+    )
+    credit: dict[str, Credit] = Field(
+        default_factory=dict,
+        description="reward name -> how its value becomes advantage and which tokens it reaches (iapo.rl.credit), "
+        "e.g. {attribution: {advantage: own, tokens: calls}}: IAPO with its credit on the call; default pooled",
     )
     tool_bonus: float = Field(0.0, ge=0, description="b: reward for an episode with a valid, useful tool call")
     tool_bonus_conditional: bool = Field(True, description="pay the tool bonus only when the answer is right")
@@ -95,8 +105,19 @@ def make_rewards(
         tm, tp = load(tdir, dtype=dtype)
         teacher = (fast_patch_embed(tm).requires_grad_(False), tp)
     if method.distill:
-        rewards.append(WeightedReward("distill", Distillation(teacher), method.distill))
+        per_token = method.distill_per_token  # the published form: each token's log ratio is its advantage
+        credit = Credit(advantage="raw") if per_token else Credit()
+        rewards.append(WeightedReward("distill", Distillation(teacher, per_token=per_token), method.distill, credit))
     if method.attribution is not None:
         term = AttributionReward(method.attribution, teacher, seed, zoo.targets, tdir, rollout_cfg)
         rewards.append(WeightedReward("attribution", term, method.attribution.lam))  # lambda: the term's weight
-    return rewards
+    return with_credit(rewards, method)
+
+
+def with_credit(rewards: list[WeightedReward], method: MethodConfig) -> list[WeightedReward]:
+    """Each reward with the method's `credit` entry for it, if any (else as built: pooled, per-token
+    distillation raw). An entry naming no reward of the method is an error."""
+    names = [r.name for r in rewards]
+    if unknown := sorted(set(method.credit) - set(names)):
+        raise ConfigError(f"credit: {', '.join(unknown)} is not a reward of this method ({', '.join(names)})")
+    return [WeightedReward(r.name, r.fn, r.weight, method.credit.get(r.name, r.credit)) for r in rewards]

@@ -1,7 +1,8 @@
 """GRPO for multi-turn image-tool agents, CleanRL style: one file, the math in small functions.
 
 Per step: Q questions x G rollouts (`iapo.rollout`) -> weighted rewards (TRL reward-function
-convention) -> group-relative advantages -> clipped policy-ratio loss on the policy's own tokens
+convention) -> group-relative advantages, per generated token (`iapo.rl.credit`: the published
+scalar unless a reward routes its own) -> clipped policy-ratio loss on the policy's own tokens
 only (never prompt, image or tool-output tokens) + k3 KL to the frozen reference (SFT) policy.
 
 This is the CPU default engine. The scale-out engine is TRL's `GRPOTrainer`
@@ -28,7 +29,7 @@ from iapo.data.example import Example
 from iapo.models.processor import VLProcessor
 from iapo.provenance import record
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
-from iapo.rewards.contract import weights as reward_weights
+from iapo.rl.credit import decision_stats, token_advantages, token_grid
 from iapo.rollout.episode import Batch, Encoded, collate, encode
 from iapo.rollout.logprobs import shared_prompt_length, token_logprobs
 from iapo.rollout.loop import Episode, RolloutConfig, distinct, rollout
@@ -78,30 +79,6 @@ class GRPOSettings(StrictModel):
 # --- the math --------------------------------------------------------------------------------------
 
 
-def fill_dropped(per_func: torch.Tensor, dropped: torch.Tensor, group_size: int) -> torch.Tensor:
-    """(N, F) reward values and (N, F) True where a reward left an episode out -> the values with
-    each dropped one replaced by the mean of its group's scored values of that reward (0 if the
-    group has none):
-    the episode then gets no advantage from that reward, and the group's mean and spread of
-    the others stay as they were. Filling 0 instead would hand a dropped penalty term the best
-    value in its group."""
-    r = per_func.view(-1, group_size, per_func.shape[1])  # (Q, G, F)
-    d = dropped.view_as(r)
-    kept = (~d).sum(1, keepdim=True)
-    mean = torch.where(d, 0.0, r).sum(1, keepdim=True) / kept.clamp(min=1)  # (Q, 1, F); 0 with none kept
-    return torch.where(d, mean.expand_as(r), r).view_as(per_func)
-
-
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
-    """(Q*G,) rewards, grouped consecutively -> (Q*G,) advantages r - mean_g [/ (std_g + eps)].
-    A group whose rewards are all equal gets zero advantage (no division by zero)."""
-    r = rewards.view(-1, group_size)
-    adv = r - r.mean(1, keepdim=True)
-    if scale:
-        adv = adv / (r.std(1, keepdim=True) + eps)  # unbiased std, as TRL
-    return adv.flatten()
-
-
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token unbiased, non-negative KL(pi || ref) estimate: exp(ref - lp) - (ref - lp) - 1."""
     d = ref_logp - logp
@@ -123,13 +100,14 @@ def grpo_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate + beta * KL, averaged over masked tokens.
 
-    logp, old_logp, ref_logp, mask: (B, T); adv: (B,). `n_tokens` / `n_seqs` normalise over
+    logp, old_logp, ref_logp, mask: (B, T); adv: (B,), one per sequence, or (B, T), one per
+    token (`iapo.rl.credit`; equal to (B,) where constant along a row). `n_tokens` / `n_seqs` normalise over
     the whole batch when it is split into micro-batches (default: this micro-batch). `weight`
     (B,): the episodes each row stands for (default 1)."""
     w = torch.ones(logp.shape[0], dtype=logp.dtype, device=logp.device) if weight is None else weight.to(logp.dtype)
     mask = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
-    a = adv.unsqueeze(1)
+    a = adv.unsqueeze(1) if adv.dim() == 1 else adv  # (B, 1) or (B, T)
     per_token = -torch.min(ratio * a, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * a)
     kl = torch.zeros_like(logp)
     if beta > 0 and ref_logp is not None:
@@ -154,7 +132,7 @@ def grpo_loss(
 def step_metrics(episodes: list[Episode], total: torch.Tensor, adv: torch.Tensor, group_size: int) -> dict[str, float]:
     """The per-step metrics both engines log under the same names: the total reward and its
     spread within groups, groups without an outcome signal, accuracy, tool use and length.
-    total, adv: (N,) in group order."""
+    total: (N,) in group order; adv: (N,) each episode's mean |advantage| over its tokens."""
     outcome_r = torch.tensor([e.correct for e in episodes], dtype=torch.float64).view(-1, group_size)
     return {
         "reward/total": float(total.mean()),
@@ -269,14 +247,15 @@ def grpo_step(
     episodes = rollout_groups(policy, processor, local, cfg, step, shards)
     t1 = time.perf_counter()
     bind_policy(rewards, policy, processor)  # the live policy (unwrapped), on its device
-    per_func, dropped, row = score(rewards, episodes)  # (N, F) each
-    total = fill_dropped(per_func, dropped, cfg.group_size) @ reward_weights(rewards)
-    adv = group_advantages(total, cfg.group_size, cfg.scale_rewards).float()
+    values, dropped, row, dense = score(rewards, episodes)  # (N, F) each
+    advs, total = token_advantages(episodes, rewards, values, dropped, dense, cfg.group_size, cfg.scale_rewards)
     t2 = time.perf_counter()
-    row.update(step_metrics(episodes, total, adv, cfg.group_size))
-    ok = _all_ranks(acc, bool(torch.isfinite(adv).all()))
+    mean_abs = torch.stack([a.abs().mean() if len(a) else a.new_zeros(()) for a in advs])  # (N,)
+    row.update(step_metrics(episodes, total, mean_abs, cfg.group_size))
+    row.update(decision_stats(episodes, advs, values, rewards, processor.tokenizer))
+    ok = _all_ranks(acc, all(bool(torch.isfinite(a).all()) for a in advs))
     if ok:
-        ok = _update(model, ref_model, processor, opt, episodes, adv, cfg, row, acc)
+        ok = _update(model, ref_model, processor, opt, episodes, [a.float() for a in advs], cfg, row, acc)
     t3 = time.perf_counter()
     row.update({"time/rollout_s": t1 - t0, "time/reward_s": t2 - t1, "time/update_s": t3 - t2, "time/step_s": t3 - t0})
     return _mean_rows(acc, row), ok
@@ -304,15 +283,18 @@ def _mean_rows(acc, row: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _update(model, ref_model, processor, opt, episodes, adv, cfg: GRPOSettings, row: dict, acc=None) -> bool:
+def _update(
+    model, ref_model, processor, opt, episodes, advs: list[torch.Tensor], cfg: GRPOSettings, row: dict, acc=None
+) -> bool:
+    """The policy update on the step's episodes; advs: per episode (L_i,) token advantages."""
     world = acc.num_processes if acc is not None else 1
     model.train()
     device = acc.device if acc is not None else next(model.parameters()).device
     shared = cfg.group_size if cfg.shared_prompt and acc is None else 0  # a wrapped model runs rows whole
-    # an episode and its copies (same question, same text, same advantage) are one weighted row
-    keys = [(e.key, float(a)) for e, a in zip(episodes, adv, strict=True)]
+    # an episode and its copies (same question, same text, same advantages) are one weighted row
+    keys = [(e.key, a.numpy().tobytes()) for e, a in zip(episodes, advs, strict=True)]
     mbs = policy_batches(episodes, processor, cfg.micro_batch, device, cfg.batch_by_length, shared, keys)
-    mb_advs = [adv[mb.rows].to(device) for mb in mbs]  # (B,) each
+    mb_advs = [token_grid([advs[i] for i in mb.rows], mb.batch.completion_mask[:, 1:]) for mb in mbs]  # (B, T-1)
     n_local = torch.tensor([float(sum((mb.batch.completion_mask[:, 1:].sum(1) * mb.weight).sum() for mb in mbs))],
                            device=device)  # fmt: skip
     n_tokens = float(acc.reduce(n_local, "sum")) if world > 1 else float(n_local)

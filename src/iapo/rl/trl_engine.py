@@ -31,10 +31,12 @@ import torch
 from transformers import TrainerCallback
 
 from iapo.data.example import Example
+from iapo.errors import ConfigError
 from iapo.models.processor import VLProcessor
 from iapo.rewards.contract import WeightedReward, bind_policy, prepare, score
 from iapo.rewards.contract import weights as reward_weights
-from iapo.rl.grpo import GRPOSettings, fill_dropped, group_advantages, seeded_rollout, step_metrics
+from iapo.rl.credit import fill_dropped, group_advantages
+from iapo.rl.grpo import GRPOSettings, seeded_rollout, step_metrics
 from iapo.rollout.episode import encode
 from iapo.rollout.loop import Episode, rollout
 from iapo.store import METRICS, keep_metrics
@@ -86,6 +88,17 @@ def trl_batch(episodes: list[Episode], processor: VLProcessor, device: torch.dev
         out["pixel_values"] = torch.cat(pvs)
         out["image_grid_thw"] = torch.cat([enc.image_grid_thw for enc in encs if enc.image_grid_thw is not None])
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in out.items()}
+
+
+def refuse_credit(rewards: list[WeightedReward]) -> None:
+    """TRL's loss takes one advantage per sequence: a reward with its own credit (`Credit`: own
+    or raw advantage, routed tokens, turn- or token-level values) needs the CPU loop."""
+    routed = [r.name for r in rewards if not r.pooled]
+    if routed:
+        raise ConfigError(
+            f"rewards {', '.join(routed)}: per-token credit (credit: own/raw, turn- or token-level values) runs "
+            "in the CPU engine only (iapo.rl.grpo); TRL's GRPOTrainer takes one advantage per sequence"
+        )
 
 
 def _named(r: WeightedReward):
@@ -166,6 +179,7 @@ class IAPOGRPOTrainer(GRPOTrainer):
     ):
         """`metrics`: where the step rows go (a run directory's metrics.jsonl; default: in
         `args.output_dir`)."""
+        refuse_credit(rewards)
         args.reward_weights = [r.weight for r in rewards]
         args.temperature = cfg.rollout.temperature or 1.0  # TRL divides logits by it when scoring tokens
         dataset = Dataset.from_list([{"prompt": ex.question, "example_id": ex.id} for ex in examples])
@@ -215,7 +229,7 @@ class IAPOGRPOTrainer(GRPOTrainer):
             episodes = self._rollout(policy, examples)
             t1 = time.perf_counter()
             bind_policy(self.iapo_rewards, policy, self.vl_processor)
-            local_scores, local_dropped, reward_row = score(self.iapo_rewards, episodes)  # (n, F) here
+            local_scores, local_dropped, reward_row, _ = score(self.iapo_rewards, episodes)  # (n, F) here
         per_func = self.accelerator.gather(local_scores.to(device)).cpu()  # (N_all, F), group order
         dropped = self.accelerator.gather(local_dropped.to(device)).cpu()
         total = fill_dropped(per_func, dropped, self.num_generations) @ reward_weights(self.iapo_rewards)

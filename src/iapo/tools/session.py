@@ -170,8 +170,10 @@ class ToolSession:
         key = (turn.name, repr(sorted((k, sorted(v)) for k, v in args.items())))
         cls = CallClass.REDUNDANT if key in self.history else judge(self.units, after, self.evidence, self.context)
         # a useless call is a decoy call when it does for the distractor what a useful call does for the evidence
-        decoy = cls == CallClass.VALID_USELESS and self.decoy is not None and (
-            judge(self.units, after, self.decoy) == CallClass.VALID_USEFUL
+        decoy = (
+            cls == CallClass.VALID_USELESS
+            and self.decoy is not None
+            and (judge(self.units, after, self.decoy) == CallClass.VALID_USEFUL)
         )
         self.history.append(key)
         if self.image is not None:

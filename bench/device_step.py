@@ -1,7 +1,7 @@
 """IAPO and outcome GRPO step time on CPU vs GPU (and bf16 on GPU), tiny models, in one run;
 also checks that every stage runs on the accelerator (policy, reference, teacher, IG).
 
-python bench/device_step.py [--steps 3]
+python bench/device_step.py [--steps 3] [--questions 4 --group 8 --max-new-tokens 48]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from iapo.store import ZooDir
 from iapo.world import World
 
 
-def run(world: Path, zoo: Path, device: str, dtype: torch.dtype, method: MethodConfig, steps: int, out: Path) -> dict:
+def run(world: Path, zoo: Path, device: str, dtype: torch.dtype, method: MethodConfig, a, out: Path) -> dict:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -35,8 +35,8 @@ def run(world: Path, zoo: Path, device: str, dtype: torch.dtype, method: MethodC
     model, proc = load(ZooDir(zoo).role("student"), dtype=dtype)
     ref = copy.deepcopy(model).to(acc.device)
     rewards = make_rewards(method, zoo, None, 0, dtype)
-    cfg = GRPOSettings(steps=steps, questions_per_step=4, group_size=8, lr=2e-4, micro_batch=32,
-                     rollout=RolloutConfig(temperature=1.0, max_calls=3, max_new_tokens=48))  # fmt: skip
+    cfg = GRPOSettings(steps=a.steps, questions_per_step=a.questions, group_size=a.group, lr=2e-4, micro_batch=32,
+                     rollout=RolloutConfig(temperature=1.0, max_calls=3, max_new_tokens=a.max_new_tokens))  # fmt: skip
     rows: list[dict] = []
     t0 = time.perf_counter()
     train_grpo(model, ref, proc, World(world).load("train"), rewards, cfg, out, lambda s, n, r: rows.append(r), acc=acc)
@@ -53,6 +53,9 @@ def run(world: Path, zoo: Path, device: str, dtype: torch.dtype, method: MethodC
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--questions", type=int, default=4, help="Q questions per step")
+    ap.add_argument("--group", type=int, default=8, help="G rollouts per question")
+    ap.add_argument("--max-new-tokens", type=int, default=48, help="tokens per model turn")
     a = ap.parse_args()
     if a.steps < 2:
         ap.error("--steps must be >= 2: the first step warms up and is not timed")
@@ -61,13 +64,13 @@ def main() -> None:
     if torch.cuda.is_available():
         settings += [("cuda", torch.float32), ("cuda", torch.bfloat16)]
         print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__)
-    print(f"CPU threads: {torch.get_num_threads()}; Q=4 x G=8, m=8; mean over steps 2..{a.steps}")
+    print(f"CPU threads: {torch.get_num_threads()}; Q={a.questions} x G={a.group}, m=8; mean over steps 2..{a.steps}")
     with tempfile.TemporaryDirectory() as tmp:
         world, zoo = tiny_setup(Path(tmp))
         res = {}
         for dev, dt in settings:
             for name, m in methods.items():
-                r = run(world, zoo, dev, dt, m, a.steps, Path(tmp) / f"{dev}_{dt}_{name}")
+                r = run(world, zoo, dev, dt, m, a, Path(tmp) / f"{dev}_{dt}_{name}")
                 res[(dev, dt, name)] = r
                 print(f"{dev:>4} {dt!s:>14} {name:>7}: step {r['time/step_s']:.2f}s = rollout {r['time/rollout_s']:.2f}"
                       f" + reward {r['time/reward_s']:.2f} + update {r['time/update_s']:.2f}; on {sorted(r['devices'])}")  # fmt: skip

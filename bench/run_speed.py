@@ -46,6 +46,7 @@ GRID = ROOT / "research" / "claim" / "sparse.yaml"
 GRID_METHODS = ("outcome", "tool_bonus_any", "iapo")
 TERM = {"lam": 0.5, "target": "teacher_own", "components": 1.0, "regions": 1.0, "region_estimator": "grad_x_delta"}
 TINY_EVAL = {"val_examples": 4, "eval_every": 0, "test_limit": 2, "attribution_episodes": 0}
+TINY_GRPO = {"questions_per_step": 2, "group_size": 2}  # and 12 tokens a turn: a step of an untrained model in seconds
 SPELLED = {  # the library default and IG m = 4, in full: every code version runs these settings
     "default": {"teacher": "teacher", "attribution": TERM | {"estimator": "occlusion"}},
     "ig_m4": {"teacher": "teacher", "attribution": TERM | {"estimator": "ig", "n_steps": 4, "rule": "gausslegendre"}},
@@ -97,7 +98,10 @@ def _wait(p: subprocess.Popen) -> None:
 def train_config(method: str, steps: int, root: Path = ROOT, evaluation: dict | None = None) -> dict:
     """What `iapo train` of the code at `root` runs for `method`: its own grid's settings."""
     grid = read_grid(root)
-    return {"method": SPELLED.get(method) or grid["methods"][method], "grpo": grid["grpo"] | {"steps": steps, "checkpoint_every": steps},
+    grpo = grid["grpo"] | {"steps": steps, "checkpoint_every": steps}
+    if evaluation is TINY_EVAL:
+        grpo |= TINY_GRPO | {"rollout": grpo["rollout"] | {"max_new_tokens": 12}}
+    return {"method": SPELLED.get(method) or grid["methods"][method], "grpo": grpo,
             "eval": evaluation or grid["eval"], "seed": 0}  # fmt: skip
 
 

@@ -107,6 +107,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     zoo, world = zoo_and_world(None, None) if a.tiny else build(a.work)[::-1]
     cfg = GRPOSettings(**read_grid()["grpo"])
+    if a.tiny:  # an untrained model's turns run to the token limit: a small step, for tests
+        cfg = cfg.model_copy(update={"questions_per_step": 2, "group_size": 2,
+                                     "rollout": cfg.rollout.model_copy(update={"max_new_tokens": 12})})  # fmt: skip
     policy, proc = load(ZooDir(zoo).role("teacher"))
     ref = copy.deepcopy(policy)
     method = MethodConfig(attribution=AttributionRewardConfig(**dict(kv.split("=", 1) for kv in a.set)))

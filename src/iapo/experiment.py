@@ -214,7 +214,7 @@ def run_sft_baseline(cfg: ExperimentConfig, world: World, out: Path, zoo: int | 
 
 RESULT_FIELDS = [
     "method", "zoo", "seed", "split", "n", "accuracy", "calls_per_episode", "episodes_with_call",
-    "useful_rate", "misuse_rate", "well_formed", "train_seconds",
+    "useful_rate", "misuse_rate", "well_formed", "decoy_rate", "train_seconds",
 ]  # fmt: skip
 
 
@@ -227,7 +227,7 @@ def tidy_rows(results: list[dict]) -> list[dict]:
                 "accuracy": s["accuracy"]["mean"], "calls_per_episode": s["tools/calls_per_episode"],
                 "episodes_with_call": s["tools/episodes_with_call"], "useful_rate": s["tools/useful_rate"],
                 "misuse_rate": s["tools/misuse_rate"], "well_formed": s["format/well_formed"],
-                "train_seconds": r["train_seconds"],
+                "decoy_rate": s.get("tools/decoy_rate", ""), "train_seconds": r["train_seconds"],
             })  # fmt: skip
     return rows
 

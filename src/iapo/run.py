@@ -191,7 +191,13 @@ def run_one(
 
     def on_eval(step: int) -> dict:
         s = summarize(rollout(model, processor, val, rcfg.model_copy(update={"greedy": True})))
-        return {"val/accuracy": s["accuracy"]["mean"], "val/calls_per_episode": s["tools/calls_per_episode"]}
+        row = {"val/accuracy": s["accuracy"]["mean"], "val/calls_per_episode": s["tools/calls_per_episode"]}
+        if "tools/decoy_rate" in s:  # a world with distractors: where the valid calls go, and accuracy per template
+            row["val/decoy_rate"] = s["tools/decoy_rate"]
+            row.update(
+                {f"val/accuracy/{k.split('/')[-1]}": v["accuracy"]["mean"] for k, v in s["question_types"].items()}
+            )
+        return row
 
     gcfg = cfg.grpo.model_copy(update={"seed": cfg.seed})
     rewards = make_rewards(cfg.method, zoo_dir, trm_dir, cfg.seed, getattr(torch, cfg.model.dtype), rcfg)

@@ -393,12 +393,16 @@ def term_diagnostics(
     without a call, with a useful call / with calls none of which is useful, right / wrong); and,
     within each group of one question, Spearman's rank correlation of the term with correctness,
     with making a call and with a useful call, averaged over the groups where both vary (NaN when
-    none does). `name` prefixes the divergence keys (the region part logs its own)."""
+    none does). A useful call against all others mostly measures valid against invalid calls;
+    `useful_among_valid` ranks only the episodes with a valid call (where to look, not whether the
+    call runs), and `decoy_calls` is the divergence of episodes that called the distractor. `name`
+    prefixes the divergence keys (the region part logs its own)."""
     kinds = {
         "with_calls": [bool(e.calls) for e in episodes],
         "no_calls": [not e.calls for e in episodes],
         "useful_calls": [e.has_useful_call for e in episodes],
         "useless_calls": [bool(e.calls) and not e.has_useful_call for e in episodes],
+        "decoy_calls": [any(t.decoy for t in e.calls) for e in episodes],
         "correct": [e.correct > 0 for e in episodes],
         "incorrect": [not e.correct > 0 for e in episodes],
     }
@@ -411,14 +415,16 @@ def term_diagnostics(
     for i, e in enumerate(episodes):
         if d[i] is not None:
             groups.setdefault(e.example.id, []).append(i)
-    feats = {
-        "correct": lambda e: float(e.correct),
-        "call": lambda e: float(bool(e.calls)),
-        "useful_call": lambda e: float(e.has_useful_call),
+    feats = {  # name -> (feature, which episodes of a group it ranks)
+        "correct": (lambda e: float(e.correct), lambda e: True),
+        "call": (lambda e: float(bool(e.calls)), lambda e: True),
+        "useful_call": (lambda e: float(e.has_useful_call), lambda e: True),
+        "useful_among_valid": (lambda e: float(e.has_useful_call), lambda e: e.has_valid_call),
     }
-    for name, f in feats.items():
+    for name, (f, keep) in feats.items():
         rs = []
         for idx in groups.values():
+            idx = [i for i in idx if keep(episodes[i])]
             x, y = [term[i] for i in idx], [f(episodes[i]) for i in idx]
             if len(set(x)) > 1 and len(set(y)) > 1:
                 rs.append(float(spearmanr(x, y).statistic))

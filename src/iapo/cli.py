@@ -462,11 +462,12 @@ def plan(
     minutes_per_run: Annotated[
         float | None, typer.Option(help="Minutes per run (default: the pilot's measured mean).")
     ] = None,
+    measure: Annotated[str, typer.Option(help="The runs.csv column powered: accuracy or decoy_rate.")] = "accuracy",
 ) -> None:
     """How many zoos x seeds detect a difference with 80% power, and the grid's wall time, from a pilot."""
     from iapo.report import plan_markdown, read_runs_csv
 
-    per_run, minutes = read_runs_csv(runs)
+    per_run, minutes = read_runs_csv(runs, measure)
     grid = (effects or [5.0, 10.0], zoos or [2, 4, 6, 8, 10], seeds or [3, 4, 8])
     print(plan_markdown(per_run, minutes, a, b, *grid, arms, workers, minutes_per_run))
 

@@ -173,3 +173,35 @@ def test_the_cost_table_splits_a_step(report):
     assert row["iapo"]["train min / run"] == "1.5" and row["iapo"]["s / step"] == "3.00"
     assert row["iapo"]["attribution s"] == "0.40" and row["outcome"]["attribution s"] == ""
     assert row["bonus"]["val eval min / run"] == "0.5" and row["bonus"]["calls / episode"] == "1.20"
+
+
+def test_a_grid_registered_on_the_decoy_rate_decides_on_it(tmp_path):
+    """`report.measure: decoy_rate`: the verdict and the registered contrasts are on each run's
+    decoy-call rate (lower is better), and every accuracy comparison is exploratory."""
+    rng = np.random.default_rng(1)
+    rate = {"call": 0.15, "twin": 0.40, "outcome": 0.38}
+    for zoo in range(6):
+        for m, level in rate.items():
+            for seed in range(2):
+                r = _result("outcome", zoo, seed, rng) | {"method": m}
+                for s in r["splits"].values():
+                    s |= {
+                        "tools/decoy_rate": level + 0.03 * zoo + rng.normal(0, 0.02),
+                        "tools/distractor_valid_calls": 50.0,
+                    }
+                d = tmp_path / "runs" / m / f"zoo{zoo}" / f"seed{seed}"
+                d.mkdir(parents=True)
+                (d / "result.json").write_text(json.dumps(r))
+    report = {"baseline": "outcome", "proposed": "call", "primary": ["call", "twin"], "secondary": [["call", "outcome"]],
+              "measure": "decoy_rate"}  # fmt: skip
+    (tmp_path / "experiment.json").write_text(json.dumps({"config": {"report": report}}))
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert re.search(r"call calls the decoy less often than twin \(primary contrast, decoy-call rate\): -2\d\.\d", md)
+    assert "## Registered analysis: decoy-call rate" in md and "| call | twin | primary |" in md
+    assert "| call | outcome | secondary |" in md
+    assert "| call | outcome | exploratory |" in md  # accuracy: no longer the verdict
+    from iapo.report import read_runs_csv
+
+    rates, _ = read_runs_csv(tmp_path, "decoy_rate")  # what `iapo plan --measure decoy_rate` powers
+    assert sorted(rates) == ["call", "outcome", "twin"] and 0.1 < np.mean(list(rates["call"][0].values())) < 0.2

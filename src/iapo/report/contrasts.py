@@ -25,13 +25,32 @@ def average_accuracy(r: dict, splits: list[str] | None = None, tools: bool = Tru
     return float(np.mean([by_split[s]["accuracy"]["mean"] for s in (splits or sorted(by_split))]))
 
 
-def arm_runs(results: list[dict], splits: list[str] | None = None, tools: bool = True) -> dict[str, dict]:
+def decoy_rate(r: dict, splits: list[str] | None = None) -> float:
+    """A run's decoy-call rate: over the test splits with questions that name a distractor, the
+    share of its valid calls there that call the distractor (`iapo.rollout.summary.decoy_stats`),
+    each split weighted by its valid calls; nan without one."""
+    by = [s for name, s in r["splits"].items() if (splits is None or name in splits) and "tools/decoy_rate" in s]
+    n = [s.get("tools/distractor_valid_calls", 1.0) for s in by]
+    rates = [
+        (s["tools/decoy_rate"], k) for s, k in zip(by, n, strict=True) if k and not math.isnan(s["tools/decoy_rate"])
+    ]
+    return sum(x * k for x, k in rates) / sum(k for _, k in rates) if rates else math.nan
+
+
+def arm_runs(
+    results: list[dict], splits: list[str] | None = None, tools: bool = True, measure: str = "accuracy"
+) -> dict[str, dict]:
     """method -> zoo (None with one zoo) -> {seed: accuracy}: the only input of every interval
     and test in the report (questions enter through each run's accuracy). `tools` False: the
-    accuracy with no tools offered, of the runs evaluated that way."""
+    accuracy with no tools offered, of the runs evaluated that way. `measure` decoy_rate: each
+    run's decoy-call rate instead (`decoy_rate`; a run without a valid call on a distractor
+    question has none and is left out)."""
     out: dict[str, dict] = defaultdict(dict)
     for r in sorted(results, key=lambda r: (r.get("zoo") is not None, r.get("zoo") or 0, r["seed"] or 0)):
-        if tools or "splits_no_tools" in r:
+        if measure == "decoy_rate":
+            if not math.isnan(v := decoy_rate(r, splits)):
+                out[r["method"]].setdefault(r.get("zoo"), {})[r["seed"]] = v
+        elif tools or "splits_no_tools" in r:
             out[r["method"]].setdefault(r.get("zoo"), {})[r["seed"]] = average_accuracy(r, splits, tools)
     return dict(out)
 

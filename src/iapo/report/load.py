@@ -15,7 +15,7 @@ import numpy as np
 
 from iapo.errors import DataError
 from iapo.provenance import write_text
-from iapo.report.contrasts import average_accuracy
+from iapo.report.contrasts import average_accuracy, decoy_rate
 from iapo.store import METRICS, RESULT, RUN_RECORD, Damaged, ExperimentDir, read_json, read_metrics, read_run_record
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,23 @@ def write_runs_csv(results: list[dict], path: Path) -> None:
     splits = sorted(results[0]["splits"])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "zoo", "seed", "accuracy", *splits, "train_minutes", "accuracy_no_tools", "machine"])
+    w.writerow(["method", "zoo", "seed", "accuracy", *splits, "train_minutes", "accuracy_no_tools", "machine",
+                "decoy_rate"])  # fmt: skip
     for r in sorted(results, key=lambda r: (r["method"], r.get("zoo") or 0, r["seed"] or 0)):
         minutes = r.get("train_seconds", math.nan) / 60 if r.get("train_seconds") is not None else math.nan
         vals = [average_accuracy(r), *(r["splits"][s]["accuracy"]["mean"] for s in splits)]
         zoo, seed = ("" if r.get(k) is None else str(r[k]) for k in ("zoo", "seed"))
         bare = f"{average_accuracy(r, tools=False):.6f}" if "splits_no_tools" in r else ""
-        w.writerow([r["method"], zoo, seed, *(f"{v:.6f}" for v in vals), f"{minutes:.2f}", bare, r.get("machine", "")])
+        rate = decoy_rate(r)
+        w.writerow([r["method"], zoo, seed, *(f"{v:.6f}" for v in vals), f"{minutes:.2f}", bare, r.get("machine", ""),
+                    "" if math.isnan(rate) else f"{rate:.6f}"])  # fmt: skip
     write_text(path, buf.getvalue())
 
 
-def read_runs_csv(path: Path) -> tuple[dict[str, dict], dict[str, float]]:
+def read_runs_csv(path: Path, measure: str = "accuracy") -> tuple[dict[str, dict], dict[str, float]]:
     """(method -> zoo -> per-run accuracies, method -> mean training minutes) from a runs.csv
-    (`write_runs_csv`; a run directory means its runs.csv). A bad row is named, not skipped."""
+    (`write_runs_csv`; a run directory means its runs.csv). A bad row is named, not skipped.
+    `measure`: the column read (decoy_rate: runs without one are left out)."""
     path = path / "runs.csv" if path.is_dir() else path
     if not path.exists():
         raise DataError(f"{path}: no runs.csv (write one with `iapo report RUN_DIR`)")
@@ -103,7 +107,8 @@ def read_runs_csv(path: Path) -> tuple[dict[str, dict], dict[str, float]]:
         for i, row in enumerate(csv.DictReader(f), start=2):
             try:
                 zoo, seed = (int(row[k]) if row[k] not in ("", None) else None for k in ("zoo", "seed"))
-                arms[row["method"]].setdefault(zoo, {})[seed] = float(row["accuracy"])
+                if row.get(measure) not in ("", None) or measure == "accuracy":
+                    arms[row["method"]].setdefault(zoo, {})[seed] = float(row[measure])
                 if row.get("train_minutes") not in ("", None, "nan"):
                     minutes[row["method"]].append(float(row["train_minutes"]))
             except (KeyError, TypeError, ValueError) as e:

@@ -208,9 +208,15 @@ def _sections(
     incentive = best_on_val(curves, incentives(configs))
     references = [baseline, *([incentive] if incentive else [])]
     secondary = roles.secondary
-    contrasts = comparisons(arms, references, proposed, primary, attribution_variants(configs), secondary)
+    registered: list[Contrast] = []  # primary and secondary on another measure than accuracy
+    if roles.measure != "accuracy":
+        rates = arm_runs(results, measure=roles.measure)
+        registered = comparisons(rates, [], proposed, primary, None, secondary)
+        contrasts = comparisons(arms, references, proposed, None, attribution_variants(configs), None)
+    else:
+        contrasts = comparisons(arms, references, proposed, primary, attribution_variants(configs), secondary)
     acc_h, acc_r, accuracy = accuracy_table(results)
-    main = next((c for c in contrasts if c.primary), None)
+    main = next((c for c in registered or contrasts if c.primary), None)
     low = floor_splits(results)
     inside = [s for s in sorted(results[0]["splits"]) if s not in low] if low else []
     apart = {f"in-distribution ({', '.join(inside)}) % [95% CI]": {m: arm_ci(a) for m, a in arm_runs(results, inside).items()},
@@ -221,6 +227,12 @@ def _sections(
     bare = {m: arm_ci(a) for m, a in arm_runs(results, tools=False).items()}
     attr_methods = [m for m in runs if (configs.get(m) or {}).get("attribution")]
     sections = [
+        *([(f"Registered analysis: decoy-call rate (% of valid calls on distractor questions that call the decoy; "
+            f"lower is better; the {over} as the unit)",
+            ["method", "decoy-call rate % [95% CI]", "runs"],
+            [[m, fmt_ci(arm_ci(a)), str(sum(len(s) for s in a.values()))] for m, a in rates.items()]),
+           ("Registered contrasts on the decoy-call rate (diff = A - B; p Holm within the secondary family)",
+            *contrasts_table(registered))] if registered else []),
         (f"Headline: accuracy and differences with the {over} as the unit",
          *headline_table(accuracy, contrasts, runs, baseline, incentive, bare, apart)),
         ("Every comparison (diff = A - B on the same runs; p Holm: within the secondary family named before the "
@@ -246,13 +258,13 @@ def _sections(
         ("What a run costs (means over finished runs; per-step times are training steps)", *cost_table(runs, results)),
     ]  # fmt: skip
     found = {m: (sum(found_step(v) is not None for v in by.values()), len(by)) for m, by in runs.items()}
-    notes = [split_arms_note(found, primary) if main is not None else ""]
-    if low and main is not None:
+    notes = [split_arms_note(found, primary) if main is not None and not registered else ""]
+    if low and main is not None and not registered:
         alone = contrast(*(arm_runs(results, inside)[m] for m in primary), primary)
         notes.append(f"On the in-distribution splits alone ({', '.join(low)} at the floor for every method; "
                      f"exploratory): {fmt_diff(alone)} points, p = {fmt_p(alone.p)} (t), "
                      f"{fmt_p(alone.p_sign_flip)} (sign-flip).")  # fmt: skip
-    return " ".join([verdict(main, primary), *(n for n in notes if n)]), sections, contrasts
+    return " ".join([verdict(main, primary, roles.measure), *(n for n in notes if n)]), sections, contrasts
 
 
 def _shown(sections: list[Section]) -> list[Section]:
@@ -302,7 +314,9 @@ def _html(head: tuple[str, str, str, str], sections: list[Section], gallery: lis
 
 NOTES = (
     "Every interval and test takes each run's test accuracy (the mean over test splits, each weighted "
-    "equally) as its data: questions enter only through it. With several zoos the zoo is the unit: a "
+    "equally) as its data: questions enter only through it (a grid registered on the decoy-call rate takes each "
+    "run's share of valid calls on distractor questions that call the decoy, pooled over its test splits, for its "
+    "registered contrasts; its accuracy comparisons are then all exploratory). With several zoos the zoo is the unit: a "
     "method's accuracy is the mean of its zoo means with a t-interval over zoos, and a difference A - B is "
     "the mean over the zoos both ran on of (A's zoo mean - B's zoo mean), all runs of each, with a t-test "
     "over zoos (df = zoos - 1) and an exact sign-flip test; a difference is significant only when both "
@@ -345,7 +359,7 @@ def design_caveat(n_zoos: int, n_seeds: int = 0) -> str:
                "pilot." if floor >= 0.05 else "."))  # fmt: skip
 
 
-def verdict(c: Contrast | None, primary: tuple[str, str]) -> str:
+def verdict(c: Contrast | None, primary: tuple[str, str], measure: str = "accuracy") -> str:
     """The primary contrast in words: a win or a loss only when its decision rejects (the t-test
     over units and the exact sign-flip test both, `stats.decision_p`); else the interval it is
     compatible with.
@@ -364,6 +378,11 @@ def verdict(c: Contrast | None, primary: tuple[str, str]) -> str:
         return f"Primary contrast {a} vs {b}: {100 * c.diff:+.1f} points, too few {c.unit}s for an interval."
     tests = f"p = {fmt_p(c.p)}" + ("" if math.isnan(c.p_sign_flip) else f" (t), {fmt_p(c.p_sign_flip)} (sign-flip)")
     stat = f"{fmt_diff(c)} points, {tests}, {c.n_units} {c.unit}s as the unit; MDE {fmt_pts(c.mde)} points"
+    if measure == "decoy_rate":  # lower is better
+        if c.significant:
+            more = "more" if c.diff > 0 else "less"
+            return f"{a} calls the decoy {more} often than {b} (primary contrast, decoy-call rate): {stat}."
+        return f"{a} vs {b} on the decoy-call rate (primary contrast; lower is better): {c.reading()} ({stat})."
     if c.significant:
         return f"{a} {'beats' if c.diff > 0 else 'is below'} {b} (primary contrast): {stat}."
     return f"{a} vs {b} (primary contrast): {c.reading()} ({stat})."

@@ -5,6 +5,8 @@ the `secondary` contrasts as a Holm family of their own; every other comparison 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, ValidationError
 
 from iapo.config import StrictModel
@@ -25,6 +27,12 @@ class ReportRoles(StrictModel):
         default_factory=list,
         description="pre-registered secondary contrasts [[A, B], ...]: Holm-adjusted as their own family; every "
         "other comparison is exploratory (Holm-adjusted apart)",
+    )
+    measure: Literal["accuracy", "decoy_rate"] = Field(
+        "accuracy",
+        description="the datum of the primary and secondary contrasts: each run's test accuracy, or its decoy-call "
+        "rate (the share of its valid calls on questions that name a distractor that call the distractor; lower is "
+        "better); with decoy_rate every accuracy comparison is exploratory",
     )
 
     @property

@@ -5,4 +5,4 @@ Data flows one way: config -> world/data -> rollout -> rewards (incl. attributio
 -> eval -> report.
 """
 
-__version__ = "0.4.1"
+__version__ = "0.5.0"

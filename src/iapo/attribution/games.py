@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from iapo.attribution.ig import Completeness, EmbeddedBatch, sequence_logprob
+from iapo.attribution.ig import Completeness, EmbeddedBatch, forward_kv, kv_cache, sequence_logprob
 from iapo.rollout.episode import COMPONENTS
 
 Game = Literal["shapley", "occlusion"]
@@ -103,14 +103,8 @@ def segment_cache(
     V = len(variants)
     keep = _keep(comp[row : row + 1, start:stop].expand(V, -1), torch.tensor(variants, device=comp.device))
     emb = torch.where(keep.unsqueeze(-1), eb.inputs_embeds[row, start:stop], base[row, start:stop])  # (V, L, D)
-    out = model.model(
-        inputs_embeds=emb,
-        attention_mask=eb.attention_mask[row : row + 1, :stop].expand(V, -1),
-        position_ids=eb.position_ids[:, row : row + 1, start:stop].expand(-1, V, -1),
-        past_key_values=_cache(past),
-        use_cache=True,
-    )
-    return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+    mask = eb.attention_mask[row : row + 1, :stop].expand(V, -1)
+    return forward_kv(model, emb, mask, eb.position_ids[:, row : row + 1, start:stop].expand(-1, V, -1), past)
 
 
 def prefix_caches(
@@ -132,12 +126,6 @@ def prefix_caches(
         parts.update({v: [(k[i : i + 1], val[i : i + 1]) for k, val in kv] for i, v in enumerate(vs)})
     return [(torch.cat([parts[v][n][0] for v in variants]), torch.cat([parts[v][n][1] for v in variants]))
             for n in range(len(head))]  # fmt: skip
-
-
-def _cache(kv: list | None):
-    from transformers import DynamicCache
-
-    return DynamicCache(kv) if kv else None
 
 
 @torch.no_grad()
@@ -187,7 +175,7 @@ def _values(model, eb: EmbeddedBatch, base: torch.Tensor, comp: torch.Tensor, pa
     bits = torch.tensor([m for _, m in part], device=x.device)  # (R,)
     keep = _keep(comp[rows, start:end], bits)  # (R, end-start)
     emb = torch.where(keep.unsqueeze(-1), x[rows, start:end], base[rows, start:end])  # (R, end-start, D)
-    return sequence_logprob(model, eb, emb, rows, _cache(past), end).double().cpu().tolist()
+    return sequence_logprob(model, eb, emb, rows, kv_cache(past), end).double().cpu().tolist()
 
 
 def _chunks(pairs: list, suffix: list[int], size: int, slack: float = 1.5) -> list[list]:

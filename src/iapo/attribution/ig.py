@@ -155,20 +155,33 @@ def sequence_logprob(
     return torch.zeros(inputs_embeds.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, r, lp)
 
 
+def kv_cache(kv: list | None):
+    """A transformers cache from per-layer (keys, values); None for none."""
+    from transformers import DynamicCache
+
+    return DynamicCache(kv) if kv else None
+
+
+def forward_kv(model, emb: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, past: list | None = None) -> list:
+    """Per layer (keys, values) (R, H, L, d) of the positions whose embeddings are `emb` (R, L, D),
+    run on top of `past` (per layer (keys, values) of the positions before them, or None); `mask`
+    covers past and new positions, `pos` (3, R, L) the new ones. The one prefix-cache forward of
+    the term's passes (here and `games.segment_cache`)."""
+    out = model.model(inputs_embeds=emb, attention_mask=mask, position_ids=pos, past_key_values=kv_cache(past),
+                      use_cache=True)  # fmt: skip
+    return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+
+
 @torch.no_grad()
 def _head_cache(model, eb: EmbeddedBatch, P: int):
     """The KV cache of positions 0..P-1 of every row: computed once and shared where all rows
     have the same embeddings, positions and mask there, else per row."""
-    from transformers import DynamicCache
-
     x, B = eb.inputs_embeds[:, :P], eb.inputs_embeds.shape[0]
     same = bool((x == x[:1]).all() and (eb.position_ids[:, :, :P] == eb.position_ids[:, :1, :P]).all()
                 and eb.attention_mask[:, :P].all())  # fmt: skip
     rows = slice(0, 1) if same else slice(None)
-    out = model.model(inputs_embeds=x[rows], attention_mask=eb.attention_mask[rows, :P],
-                      position_ids=eb.position_ids[:, rows, :P], use_cache=True)  # fmt: skip
-    return DynamicCache([(lay.keys.expand(B, -1, -1, -1), lay.values.expand(B, -1, -1, -1))
-                         for lay in out.past_key_values.layers])  # fmt: skip
+    kv = forward_kv(model, x[rows], eb.attention_mask[rows, :P], eb.position_ids[:, rows, :P])
+    return kv_cache([(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in kv])
 
 
 # --- Integrated Gradients -------------------------------------------------------------------------

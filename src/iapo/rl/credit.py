@@ -22,7 +22,7 @@ import re
 
 import torch
 
-from iapo.rewards.contract import WeightedReward, turn_lengths
+from iapo.rewards.contract import WeightedReward, turn_lengths, weights
 from iapo.rollout.loop import Episode
 from iapo.tools.session import CallClass
 
@@ -76,7 +76,7 @@ def token_advantages(
     """Per episode (L_i,) float64 advantages of its generated tokens (module docstring), and the
     (N,) weighted total of every reward (dense ones by their episode mean), the logged reward.
     values, dropped: (N, F) from `score`; dense: its turn- and token-level values."""
-    w = torch.tensor([r.weight for r in rewards], dtype=torch.float64)
+    w = weights(rewards)  # (F,)
     filled = fill_dropped(values, dropped, group_size)  # (N, F)
     pooled = torch.tensor([r.pooled for r in rewards])
     a_pool = group_advantages(filled[:, pooled] @ w[pooled], group_size, scale) if pooled.any() else None
